@@ -1,0 +1,264 @@
+//! Reading and writing medical images, with no dependency on Burn.
+//!
+//! Every reader returns a [`Volume`]: `f32` intensities in the file's physical
+//! units (NIfTI `scl_slope`/`scl_inter` and DICOM rescale applied), stored with
+//! x varying fastest as in NIfTI, plus the voxel-to-world [`Geometry`] needed to
+//! write a result that lines up with its input in any viewer.
+//!
+//! Every failure is an [`Error`] that names the file and what is wrong with it;
+//! readers check sizes before allocating, so a corrupt header cannot make them
+//! reserve gigabytes or panic.
+
+mod dicom;
+mod error;
+mod geometry;
+mod nifti_io;
+mod npy;
+mod raster;
+mod slice;
+
+pub use dicom::{list_dicom_series, read_dicom, DicomSeriesInfo};
+pub use error::{Error, ErrorKind, Result};
+pub use geometry::Geometry;
+pub use nifti_io::{read_nifti, write_nifti};
+pub use npy::{read_npy, write_npy, NpyArray};
+pub use raster::{read_raster, write_png_gray};
+pub use slice::Slice;
+
+use std::path::{Path, PathBuf};
+
+/// Refuse any image with more voxels than this (4 GiB as `f32`) before allocating.
+pub const MAX_VOXELS: usize = 1 << 30;
+
+/// The on-disk format a volume came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Format {
+    Nifti,
+    Dicom,
+    Png,
+    Tiff,
+    Npy,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Format::Nifti => "NIfTI-1",
+            Format::Dicom => "DICOM",
+            Format::Png => "PNG",
+            Format::Tiff => "TIFF",
+            Format::Npy => "NPY",
+        };
+        f.write_str(s)
+    }
+}
+
+/// A 3-D image in physical units.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    /// Intensities, x fastest, then y, then z (`data[x + nx*(y + ny*z)]`).
+    pub data: Vec<f32>,
+    pub geometry: Geometry,
+    pub format: Format,
+    /// The stored data type before scaling, e.g. `int16`.
+    pub dtype: String,
+    /// Where the volume was read from.
+    pub source: PathBuf,
+}
+
+impl Volume {
+    pub fn shape(&self) -> [usize; 3] {
+        self.geometry.shape
+    }
+
+    /// Index into `data` of voxel (x, y, z).
+    #[inline]
+    pub fn index(&self, x: usize, y: usize, z: usize) -> usize {
+        let [nx, ny, _] = self.geometry.shape;
+        x + nx * (y + ny * z)
+    }
+
+    /// Count of NaN and infinite voxels.
+    pub fn non_finite_count(&self) -> usize {
+        self.data.iter().filter(|v| !v.is_finite()).count()
+    }
+}
+
+/// Options for [`read_volume`].
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// With a DICOM folder of several series, the SeriesInstanceUID to read.
+    pub series_uid: Option<String>,
+}
+
+/// Read any supported image: a NIfTI-1 file, a DICOM file or series folder, a
+/// PNG/TIFF image or a folder of them (a stack sorted by name), or an NPY array.
+pub fn read_volume(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<Volume> {
+    let path = path.as_ref();
+    let meta = std::fs::metadata(path).map_err(|e| Error::new(path, ErrorKind::Io(e)))?;
+    if meta.is_dir() {
+        return read_folder(path, opts);
+    }
+    match detect_format(path)? {
+        Format::Nifti => read_nifti(path),
+        Format::Dicom => read_dicom(path, opts.series_uid.as_deref()),
+        Format::Png | Format::Tiff => read_raster(path),
+        Format::Npy => read_npy(path).and_then(|a| a.into_volume(path)),
+    }
+}
+
+/// Guess a file's format from its first bytes, falling back on its extension.
+pub fn detect_format(path: &Path) -> Result<Format> {
+    use std::io::Read;
+    let mut head = [0u8; 132];
+    let mut f = std::fs::File::open(path).map_err(|e| Error::new(path, ErrorKind::Io(e)))?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(Error::new(path, ErrorKind::Io(e))),
+        }
+    }
+    if n == 0 {
+        return Err(Error::new(path, ErrorKind::Empty));
+    }
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if head[..n].starts_with(b"\x93NUMPY") {
+        return Ok(Format::Npy);
+    }
+    if head[..n].starts_with(b"\x89PNG") {
+        return Ok(Format::Png);
+    }
+    if head[..n].starts_with(b"II*\0") || head[..n].starts_with(b"MM\0*") {
+        return Ok(Format::Tiff);
+    }
+    if n >= 132 && &head[128..132] == b"DICM" {
+        return Ok(Format::Dicom);
+    }
+    if name.ends_with(".nii") || name.ends_with(".nii.gz") || head[..n].starts_with(&[0x1f, 0x8b])
+    {
+        return Ok(Format::Nifti);
+    }
+    if n >= 4 && (head[..4] == 348i32.to_le_bytes() || head[..4] == 348i32.to_be_bytes()) {
+        return Ok(Format::Nifti);
+    }
+    let ext = Path::new(&name)
+        .extension()
+        .map(|e| e.to_string_lossy().to_string())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "dcm" | "ima" => Ok(Format::Dicom),
+        "png" => Ok(Format::Png),
+        "tif" | "tiff" => Ok(Format::Tiff),
+        "npy" => Ok(Format::Npy),
+        _ => Err(Error::new(
+            path,
+            ErrorKind::UnknownFormat(
+                "expected NIfTI (.nii, .nii.gz), DICOM, PNG, TIFF or NPY".into(),
+            ),
+        )),
+    }
+}
+
+/// Sorted regular files of a folder (hidden files skipped).
+pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::new(dir, ErrorKind::Io(e)))?;
+    let mut files = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::new(dir, ErrorKind::Io(e)))?;
+        let p = entry.path();
+        let hidden = p
+            .file_name()
+            .map(|n| n.to_string_lossy().starts_with('.'))
+            .unwrap_or(true);
+        if p.is_file() && !hidden {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn has_ext(p: &Path, exts: &[&str]) -> bool {
+    p.extension()
+        .map(|e| exts.iter().any(|x| e.eq_ignore_ascii_case(x)))
+        .unwrap_or(false)
+}
+
+/// A folder is a DICOM series, or a stack of 2-D PNG/TIFF/NPY slices sorted by name.
+fn read_folder(dir: &Path, opts: &ReadOptions) -> Result<Volume> {
+    let files = list_files(dir)?;
+    if files.is_empty() {
+        return Err(Error::new(dir, ErrorKind::EmptyFolder));
+    }
+    let slices: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| has_ext(p, &["png", "tif", "tiff", "npy"]))
+        .collect();
+    if slices.is_empty() {
+        return read_dicom(dir, opts.series_uid.as_deref());
+    }
+    let mut stack: Vec<Slice> = Vec::with_capacity(slices.len());
+    let mut format = Format::Png;
+    let mut dtype = String::new();
+    for p in &slices {
+        let v = if has_ext(p, &["npy"]) {
+            read_npy(p)?.into_volume(p)?
+        } else {
+            read_raster(p)?
+        };
+        if v.shape()[2] != 1 {
+            return Err(Error::new(
+                p.as_path(),
+                ErrorKind::Invalid("a folder stack must hold 2-D images only".into()),
+            ));
+        }
+        let s = Slice::from_plane(&v, 2, 0);
+        if let Some(first) = stack.first() {
+            if (first.width, first.height) != (s.width, s.height) {
+                return Err(Error::new(
+                    p.as_path(),
+                    ErrorKind::Invalid(format!(
+                        "image is {}x{} but the first image of the folder is {}x{}",
+                        s.width, s.height, first.width, first.height
+                    )),
+                ));
+            }
+        }
+        format = v.format;
+        dtype = v.dtype;
+        stack.push(s);
+    }
+    let (w, h) = (stack[0].width, stack[0].height);
+    let mut geometry = Geometry::identity([w, h, stack.len()]);
+    geometry.spacing = [1.0; 3];
+    let mut vol = Volume {
+        data: vec![0.0; w * h * stack.len()],
+        geometry,
+        format,
+        dtype,
+        source: dir.to_path_buf(),
+    };
+    for (z, s) in stack.iter().enumerate() {
+        s.write_plane(&mut vol, 2, z);
+    }
+    Ok(vol)
+}
+
+/// The project's shared real-data folder (`../shared/data` beside a checkout),
+/// found through `MEDTRANS_SHARED_DATA` or by walking up from the working
+/// directory. Tests, benchmarks and experiments read real images from it.
+pub fn shared_data_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MEDTRANS_SHARED_DATA") {
+        return Some(PathBuf::from(p));
+    }
+    let start = std::env::current_dir().ok()?;
+    start
+        .ancestors()
+        .map(|a| a.join("shared").join("data"))
+        .find(|p| p.join("README.md").is_file())
+}
