@@ -32,7 +32,10 @@ impl std::fmt::Display for DicomSeriesInfo {
 }
 
 fn corrupt(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::new(path, ErrorKind::Truncated(format!("cannot parse DICOM: {e}")))
+    Error::new(
+        path,
+        ErrorKind::Truncated(format!("cannot parse DICOM: {e}")),
+    )
 }
 
 /// True when the file carries the "DICM" marker after the 128-byte preamble.
@@ -42,6 +45,21 @@ fn is_dicom_file(path: &Path) -> bool {
         .and_then(|mut f| f.read_exact(&mut head))
         .map(|_| &head[128..] == b"DICM")
         .unwrap_or(false)
+}
+
+/// dicom-rs accepts encapsulated pixel data whose closing (FFFE,E0DD) item is
+/// missing; such a file was cut short, so look for the delimiter near the end.
+fn has_sequence_delimiter(path: &Path, len: u64) -> bool {
+    use std::io::{Seek, SeekFrom};
+    const DELIM: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
+    const DELIM_BE: [u8; 8] = [0xFF, 0xFE, 0xE0, 0xDD, 0, 0, 0, 0];
+    let tail = len.min(4096);
+    let mut buf = vec![0u8; tail as usize];
+    let ok = std::fs::File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(len - tail))?;
+        f.read_exact(&mut buf)
+    });
+    ok.is_ok() && buf.windows(8).any(|w| w == DELIM || w == DELIM_BE)
 }
 
 fn text(obj: &DefaultDicomObject, tag: dicom_object::Tag) -> Option<String> {
@@ -82,7 +100,8 @@ pub fn list_dicom_series(dir: &Path) -> Result<Vec<(DicomSeriesInfo, Vec<PathBuf
     let mut series: Vec<(DicomSeriesInfo, Vec<PathBuf>)> = Vec::new();
     for p in files {
         let obj = open_header(&p)?;
-        let uid = text(&obj, tags::SERIES_INSTANCE_UID).unwrap_or_else(|| "(no SeriesInstanceUID)".into());
+        let uid = text(&obj, tags::SERIES_INSTANCE_UID)
+            .unwrap_or_else(|| "(no SeriesInstanceUID)".into());
         match series.iter_mut().find(|(s, _)| s.uid == uid) {
             Some((s, v)) => {
                 s.files += 1;
@@ -108,15 +127,22 @@ pub fn read_dicom(path: &Path, series_uid: Option<&str>) -> Result<Volume> {
         let mut series = list_dicom_series(path)?;
         let chosen = match series_uid {
             Some(uid) => {
-                let i = series.iter().position(|(s, _)| s.uid == uid).ok_or_else(|| {
-                    Error::invalid(
-                        path,
-                        format!(
-                            "no series with SeriesInstanceUID {uid}; the folder holds:\n{}",
-                            series.iter().map(|(s, _)| format!("  {s}")).collect::<Vec<_>>().join("\n")
-                        ),
-                    )
-                })?;
+                let i = series
+                    .iter()
+                    .position(|(s, _)| s.uid == uid)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            path,
+                            format!(
+                                "no series with SeriesInstanceUID {uid}; the folder holds:\n{}",
+                                series
+                                    .iter()
+                                    .map(|(s, _)| format!("  {s}"))
+                                    .collect::<Vec<_>>()
+                                    .join("\n")
+                            ),
+                        )
+                    })?;
                 series.swap_remove(i)
             }
             None if series.len() == 1 => series.pop().unwrap(),
@@ -156,8 +182,20 @@ fn read_frames(path: &Path) -> Result<Frames> {
         return Err(Error::new(path, ErrorKind::Empty));
     }
     let obj = dicom_object::open_file(path).map_err(|e| corrupt(path, e))?;
-    if obj.element_opt(tags::PIXEL_DATA).ok().flatten().is_none() {
+    let Some(pixel_data) = obj.element_opt(tags::PIXEL_DATA).ok().flatten() else {
         return Err(Error::invalid(path, "the DICOM object has no pixel data"));
+    };
+    if matches!(
+        pixel_data.value(),
+        dicom_core::value::Value::PixelSequence(_)
+    ) && !has_sequence_delimiter(path, len)
+    {
+        return Err(Error::new(
+            path,
+            ErrorKind::Truncated(
+                "the compressed pixel data ends without its sequence delimiter: the file was cut short".into(),
+            ),
+        ));
     }
     let rows = obj
         .element_opt(tags::ROWS)
@@ -184,7 +222,9 @@ fn read_frames(path: &Path) -> Result<Frames> {
     if (rows as u128) * (cols as u128) * (n_frames as u128) > MAX_VOXELS as u128 {
         return Err(Error::new(
             path,
-            ErrorKind::TooLarge(format!("{rows}x{cols}x{n_frames} voxels exceed {MAX_VOXELS}")),
+            ErrorKind::TooLarge(format!(
+                "{rows}x{cols}x{n_frames} voxels exceed {MAX_VOXELS}"
+            )),
         ));
     }
     let decoded = obj.decode_pixel_data().map_err(|e| {
@@ -220,7 +260,11 @@ fn read_frames(path: &Path) -> Result<Frames> {
                 let (f, p) = (i / px, i % px);
                 let [r, g, b] = if planar {
                     let base = f * px * 3;
-                    [values[base + p], values[base + px + p], values[base + 2 * px + p]]
+                    [
+                        values[base + p],
+                        values[base + px + p],
+                        values[base + 2 * px + p],
+                    ]
                 } else {
                     [values[3 * i], values[3 * i + 1], values[3 * i + 2]]
                 };
@@ -291,7 +335,9 @@ fn assemble(source: &Path, mut frames: Vec<Frames>) -> Result<Volume> {
             ));
         }
     }
-    let orientation = frames[0].orientation.unwrap_or([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+    let orientation = frames[0]
+        .orientation
+        .unwrap_or([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
     let row_dir = [orientation[0], orientation[1], orientation[2]];
     let col_dir = [orientation[3], orientation[4], orientation[5]];
     let normal = cross(row_dir, col_dir);
@@ -321,7 +367,9 @@ fn assemble(source: &Path, mut frames: Vec<Frames>) -> Result<Volume> {
                 "several files share one slice position: is this one series?",
             ));
         }
-        if d.iter().any(|x| (x - median).abs() > 0.01 * median.max(1.0)) {
+        if d.iter()
+            .any(|x| (x - median).abs() > 0.01 * median.max(1.0))
+        {
             tracing::warn!(
                 "{}: slice spacing varies ({:.3}..{:.3} mm); using the median {median:.3} mm",
                 source.display(),

@@ -35,7 +35,10 @@ pub enum ErrorKind {
     #[error("unrecognised format: {0}")]
     UnknownFormat(String),
     #[error("not a valid {format} file: {detail}")]
-    BadHeader { format: &'static str, detail: String },
+    BadHeader {
+        format: &'static str,
+        detail: String,
+    },
     #[error("truncated or corrupt: {0}")]
     Truncated(String),
     #[error("too large: {0}")]

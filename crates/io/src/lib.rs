@@ -54,7 +54,7 @@ impl std::fmt::Display for Format {
 }
 
 /// A 3-D image in physical units.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Volume {
     /// Intensities, x fastest, then y, then z (`data[x + nx*(y + ny*z)]`).
     pub data: Vec<f32>,
@@ -64,6 +64,18 @@ pub struct Volume {
     pub dtype: String,
     /// Where the volume was read from.
     pub source: PathBuf,
+}
+
+impl std::fmt::Debug for Volume {
+    /// Summarised: a volume's voxels are far too many to print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Volume")
+            .field("source", &self.source)
+            .field("format", &self.format)
+            .field("dtype", &self.dtype)
+            .field("geometry", &self.geometry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Volume {
@@ -127,6 +139,10 @@ pub fn detect_format(path: &Path) -> Result<Format> {
         .file_name()
         .map(|s| s.to_string_lossy().to_lowercase())
         .unwrap_or_default();
+    // DICOM first: a DICOM preamble may itself look like a TIFF header.
+    if n >= 132 && &head[128..132] == b"DICM" {
+        return Ok(Format::Dicom);
+    }
     if head[..n].starts_with(b"\x93NUMPY") {
         return Ok(Format::Npy);
     }
@@ -136,11 +152,7 @@ pub fn detect_format(path: &Path) -> Result<Format> {
     if head[..n].starts_with(b"II*\0") || head[..n].starts_with(b"MM\0*") {
         return Ok(Format::Tiff);
     }
-    if n >= 132 && &head[128..132] == b"DICM" {
-        return Ok(Format::Dicom);
-    }
-    if name.ends_with(".nii") || name.ends_with(".nii.gz") || head[..n].starts_with(&[0x1f, 0x8b])
-    {
+    if name.ends_with(".nii") || name.ends_with(".nii.gz") || head[..n].starts_with(&[0x1f, 0x8b]) {
         return Ok(Format::Nifti);
     }
     if n >= 4 && (head[..4] == 348i32.to_le_bytes() || head[..4] == 348i32.to_be_bytes()) {

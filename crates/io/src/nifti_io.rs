@@ -33,7 +33,9 @@ fn stream_err(path: &Path, e: std::io::Error, what: &str) -> Error {
         ),
         std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => Error::new(
             path,
-            ErrorKind::Truncated(format!("gzip stream is damaged while reading the {what}: {e}")),
+            ErrorKind::Truncated(format!(
+                "gzip stream is damaged while reading the {what}: {e}"
+            )),
         ),
         _ => Error::new(path, ErrorKind::Io(e)),
     }
@@ -74,7 +76,10 @@ pub fn read_nifti(path: &Path) -> Result<Volume> {
     let gz = magic == [0x1f, 0x8b];
     let name = path.to_string_lossy().to_lowercase();
     if name.ends_with(".gz") && !gz {
-        return Err(bad(path, "the name ends in .gz but the file is not gzip-compressed"));
+        return Err(bad(
+            path,
+            "the name ends in .gz but the file is not gzip-compressed",
+        ));
     }
     // Re-open so the stream starts at byte 0.
     let file = std::fs::File::open(path).map_err(|e| Error::new(path, ErrorKind::Io(e)))?;
@@ -96,17 +101,28 @@ pub fn read_nifti(path: &Path) -> Result<Volume> {
         ));
     }
     if sizeof_hdr != 348 && sizeof_hdr.swap_bytes() != 348 {
-        return Err(bad(path, format!("sizeof_hdr is {sizeof_hdr}, expected 348")));
+        return Err(bad(
+            path,
+            format!("sizeof_hdr is {sizeof_hdr}, expected 348"),
+        ));
     }
     let hdr = NiftiHeader::from_reader(&hbytes[..]).map_err(|e| bad(path, e.to_string()))?;
     if &hdr.magic != b"n+1\0" {
         return Err(if &hdr.magic == b"ni1\0" {
             Error::new(
                 path,
-                ErrorKind::Unsupported("two-file NIfTI (.hdr/.img); convert to a single .nii".into()),
+                ErrorKind::Unsupported(
+                    "two-file NIfTI (.hdr/.img); convert to a single .nii".into(),
+                ),
             )
         } else {
-            bad(path, format!("magic is {:?}, expected \"n+1\"", String::from_utf8_lossy(&hdr.magic)))
+            bad(
+                path,
+                format!(
+                    "magic is {:?}, expected \"n+1\"",
+                    String::from_utf8_lossy(&hdr.magic)
+                ),
+            )
         });
     }
 
@@ -120,7 +136,10 @@ pub fn read_nifti(path: &Path) -> Result<Volume> {
     for i in 1..=ndim as usize {
         let d = hdr.dim[i] as i16;
         if d <= 0 {
-            return Err(bad(path, format!("dim[{i}] is {d}; dimensions must be positive")));
+            return Err(bad(
+                path,
+                format!("dim[{i}] is {d}; dimensions must be positive"),
+            ));
         }
         total *= d as u128;
         if i <= 3 {
@@ -306,7 +325,10 @@ pub fn write_nifti(path: &Path, data: &[f32], geometry: &Geometry, overwrite: bo
     let result = (|| -> std::io::Result<()> {
         let file = BufWriter::new(std::fs::File::create(&tmp)?);
         let mut out: Box<dyn Write> = if path.to_string_lossy().to_lowercase().ends_with(".gz") {
-            Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::new(6)))
+            Box::new(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::new(6),
+            ))
         } else {
             Box::new(file)
         };
@@ -333,8 +355,10 @@ pub fn write_nifti(path: &Path, data: &[f32], geometry: &Geometry, overwrite: bo
 /// The 348 bytes of a little-endian NIfTI-1 header for float32 data.
 fn build_header(data: &[f32], g: &Geometry) -> Vec<u8> {
     let mut h = vec![0u8; HEADER_LEN];
-    let put_i16 = |h: &mut [u8], off: usize, v: i16| h[off..off + 2].copy_from_slice(&v.to_le_bytes());
-    let put_f32 = |h: &mut [u8], off: usize, v: f32| h[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    let put_i16 =
+        |h: &mut [u8], off: usize, v: i16| h[off..off + 2].copy_from_slice(&v.to_le_bytes());
+    let put_f32 =
+        |h: &mut [u8], off: usize, v: f32| h[off..off + 4].copy_from_slice(&v.to_le_bytes());
     h[0..4].copy_from_slice(&348i32.to_le_bytes());
     h[38] = b'r'; // regular
     let ndim = if g.shape[2] > 1 { 3 } else { 2 };
@@ -359,7 +383,9 @@ fn build_header(data: &[f32], g: &Geometry) -> Vec<u8> {
     let (lo, hi) = data
         .iter()
         .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     if lo.is_finite() {
         put_f32(&mut h, 124, hi); // cal_max
         put_f32(&mut h, 128, lo); // cal_min

@@ -27,7 +27,10 @@ fn bad(path: &Path, detail: impl Into<String>) -> Error {
 /// Value of `'key': value` in the header dict (a tiny parser for the fixed format numpy writes).
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let k = header.find(&format!("'{key}'"))?;
-    let rest = header[k + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = header[k + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
     let end = if rest.starts_with('(') {
         rest.find(')')? + 1
     } else {
@@ -84,7 +87,10 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| bad(path, format!("bad shape {shape_s}"))))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| bad(path, format!("bad shape {shape_s}")))
+        })
         .collect::<Result<_>>()?;
     let total = shape
         .iter()
@@ -127,7 +133,11 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
                 .chunks_exact($n)
                 .map(|c| {
                     let a: [u8; $n] = c.try_into().unwrap();
-                    (if big { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }) as f32
+                    (if big {
+                        <$t>::from_be_bytes(a)
+                    } else {
+                        <$t>::from_le_bytes(a)
+                    }) as f32
                 })
                 .collect::<Vec<f32>>()
         };
@@ -137,7 +147,13 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
         (b'f', 8) => conv!(f64, 8),
         (b'f', 2) => bytes
             .chunks_exact(2)
-            .map(|c| half_to_f32(if big { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) }))
+            .map(|c| {
+                half_to_f32(if big {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from_le_bytes([c[0], c[1]])
+                })
+            })
             .collect(),
         (b'u', 1) | (b'b', 1) => bytes.iter().map(|&b| b as f32).collect(),
         (b'i', 1) => bytes.iter().map(|&b| b as i8 as f32).collect(),
@@ -211,7 +227,9 @@ impl NpyArray {
             s => {
                 return Err(Error::invalid(
                     path,
-                    format!("array of shape {s:?}; expected a 2-D slice [H, W] or a stack [n, H, W]"),
+                    format!(
+                        "array of shape {s:?}; expected a 2-D slice [H, W] or a stack [n, H, W]"
+                    ),
                 ))
             }
         };
@@ -265,7 +283,11 @@ impl NpyElement for u8 {
 
 /// Write a C-order array (version 1.0 format, readable by `numpy.load`).
 pub fn write_npy<T: NpyElement>(path: &Path, shape: &[usize], data: &[T]) -> Result<()> {
-    assert_eq!(shape.iter().product::<usize>(), data.len(), "shape does not match data");
+    assert_eq!(
+        shape.iter().product::<usize>(),
+        data.len(),
+        "shape does not match data"
+    );
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_s = if dims.len() == 1 {
         format!("({},)", dims[0])

@@ -36,15 +36,23 @@ pub fn read_raster(path: &Path) -> Result<Volume> {
     let (dtype, data): (&str, Vec<f32>) = match img {
         DynamicImage::ImageLuma8(b) => ("uint8", b.into_raw().into_iter().map(f32::from).collect()),
         DynamicImage::ImageLumaA8(b) => ("uint8", b.pixels().map(|p| p.0[0] as f32).collect()),
-        DynamicImage::ImageLuma16(b) => ("uint16", b.into_raw().into_iter().map(f32::from).collect()),
+        DynamicImage::ImageLuma16(b) => {
+            ("uint16", b.into_raw().into_iter().map(f32::from).collect())
+        }
         DynamicImage::ImageLumaA16(b) => ("uint16", b.pixels().map(|p| p.0[0] as f32).collect()),
         DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => {
             let rgb = img.to_rgb8();
-            ("uint8 RGB -> gray", rgb.pixels().map(|p| luma(p.0.map(f32::from))).collect())
+            (
+                "uint8 RGB -> gray",
+                rgb.pixels().map(|p| luma(p.0.map(f32::from))).collect(),
+            )
         }
         DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) => {
             let rgb = img.to_rgb16();
-            ("uint16 RGB -> gray", rgb.pixels().map(|p| luma(p.0.map(f32::from))).collect())
+            (
+                "uint16 RGB -> gray",
+                rgb.pixels().map(|p| luma(p.0.map(f32::from))).collect(),
+            )
         }
         other => {
             // Float images: keep values as stored.

@@ -24,8 +24,16 @@ pub fn plane_axes(axis: usize) -> (usize, usize) {
 
 impl Slice {
     pub fn new(data: Vec<f32>, width: usize, height: usize) -> Self {
-        assert_eq!(data.len(), width * height, "slice data does not match its size");
-        Slice { data, width, height }
+        assert_eq!(
+            data.len(),
+            width * height,
+            "slice data does not match its size"
+        );
+        Slice {
+            data,
+            width,
+            height,
+        }
     }
 
     pub fn filled(width: usize, height: usize, value: f32) -> Self {
@@ -59,7 +67,11 @@ impl Slice {
     pub fn write_plane(&self, vol: &mut Volume, axis: usize, index: usize) {
         let shape = vol.shape();
         let (cu, cv) = plane_axes(axis);
-        assert_eq!((self.width, self.height), (shape[cu], shape[cv]), "slice does not fit the plane");
+        assert_eq!(
+            (self.width, self.height),
+            (shape[cu], shape[cv]),
+            "slice does not fit the plane"
+        );
         let mut idx = [0usize; 3];
         idx[axis] = index;
         for row in 0..self.height {
