@@ -219,7 +219,18 @@ def metrics_fixtures():
     np.save(os.path.join(d, "ventricles.npy"), vent)
     t2_100 = np.load(os.path.join(d, "real_1.npy"))
     best, arg = dice_best_threshold(t2_100, vent)
+    # Paired Wilcoxon signed-rank (scipy defaults), exact and approximate cases.
+    from scipy.stats import wilcoxon
+    wil = []
+    for n, ties in [(12, False), (40, False), (80, False), (30, True)]:
+        a = rng.normal(0.5, 0.1, n)
+        b = a + rng.normal(0.02, 0.05, n)
+        if ties:
+            a, b = np.round(a, 1), np.round(b, 1)
+        r = wilcoxon(a, b)
+        wil.append({"a": a.tolist(), "b": b.tolist(), "statistic": float(r.statistic), "p_value": float(r.pvalue)})
     out = {
+        "wilcoxon": wil,
         "cases": cases,
         "dice": {"a": "fixtures/metrics/labels_a.npy", "b": "fixtures/metrics/labels_b.npy",
                  "per_label": dice_per_label(lab, lab_shift)},
