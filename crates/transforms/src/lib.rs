@@ -1,14 +1,24 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Transforms between a volume as read and a training slice in [-1, 1].
+//!
+//! Everything here is deterministic given its inputs (randomness comes in as
+//! an explicit RNG), so the same prepared dataset and seed always produce the
+//! same training pairs.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod intensity;
+mod misalign;
+mod resample;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+pub use intensity::{check_finite, percentile, IntensityMap, Normalization, TransformError};
+pub use misalign::{affine_warp, MisalignParams, MAX_NOISE_LEVEL};
+pub use resample::{fit_square, pad_to_square, resize, Interp, SquareFit};
+
+use medtrans_io::Slice;
+
+/// Fraction of pixels above `threshold`: slices below a minimum foreground
+/// fraction are dropped as near-empty.
+pub fn foreground_fraction(s: &Slice, threshold: f32) -> f64 {
+    if s.data.is_empty() {
+        return 0.0;
     }
+    s.data.iter().filter(|&&v| v > threshold).count() as f64 / s.data.len() as f64
 }

@@ -1,0 +1,90 @@
+//! The RegGAN paper's misalignment noise (Table 2): at level L, each image of
+//! a pair gets its own random affine transform, so aligned data becomes the
+//! kind of imperfectly registered pairs clinics actually have.
+
+use medtrans_io::Slice;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// The paper's levels run 0 (no noise) to 5.
+pub const MAX_NOISE_LEVEL: u32 = 5;
+
+/// One random affine: rotation about the image centre, isotropic scaling,
+/// then translation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MisalignParams {
+    /// Degrees; positive turns +x towards +y (clockwise on screen, rows down).
+    pub angle_deg: f64,
+    pub scale: f64,
+    /// Shift in pixels along columns (x) and rows (y).
+    pub tx: f64,
+    pub ty: f64,
+}
+
+impl MisalignParams {
+    pub const IDENTITY: MisalignParams = MisalignParams {
+        angle_deg: 0.0,
+        scale: 1.0,
+        tx: 0.0,
+        ty: 0.0,
+    };
+
+    /// Draw the transform of noise level `level` for a `width` x `height`
+    /// image: rotation uniform in +-L degrees, translation uniform in +-2L %
+    /// of the image size on each axis, scale uniform in 1 +- 2L %. Level 0 is
+    /// the identity and draws nothing from the RNG.
+    pub fn sample<R: Rng + ?Sized>(level: u32, width: usize, height: usize, rng: &mut R) -> Self {
+        if level == 0 {
+            return Self::IDENTITY;
+        }
+        let l = level as f64;
+        let f = 0.02 * l;
+        MisalignParams {
+            angle_deg: rng.random_range(-l..=l),
+            tx: rng.random_range(-f..=f) * width as f64,
+            ty: rng.random_range(-f..=f) * height as f64,
+            scale: rng.random_range(1.0 - f..=1.0 + f),
+        }
+    }
+
+    pub fn is_identity(&self) -> bool {
+        *self == Self::IDENTITY
+    }
+}
+
+/// Apply `p` to `s` by bilinear resampling; samples falling outside the
+/// image blend towards `fill` (-1, the background), as scipy's
+/// `affine_transform(order=1, mode="grid-constant")` does.
+pub fn affine_warp(s: &Slice, p: &MisalignParams, fill: f32) -> Slice {
+    if p.is_identity() {
+        return s.clone();
+    }
+    let (w, h) = (s.width, s.height);
+    let (cx, cy) = ((w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0);
+    let a = p.angle_deg.to_radians();
+    // Inverse of scale * rotation, applied to (out - centre - shift).
+    let (c, si) = (a.cos() / p.scale, a.sin() / p.scale);
+    let px = |x: isize, y: isize| -> f32 {
+        if x < 0 || y < 0 || x >= w as isize || y >= h as isize {
+            fill
+        } else {
+            s.data[y as usize * w + x as usize]
+        }
+    };
+    let mut out = Vec::with_capacity(w * h);
+    for r in 0..h {
+        for col in 0..w {
+            let dx = col as f64 - cx - p.tx;
+            let dy = r as f64 - cy - p.ty;
+            let sx = c * dx + si * dy + cx;
+            let sy = -si * dx + c * dy + cy;
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
+            let (x0, y0) = (x0 as isize, y0 as isize);
+            let top = px(x0, y0) * (1.0 - fx) + px(x0 + 1, y0) * fx;
+            let bot = px(x0, y0 + 1) * (1.0 - fx) + px(x0 + 1, y0 + 1) * fx;
+            out.push(top * (1.0 - fy) + bot * fy);
+        }
+    }
+    Slice::new(out, w, h)
+}
