@@ -1,14 +1,35 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! From volumes to training data: `prepare` writes a dataset folder of
+//! normalised slices with a manifest; [`SliceDataset`] loads one split into
+//! memory and serves pairs with the paper's misalignment noise applied on the
+//! fly, so one prepared dataset serves every noise level and pairing mode.
+//!
+//! Existing RegGAN data (folders `A/` and `B/` of `.npy` slices in [-1, 1],
+//! paired by sorted name) loads as is.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod dataset;
+mod manifest;
+mod prepare;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+pub use dataset::{Pair, PairOptions, Pairing, SliceDataset};
+pub use manifest::{Manifest, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS};
+pub use prepare::{prepare, PrepareSpec, SubjectSpec};
+
+use std::path::PathBuf;
+
+pub type Result<T> = std::result::Result<T, DatasetError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error(transparent)]
+    Io(#[from] medtrans_io::Error),
+    #[error("{}: {msg}", path.display())]
+    Volume { path: PathBuf, msg: String },
+    #[error("{0}")]
+    Mismatch(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{}: cannot read: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: cannot write: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
 }

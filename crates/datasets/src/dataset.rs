@@ -1,0 +1,278 @@
+use crate::manifest::{Manifest, SliceRef, MANIFEST_FILE};
+use crate::{DatasetError, Result};
+use medtrans_io::{list_files, read_npy, Slice};
+use medtrans_transforms::{affine_warp, check_finite, MisalignParams, MAX_NOISE_LEVEL};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// How B is chosen for A.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pairing {
+    /// B is the slice aligned with A (before noise).
+    #[default]
+    Paired,
+    /// B comes from another volume when the split has several, else from
+    /// another slice: the CycleGAN setting, nothing corresponds.
+    Unpaired,
+}
+
+/// Options applied on the fly when a pair is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct PairOptions {
+    /// The RegGAN paper's misalignment noise level, 0..=5.
+    pub noise_level: u32,
+    pub pairing: Pairing,
+    pub seed: u64,
+}
+
+/// One training example.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    /// Source image, with its own random affine at noise level > 0.
+    pub a: Slice,
+    /// Target image as the model sees it (noisy, maybe unpaired).
+    pub b: Slice,
+    /// The untouched target aligned with the untouched A: ground truth for metrics.
+    pub b_aligned: Slice,
+    pub a_aligned: Slice,
+    pub noise_a: MisalignParams,
+    pub noise_b: MisalignParams,
+    /// Index of the slice B was taken from.
+    pub b_index: usize,
+}
+
+/// One split of a dataset, held in memory.
+#[derive(Debug, Clone)]
+pub struct SliceDataset {
+    pub a: Vec<Slice>,
+    pub b: Vec<Slice>,
+    pub mask: Option<Vec<Slice>>,
+    /// Source of each slice, for prepared datasets.
+    pub refs: Option<Vec<SliceRef>>,
+    pub manifest: Option<Manifest>,
+    pub root: PathBuf,
+    pub split: String,
+}
+
+/// Mix seed, epoch and index into one well-spread RNG seed (splitmix64).
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn load_stack(path: &Path) -> Result<Vec<Slice>> {
+    let arr = read_npy(path)?;
+    let slices = arr.into_slices(path)?;
+    for s in &slices {
+        check_slice(path, s)?;
+    }
+    Ok(slices)
+}
+
+fn check_slice(path: &Path, s: &Slice) -> Result<()> {
+    check_finite(&s.data).map_err(|e| DatasetError::Volume { path: path.to_path_buf(), msg: e.to_string() })?;
+    if let Some(v) = s.data.iter().find(|v| v.abs() > 1.001) {
+        return Err(DatasetError::Volume {
+            path: path.to_path_buf(),
+            msg: format!("holds {v}, outside [-1, 1]: slices must be normalised (medtrans prepare does this)"),
+        });
+    }
+    Ok(())
+}
+
+impl SliceDataset {
+    /// Open split `split` of a dataset folder made by `medtrans prepare`, or a
+    /// RegGAN-style folder: `DIR/A` and `DIR/B` of `.npy` slices paired by
+    /// sorted name (or `DIR/<split>*/A` and `.../B`, e.g. `train2D`, `val2D`).
+    pub fn open(root: &Path, split: &str) -> Result<SliceDataset> {
+        if root.join(MANIFEST_FILE).is_file() {
+            return Self::open_prepared(root, split);
+        }
+        if root.join("A").is_dir() && root.join("B").is_dir() {
+            return Self::open_reggan(root, root, split);
+        }
+        if let Ok(rd) = std::fs::read_dir(root) {
+            let mut dirs: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_dir()
+                        && p.file_name().map(|n| n.to_string_lossy().starts_with(split)).unwrap_or(false)
+                        && p.join("A").is_dir()
+                })
+                .collect();
+            dirs.sort();
+            if let Some(d) = dirs.first() {
+                return Self::open_reggan(root, d, split);
+            }
+        }
+        Err(DatasetError::Volume {
+            path: root.to_path_buf(),
+            msg: format!(
+                "not a dataset: no {MANIFEST_FILE} (run `medtrans prepare`), no A/ and B/ folders of .npy slices, and no {split}*/A folder"
+            ),
+        })
+    }
+
+    fn open_prepared(root: &Path, split: &str) -> Result<SliceDataset> {
+        let manifest = Manifest::load(&root.join(MANIFEST_FILE))?;
+        let refs = manifest.splits.get(split).cloned().unwrap_or_default();
+        if refs.is_empty() {
+            return Err(DatasetError::Volume {
+                path: root.to_path_buf(),
+                msg: format!(
+                    "split '{split}' is empty; this dataset has {}",
+                    manifest
+                        .splits
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {} slices", v.len()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        let dir = root.join(split);
+        let a = load_stack(&dir.join("A.npy"))?;
+        let b = load_stack(&dir.join("B.npy"))?;
+        let mask = if manifest.has_mask {
+            let p = dir.join("mask.npy");
+            Some(read_npy(&p)?.into_slices(&p)?)
+        } else {
+            None
+        };
+        if a.len() != refs.len() || b.len() != refs.len() || mask.as_ref().is_some_and(|m| m.len() != refs.len()) {
+            return Err(DatasetError::Volume {
+                path: dir,
+                msg: format!("the manifest lists {} slices but the stored arrays differ", refs.len()),
+            });
+        }
+        Ok(SliceDataset {
+            a,
+            b,
+            mask,
+            refs: Some(refs),
+            manifest: Some(manifest),
+            root: root.to_path_buf(),
+            split: split.to_string(),
+        })
+    }
+
+    fn open_reggan(root: &Path, dir: &Path, split: &str) -> Result<SliceDataset> {
+        let read_side = |side: &str| -> Result<Vec<Slice>> {
+            let d = dir.join(side);
+            let files: Vec<PathBuf> = list_files(&d)?
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")))
+                .collect();
+            if files.is_empty() {
+                return Err(DatasetError::Volume { path: d, msg: "holds no .npy slices".into() });
+            }
+            let mut out = Vec::with_capacity(files.len());
+            for f in &files {
+                let mut s = read_npy(f)?.into_slices(f)?;
+                if s.len() != 1 {
+                    return Err(DatasetError::Volume {
+                        path: f.clone(),
+                        msg: "expected one 2-D slice per file".into(),
+                    });
+                }
+                let s = s.remove(0);
+                check_slice(f, &s)?;
+                if let Some(first) = out.first() {
+                    let first: &Slice = first;
+                    if (first.width, first.height) != (s.width, s.height) {
+                        return Err(DatasetError::Volume {
+                            path: f.clone(),
+                            msg: format!(
+                                "is {}x{} but {} is {}x{}",
+                                s.height, s.width, files[0].display(), first.height, first.width
+                            ),
+                        });
+                    }
+                }
+                out.push(s);
+            }
+            Ok(out)
+        };
+        let a = read_side("A")?;
+        let b = read_side("B")?;
+        if a.len() != b.len() {
+            return Err(DatasetError::Mismatch(format!(
+                "{}: A/ holds {} slices but B/ holds {}; RegGAN pairs them by sorted name, so the counts must match",
+                dir.display(),
+                a.len(),
+                b.len()
+            )));
+        }
+        if (a[0].width, a[0].height) != (b[0].width, b[0].height) {
+            return Err(DatasetError::Mismatch(format!(
+                "{}: A slices are {}x{} but B slices are {}x{}",
+                dir.display(),
+                a[0].height,
+                a[0].width,
+                b[0].height,
+                b[0].width
+            )));
+        }
+        Ok(SliceDataset { a, b, mask: None, refs: None, manifest: None, root: root.to_path_buf(), split: split.into() })
+    }
+
+    pub fn len(&self) -> usize {
+        self.a.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.a.is_empty()
+    }
+
+    /// Side length of the (square or not) slices.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.a[0].width, self.a[0].height)
+    }
+
+    /// Draw pair `i` for `epoch`. Deterministic in (options.seed, epoch, i):
+    /// rerunning a training run replays the same noise.
+    pub fn pair(&self, i: usize, epoch: u64, opts: &PairOptions) -> Pair {
+        assert!(opts.noise_level <= MAX_NOISE_LEVEL, "noise level above {MAX_NOISE_LEVEL}");
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(mix(opts.seed ^ mix(epoch)) ^ i as u64));
+        let b_index = match opts.pairing {
+            Pairing::Paired => i,
+            Pairing::Unpaired => self.unpaired_index(i, &mut rng),
+        };
+        let (w, h) = (self.a[i].width, self.a[i].height);
+        let noise_a = MisalignParams::sample(opts.noise_level, w, h, &mut rng);
+        let noise_b = MisalignParams::sample(opts.noise_level, w, h, &mut rng);
+        Pair {
+            a: affine_warp(&self.a[i], &noise_a, -1.0),
+            b: affine_warp(&self.b[b_index], &noise_b, -1.0),
+            b_aligned: self.b[i].clone(),
+            a_aligned: self.a[i].clone(),
+            noise_a,
+            noise_b,
+            b_index,
+        }
+    }
+
+    fn unpaired_index(&self, i: usize, rng: &mut ChaCha8Rng) -> usize {
+        let n = self.len();
+        if n < 2 {
+            return i;
+        }
+        if let Some(refs) = &self.refs {
+            let others: Vec<usize> = (0..n).filter(|&j| refs[j].subject != refs[i].subject).collect();
+            if !others.is_empty() {
+                return others[rng.random_range(0..others.len())];
+            }
+        }
+        let j = rng.random_range(0..n - 1);
+        if j >= i {
+            j + 1
+        } else {
+            j
+        }
+    }
+}

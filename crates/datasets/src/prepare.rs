@@ -1,0 +1,276 @@
+//! `medtrans prepare`: volumes to a dataset folder of normalised N x N slices.
+
+use crate::manifest::{
+    Manifest, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
+};
+use crate::{DatasetError, Result};
+use medtrans_io::{read_volume, write_npy, ReadOptions, Slice, Volume};
+use medtrans_transforms::{foreground_fraction, Interp, Normalization, SquareFit};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One subject: a source-contrast volume A, a target-contrast volume B on the
+/// same grid, and optionally a foreground mask.
+#[derive(Debug, Clone)]
+pub struct SubjectSpec {
+    pub a: PathBuf,
+    pub b: PathBuf,
+    pub mask: Option<PathBuf>,
+}
+
+/// Everything `prepare` needs; [`PrepareSpec::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct PrepareSpec {
+    pub subjects: Vec<SubjectSpec>,
+    /// Slicing axis: 0 sagittal, 1 coronal, 2 axial.
+    pub axis: usize,
+    /// Keep only slice indices in `start..end`.
+    pub slice_range: Option<(usize, usize)>,
+    /// Drop slices whose foreground covers less than this fraction.
+    pub min_foreground: f64,
+    pub norm_a: Normalization,
+    pub norm_b: Normalization,
+    /// Output slices are `size` x `size`.
+    pub size: usize,
+    pub split: SplitSpec,
+    pub out: PathBuf,
+}
+
+impl PrepareSpec {
+    pub fn new(subjects: Vec<SubjectSpec>, out: impl Into<PathBuf>) -> Self {
+        PrepareSpec {
+            subjects,
+            axis: 2,
+            slice_range: None,
+            min_foreground: 0.05,
+            norm_a: Normalization::default(),
+            norm_b: Normalization::default(),
+            size: 128,
+            split: SplitSpec::default(),
+            out: out.into(),
+        }
+    }
+}
+
+/// A subject's volumes after checking, with its normalised slices.
+struct Loaded {
+    record: SubjectRecord,
+    a: Vec<Slice>,
+    b: Vec<Slice>,
+    mask: Option<Vec<Slice>>,
+    /// Slice indices kept after the range and foreground filters.
+    kept: Vec<usize>,
+}
+
+fn read(path: &Path) -> Result<Volume> {
+    read_volume(path, &ReadOptions::default()).map_err(DatasetError::Io)
+}
+
+fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded> {
+    let mut a = read(&s.a)?;
+    let mut b = read(&s.b)?;
+    if a.shape() != b.shape() {
+        return Err(DatasetError::Mismatch(format!(
+            "{} is {:?} but {} is {:?}: A and B of a pair must share one grid (resample one onto the other first)",
+            s.a.display(),
+            a.shape(),
+            s.b.display(),
+            b.shape()
+        )));
+    }
+    let mask = match &s.mask {
+        Some(p) => {
+            let m = read(p)?;
+            if m.shape() != a.shape() {
+                return Err(DatasetError::Mismatch(format!(
+                    "mask {} is {:?} but the images are {:?}",
+                    p.display(),
+                    m.shape(),
+                    a.shape()
+                )));
+            }
+            Some(m.data.iter().map(|&v| v > 0.5).collect::<Vec<bool>>())
+        }
+        None => None,
+    };
+    let norm = |vol: &Volume, n: &Normalization| {
+        n.fit(&vol.data, mask.as_deref()).map_err(|e| DatasetError::Volume {
+            path: vol.source.clone(),
+            msg: e.to_string(),
+        })
+    };
+    let map_a = norm(&a, &spec.norm_a)?;
+    let map_b = norm(&b, &spec.norm_b)?;
+    map_a.apply(&mut a.data);
+    map_b.apply(&mut b.data);
+    // Outside the mask is background: -1, the paper's rule for metrics.
+    if let Some(m) = &mask {
+        for ((va, vb), &k) in a.data.iter_mut().zip(b.data.iter_mut()).zip(m) {
+            if !k {
+                *va = -1.0;
+                *vb = -1.0;
+            }
+        }
+    }
+    let axis = spec.axis;
+    let depth = a.shape()[axis];
+    let (lo, hi) = spec.slice_range.unwrap_or((0, depth));
+    if lo >= hi || hi > depth {
+        return Err(DatasetError::Invalid(format!(
+            "slice range {lo}..{hi} does not fit the {depth} slices of {} along axis {axis}",
+            s.a.display()
+        )));
+    }
+    let slices = |v: &Volume| (0..depth).map(|k| Slice::from_plane(v, axis, k)).collect::<Vec<_>>();
+    let (sa, sb) = (slices(&a), slices(&b));
+    let smask = mask.as_ref().map(|m| {
+        let mut mv = a.clone();
+        mv.data = m.iter().map(|&k| k as u8 as f32).collect();
+        slices(&mv)
+    });
+    let kept: Vec<usize> = (lo..hi)
+        .filter(|&k| {
+            let frac = match &smask {
+                Some(m) => foreground_fraction(&m[k], 0.5),
+                None => foreground_fraction(&sb[k], -1.0 + 1e-6),
+            };
+            frac >= spec.min_foreground
+        })
+        .collect();
+    let (w, h) = (sa[0].width, sa[0].height);
+    Ok(Loaded {
+        record: SubjectRecord {
+            name: format!("subject{i:03}"),
+            a: s.a.clone(),
+            b: s.b.clone(),
+            mask: s.mask.clone(),
+            geometry: a.geometry.clone(),
+            map_a,
+            map_b,
+            fit: SquareFit::new(w, h, spec.size),
+            split: None,
+        },
+        a: sa,
+        b: sb,
+        mask: smask,
+        kept,
+    })
+}
+
+/// Build the dataset folder. Refuses to write into a non-empty folder, so an
+/// earlier dataset is never overwritten. `progress(done, total, what)` is
+/// called as volumes are read.
+pub fn prepare(spec: &PrepareSpec, progress: &mut dyn FnMut(usize, usize, &str)) -> Result<Manifest> {
+    if spec.subjects.is_empty() {
+        return Err(DatasetError::Invalid("no subjects given".into()));
+    }
+    if spec.axis > 2 {
+        return Err(DatasetError::Invalid(format!("axis {} is not 0, 1 or 2", spec.axis)));
+    }
+    if !(8..=2048).contains(&spec.size) {
+        return Err(DatasetError::Invalid(format!("size {} is outside 8..2048", spec.size)));
+    }
+    spec.split.validate(spec.subjects.len())?;
+    if spec.out.exists()
+        && std::fs::read_dir(&spec.out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(DatasetError::Invalid(format!(
+            "{} already exists and is not empty; choose a new folder (nothing was written)",
+            spec.out.display()
+        )));
+    }
+    let total = spec.subjects.len();
+    let mut loaded = Vec::with_capacity(total);
+    for (i, s) in spec.subjects.iter().enumerate() {
+        progress(i, total, &s.a.display().to_string());
+        loaded.push(load_subject(spec, i, s)?);
+    }
+    progress(total, total, "writing slices");
+
+    // Assign every kept slice to a split.
+    let mut splits: BTreeMap<String, Vec<SliceRef>> = SPLITS.iter().map(|s| (s.to_string(), vec![])).collect();
+    match spec.split.method {
+        SplitMethod::Volume => {
+            let assign = spec.split.volume_assignment(loaded.len());
+            for (i, (l, split)) in loaded.iter_mut().zip(assign).enumerate() {
+                l.record.split = Some(split.to_string());
+                splits
+                    .get_mut(split)
+                    .unwrap()
+                    .extend(l.kept.iter().map(|&k| SliceRef { subject: i, index: k }));
+            }
+        }
+        SplitMethod::Slab => {
+            for (i, l) in loaded.iter().enumerate() {
+                for (split, range) in spec.split.slab_ranges(l.kept.len()) {
+                    splits
+                        .get_mut(split)
+                        .unwrap()
+                        .extend(l.kept[range].iter().map(|&k| SliceRef { subject: i, index: k }));
+                }
+            }
+        }
+    }
+    if splits["train"].is_empty() {
+        return Err(DatasetError::Invalid(
+            "no training slices are left after the foreground filter and split: lower --min-foreground or widen the slice range".into(),
+        ));
+    }
+
+    std::fs::create_dir_all(&spec.out).map_err(|e| DatasetError::Write { path: spec.out.clone(), source: e })?;
+    let n = spec.size;
+    let has_mask = loaded.iter().all(|l| l.mask.is_some());
+    for (split, refs) in &splits {
+        if refs.is_empty() {
+            continue;
+        }
+        let dir = spec.out.join(split);
+        std::fs::create_dir_all(&dir).map_err(|e| DatasetError::Write { path: dir.clone(), source: e })?;
+        let mut a = Vec::with_capacity(refs.len() * n * n);
+        let mut b = Vec::with_capacity(refs.len() * n * n);
+        let mut m: Vec<u8> = Vec::new();
+        for r in refs {
+            let l = &loaded[r.subject];
+            let fit = l.record.fit;
+            let mut sa = fit.forward(&l.a[r.index], -1.0, Interp::Bilinear);
+            let mut sb = fit.forward(&l.b[r.index], -1.0, Interp::Bilinear);
+            if has_mask {
+                // Re-apply the resized mask so images and mask agree pixel for pixel.
+                let ms = fit.forward(&l.mask.as_ref().unwrap()[r.index], 0.0, Interp::Nearest);
+                for (k, &v) in ms.data.iter().enumerate() {
+                    if v <= 0.5 {
+                        sa.data[k] = -1.0;
+                        sb.data[k] = -1.0;
+                    }
+                }
+                m.extend(ms.data.iter().map(|&v| (v > 0.5) as u8));
+            }
+            a.extend(sa.data);
+            b.extend(sb.data);
+        }
+        let shape = [refs.len(), n, n];
+        write_npy(&dir.join("A.npy"), &shape, &a).map_err(DatasetError::Io)?;
+        write_npy(&dir.join("B.npy"), &shape, &b).map_err(DatasetError::Io)?;
+        if has_mask {
+            write_npy(&dir.join("mask.npy"), &shape, &m).map_err(DatasetError::Io)?;
+        }
+    }
+    let manifest = Manifest {
+        format_version: 1,
+        created_by: format!("medtrans {}", env!("CARGO_PKG_VERSION")),
+        axis: spec.axis,
+        size: n,
+        min_foreground: spec.min_foreground,
+        slice_range: spec.slice_range,
+        normalization_a: spec.norm_a.clone(),
+        normalization_b: spec.norm_b.clone(),
+        split: spec.split.clone(),
+        has_mask,
+        subjects: loaded.into_iter().map(|l| l.record).collect(),
+        splits,
+    };
+    manifest.save(&spec.out.join(MANIFEST_FILE))?;
+    Ok(manifest)
+}

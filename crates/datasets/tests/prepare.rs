@@ -1,0 +1,163 @@
+//! `prepare` and `SliceDataset` on the real ICBM152 T1/T2 pair.
+use medtrans_datasets::*;
+use medtrans_io::{write_nifti, write_npy, read_volume, ReadOptions};
+use std::path::PathBuf;
+
+fn shared() -> Option<PathBuf> {
+    let p = medtrans_io::shared_data_dir();
+    if p.is_none() {
+        assert!(std::env::var_os("CI").is_none(), "../shared/data is missing in CI");
+        eprintln!("skipped: ../shared/data not found");
+    }
+    p
+}
+
+fn icbm(data: &std::path::Path) -> SubjectSpec {
+    let d = data.join("icbm152-2009c");
+    SubjectSpec {
+        a: d.join("mni_icbm152_t1_tal_nlin_sym_09c.nii.gz"),
+        b: d.join("mni_icbm152_t2_tal_nlin_sym_09c.nii.gz"),
+        mask: Some(d.join("mni_icbm152_t1_tal_nlin_sym_09c_mask.nii.gz")),
+    }
+}
+
+#[test]
+fn prepare_icbm_builds_contiguous_slab_splits() {
+    let Some(data) = shared() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ds");
+    let mut spec = PrepareSpec::new(vec![icbm(&data)], &out);
+    spec.size = 48;
+    spec.min_foreground = 0.1;
+    let mut calls = 0;
+    let m = prepare(&spec, &mut |_, _, _| calls += 1).unwrap();
+    assert!(calls >= 2, "progress is reported");
+    assert!(out.join("manifest.json").is_file());
+    // Contiguous slabs in order train < val < test, with the 2-slice gap.
+    let idx = |s: &str| m.splits[s].iter().map(|r| r.index).collect::<Vec<_>>();
+    let (tr, va, te) = (idx("train"), idx("val"), idx("test"));
+    assert!(!tr.is_empty() && !va.is_empty() && !te.is_empty());
+    for w in [&tr, &va, &te] {
+        assert!(w.windows(2).all(|p| p[1] == p[0] + 1), "slabs are contiguous");
+    }
+    assert!(*tr.last().unwrap() + 2 < va[0] && *va.last().unwrap() + 2 < te[0]);
+    let total = tr.len() + va.len() + te.len() + 4;
+    assert!((tr.len() as f64 / total as f64 - 0.7).abs() < 0.03);
+    // Normalisation parameters are kept to map outputs back to T2 units.
+    let sub = &m.subjects[0];
+    assert!(sub.map_b.low > 0.0 && sub.map_b.high > sub.map_b.low);
+    assert_eq!(sub.geometry.shape, [193, 229, 193]);
+    assert_eq!((sub.fit.width, sub.fit.height), (193, 229));
+
+    let ds = SliceDataset::open(&out, "train").unwrap();
+    assert_eq!(ds.len(), tr.len());
+    assert_eq!(ds.dims(), (48, 48));
+    let mask = ds.mask.as_ref().unwrap();
+    for k in 0..ds.len() {
+        for ((&a, &b), &mk) in ds.a[k].data.iter().zip(&ds.b[k].data).zip(&mask[k].data) {
+            assert!((-1.0..=1.0).contains(&a) && (-1.0..=1.0).contains(&b));
+            if mk == 0.0 {
+                assert!(a == -1.0 && b == -1.0, "outside the mask is background");
+            }
+        }
+    }
+    // A folder that is not empty is never overwritten.
+    let e = prepare(&spec, &mut |_, _, _| {}).unwrap_err();
+    assert!(e.to_string().contains("not empty"), "{e}");
+    let e = SliceDataset::open(&out, "nope").unwrap_err();
+    assert!(e.to_string().contains("train:"), "{e}");
+}
+
+#[test]
+fn pairs_are_seeded_and_noise_levels_apply_on_the_fly() {
+    let Some(data) = shared() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ds");
+    let mut spec = PrepareSpec::new(vec![icbm(&data)], &out);
+    spec.size = 32;
+    spec.slice_range = Some((80, 110));
+    spec.split = SplitSpec { method: SplitMethod::Slab, fractions: [1.0, 0.0, 0.0], gap: 0 };
+    prepare(&spec, &mut |_, _, _| {}).unwrap();
+    let ds = SliceDataset::open(&out, "train").unwrap();
+    assert_eq!(ds.len(), 30);
+    let clean = PairOptions::default();
+    let p = ds.pair(3, 0, &clean);
+    assert_eq!(p.a, ds.a[3]);
+    assert_eq!(p.b, ds.b[3]);
+    let noisy = PairOptions { noise_level: 5, seed: 11, ..Default::default() };
+    let p1 = ds.pair(3, 0, &noisy);
+    assert_eq!(p1.a.data, ds.pair(3, 0, &noisy).a.data, "same seed, same pair");
+    assert_ne!(p1.a.data, ds.pair(3, 1, &noisy).a.data, "new epoch, new noise");
+    assert_ne!(p1.a, ds.a[3]);
+    assert_ne!(p1.noise_a, p1.noise_b, "A and B get independent transforms");
+    assert_eq!(p1.b_aligned, ds.b[3], "ground truth stays aligned");
+    let unpaired = PairOptions { pairing: Pairing::Unpaired, seed: 5, ..Default::default() };
+    for i in 0..ds.len() {
+        assert_ne!(ds.pair(i, 0, &unpaired).b_index, i);
+    }
+}
+
+#[test]
+fn bad_inputs_are_refused_with_the_file_named() {
+    let Some(data) = shared() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // Shapes differ.
+    let mut s = icbm(&data);
+    s.b = data.join("ct-head/ct_head_hu.nii.gz");
+    let e = prepare(&PrepareSpec::new(vec![s], tmp.path().join("x")), &mut |_, _, _| {}).unwrap_err();
+    assert!(e.to_string().contains("ct_head_hu.nii.gz") && e.to_string().contains("one grid"), "{e}");
+    assert!(!tmp.path().join("x").exists(), "nothing written on failure");
+    // NaN voxels and constant volumes.
+    let t1 = read_volume(icbm(&data).a, &ReadOptions::default()).unwrap();
+    let mut nan = t1.data.clone();
+    nan[1000] = f32::NAN;
+    let nan_path = tmp.path().join("nan.nii.gz");
+    write_nifti(&nan_path, &nan, &t1.geometry, false).unwrap();
+    let mut s = icbm(&data);
+    s.a = nan_path.clone();
+    let e = prepare(&PrepareSpec::new(vec![s], tmp.path().join("y")), &mut |_, _, _| {}).unwrap_err();
+    assert!(e.to_string().contains("nan.nii.gz") && e.to_string().contains("NaN"), "{e}");
+    let flat_path = tmp.path().join("flat.nii.gz");
+    write_nifti(&flat_path, &vec![7.0; t1.data.len()], &t1.geometry, false).unwrap();
+    let mut s = icbm(&data);
+    s.b = flat_path;
+    s.mask = None;
+    let e = prepare(&PrepareSpec::new(vec![s], tmp.path().join("z")), &mut |_, _, _| {}).unwrap_err();
+    assert!(e.to_string().contains("flat.nii.gz") && e.to_string().contains("constant"), "{e}");
+    // A volume split of one subject cannot work.
+    let mut spec = PrepareSpec::new(vec![icbm(&data)], tmp.path().join("v"));
+    spec.split.method = SplitMethod::Volume;
+    let e = prepare(&spec, &mut |_, _, _| {}).unwrap_err();
+    assert!(e.to_string().contains("at least"), "{e}");
+}
+
+#[test]
+fn reggan_npy_folders_load_as_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    for split in ["train2D", "val2D"] {
+        for side in ["A", "B"] {
+            let d = root.join(split).join(side);
+            std::fs::create_dir_all(&d).unwrap();
+            for k in 0..3 {
+                let v: Vec<f32> = (0..20).map(|i| ((i + k) % 7) as f32 / 3.5 - 1.0).collect();
+                write_npy(&d.join(format!("{k:04}.npy")), &[4, 5], &v).unwrap();
+            }
+        }
+    }
+    let ds = SliceDataset::open(root, "train").unwrap();
+    assert_eq!(ds.len(), 3);
+    assert_eq!((ds.a[0].width, ds.a[0].height), (5, 4));
+    assert_eq!(ds.a[1].data[0], 1.0 / 3.5 - 1.0, "sorted by name");
+    let ds = SliceDataset::open(&root.join("val2D"), "whatever").unwrap();
+    assert_eq!(ds.len(), 3);
+    // Unequal counts, out-of-range values and empty folders are refused.
+    std::fs::remove_file(root.join("val2D/B/0002.npy")).unwrap();
+    let e = SliceDataset::open(&root.join("val2D"), "val").unwrap_err();
+    assert!(e.to_string().contains("A/ holds 3 slices but B/ holds 2"), "{e}");
+    write_npy(&root.join("train2D/A/0001.npy"), &[4, 5], &[300.0f32; 20]).unwrap();
+    let e = SliceDataset::open(root, "train").unwrap_err();
+    assert!(e.to_string().contains("0001.npy") && e.to_string().contains("outside [-1, 1]"), "{e}");
+    let e = SliceDataset::open(&root.join("nothing"), "train").unwrap_err();
+    assert!(e.to_string().contains("not a dataset"), "{e}");
+}
