@@ -1,3 +1,67 @@
-fn main() {
-    println!("Hello, world!");
+//! `medtrans`: a thin command line over the medtrans library crates.
+
+/// Print a line to stdout, ignoring a closed pipe (`medtrans info x | head`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+mod demo;
+mod demo_data;
+mod info;
+mod prepare;
+mod preview;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "medtrans",
+    version,
+    about = "Medical image-to-image translation (T1 -> T2, MR -> synthetic CT, ...)",
+    long_about = "Medical image-to-image translation: Pix2Pix, CycleGAN and RegGAN on your own NIfTI and DICOM volumes.\n\nA typical session:\n  medtrans info t1.nii.gz                      # check what the reader sees\n  medtrans prepare --a t1.nii.gz --b t2.nii.gz --mask brain.nii.gz --out data/t1t2\n  medtrans preview data/t1t2 --noise-level 5 --out pairs.png\n\nRun `medtrans demo` for the whole pipeline on the shipped demo data."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Info(info::Args),
+    Prepare(prepare::Args),
+    Preview(preview::Args),
+    Demo(demo::Args),
+    DemoData(demo_data::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MEDTRANS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Prepare(a) => prepare::run(a),
+        Command::Preview(a) => preview::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::DemoData(a) => demo_data::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line for the person at the terminal: the error and its causes.
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", chain.join(": "));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

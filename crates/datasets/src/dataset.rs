@@ -75,7 +75,10 @@ fn load_stack(path: &Path) -> Result<Vec<Slice>> {
 }
 
 fn check_slice(path: &Path, s: &Slice) -> Result<()> {
-    check_finite(&s.data).map_err(|e| DatasetError::Volume { path: path.to_path_buf(), msg: e.to_string() })?;
+    check_finite(&s.data).map_err(|e| DatasetError::Volume {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
     if let Some(v) = s.data.iter().find(|v| v.abs() > 1.001) {
         return Err(DatasetError::Volume {
             path: path.to_path_buf(),
@@ -101,7 +104,9 @@ impl SliceDataset {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.is_dir()
-                        && p.file_name().map(|n| n.to_string_lossy().starts_with(split)).unwrap_or(false)
+                        && p.file_name()
+                            .map(|n| n.to_string_lossy().starts_with(split))
+                            .unwrap_or(false)
                         && p.join("A").is_dir()
                 })
                 .collect();
@@ -144,10 +149,16 @@ impl SliceDataset {
         } else {
             None
         };
-        if a.len() != refs.len() || b.len() != refs.len() || mask.as_ref().is_some_and(|m| m.len() != refs.len()) {
+        if a.len() != refs.len()
+            || b.len() != refs.len()
+            || mask.as_ref().is_some_and(|m| m.len() != refs.len())
+        {
             return Err(DatasetError::Volume {
                 path: dir,
-                msg: format!("the manifest lists {} slices but the stored arrays differ", refs.len()),
+                msg: format!(
+                    "the manifest lists {} slices but the stored arrays differ",
+                    refs.len()
+                ),
             });
         }
         Ok(SliceDataset {
@@ -169,7 +180,10 @@ impl SliceDataset {
                 .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")))
                 .collect();
             if files.is_empty() {
-                return Err(DatasetError::Volume { path: d, msg: "holds no .npy slices".into() });
+                return Err(DatasetError::Volume {
+                    path: d,
+                    msg: "holds no .npy slices".into(),
+                });
             }
             let mut out = Vec::with_capacity(files.len());
             for f in &files {
@@ -189,7 +203,11 @@ impl SliceDataset {
                             path: f.clone(),
                             msg: format!(
                                 "is {}x{} but {} is {}x{}",
-                                s.height, s.width, files[0].display(), first.height, first.width
+                                s.height,
+                                s.width,
+                                files[0].display(),
+                                first.height,
+                                first.width
                             ),
                         });
                     }
@@ -218,7 +236,15 @@ impl SliceDataset {
                 b[0].width
             )));
         }
-        Ok(SliceDataset { a, b, mask: None, refs: None, manifest: None, root: root.to_path_buf(), split: split.into() })
+        Ok(SliceDataset {
+            a,
+            b,
+            mask: None,
+            refs: None,
+            manifest: None,
+            root: root.to_path_buf(),
+            split: split.into(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -237,7 +263,10 @@ impl SliceDataset {
     /// Draw pair `i` for `epoch`. Deterministic in (options.seed, epoch, i):
     /// rerunning a training run replays the same noise.
     pub fn pair(&self, i: usize, epoch: u64, opts: &PairOptions) -> Pair {
-        assert!(opts.noise_level <= MAX_NOISE_LEVEL, "noise level above {MAX_NOISE_LEVEL}");
+        assert!(
+            opts.noise_level <= MAX_NOISE_LEVEL,
+            "noise level above {MAX_NOISE_LEVEL}"
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(mix(mix(opts.seed ^ mix(epoch)) ^ i as u64));
         let b_index = match opts.pairing {
             Pairing::Paired => i,
@@ -263,7 +292,9 @@ impl SliceDataset {
             return i;
         }
         if let Some(refs) = &self.refs {
-            let others: Vec<usize> = (0..n).filter(|&j| refs[j].subject != refs[i].subject).collect();
+            let others: Vec<usize> = (0..n)
+                .filter(|&j| refs[j].subject != refs[i].subject)
+                .collect();
             if !others.is_empty() {
                 return others[rng.random_range(0..others.len())];
             }

@@ -11,7 +11,9 @@ mod manifest;
 mod prepare;
 
 pub use dataset::{Pair, PairOptions, Pairing, SliceDataset};
-pub use manifest::{Manifest, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS};
+pub use manifest::{
+    Manifest, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
+};
 pub use prepare::{prepare, PrepareSpec, SubjectSpec};
 
 use std::path::PathBuf;
@@ -29,7 +31,13 @@ pub enum DatasetError {
     #[error("{0}")]
     Invalid(String),
     #[error("{}: cannot read: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: cannot write: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }

@@ -94,7 +94,9 @@ impl SplitSpec {
             )));
         }
         if self.fractions[0] == 0.0 {
-            return Err(DatasetError::Invalid("the train fraction must be above 0".into()));
+            return Err(DatasetError::Invalid(
+                "the train fraction must be above 0".into(),
+            ));
         }
         if self.method == SplitMethod::Volume {
             let needed = self.fractions.iter().filter(|f| **f > 0.0).count();
@@ -110,7 +112,11 @@ impl SplitSpec {
     fn counts(&self, n: usize) -> [usize; 3] {
         let train = ((n as f64 * self.fractions[0]).round() as usize).clamp(1, n);
         let val = ((n as f64 * self.fractions[1]).round() as usize).min(n - train);
-        let test = if self.fractions[2] > 0.0 { n - train - val } else { 0 };
+        let test = if self.fractions[2] > 0.0 {
+            n - train - val
+        } else {
+            0
+        };
         [train, val, test]
     }
 
@@ -124,7 +130,9 @@ impl SplitSpec {
                 c[k] = 1;
             }
         }
-        (0..3).flat_map(|k| std::iter::repeat_n(SPLITS[k], c[k])).collect()
+        (0..3)
+            .flat_map(|k| std::iter::repeat_n(SPLITS[k], c[k]))
+            .collect()
     }
 
     /// Contiguous index ranges of `n` ordered slices, with `gap` slices left
@@ -137,7 +145,11 @@ impl SplitSpec {
             if c[k] == 0 {
                 continue;
             }
-            let begin = if out.is_empty() { start } else { (start + self.gap).min(start + c[k]) };
+            let begin = if out.is_empty() {
+                start
+            } else {
+                (start + self.gap).min(start + c[k])
+            };
             out.push((SPLITS[k], begin..start + c[k]));
             start += c[k];
         }
@@ -147,7 +159,10 @@ impl SplitSpec {
 
 impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path).map_err(|e| DatasetError::Read { path: path.to_path_buf(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| DatasetError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         serde_json::from_str(&text).map_err(|e| DatasetError::Volume {
             path: path.to_path_buf(),
             msg: format!("not a medtrans manifest: {e}"),
@@ -156,6 +171,9 @@ impl Manifest {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("manifest serialises");
-        std::fs::write(path, text).map_err(|e| DatasetError::Write { path: path.to_path_buf(), source: e })
+        std::fs::write(path, text).map_err(|e| DatasetError::Write {
+            path: path.to_path_buf(),
+            source: e,
+        })
     }
 }

@@ -94,10 +94,11 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
         None => None,
     };
     let norm = |vol: &Volume, n: &Normalization| {
-        n.fit(&vol.data, mask.as_deref()).map_err(|e| DatasetError::Volume {
-            path: vol.source.clone(),
-            msg: e.to_string(),
-        })
+        n.fit(&vol.data, mask.as_deref())
+            .map_err(|e| DatasetError::Volume {
+                path: vol.source.clone(),
+                msg: e.to_string(),
+            })
     };
     let map_a = norm(&a, &spec.norm_a)?;
     let map_b = norm(&b, &spec.norm_b)?;
@@ -121,7 +122,11 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
             s.a.display()
         )));
     }
-    let slices = |v: &Volume| (0..depth).map(|k| Slice::from_plane(v, axis, k)).collect::<Vec<_>>();
+    let slices = |v: &Volume| {
+        (0..depth)
+            .map(|k| Slice::from_plane(v, axis, k))
+            .collect::<Vec<_>>()
+    };
     let (sa, sb) = (slices(&a), slices(&b));
     let smask = mask.as_ref().map(|m| {
         let mut mv = a.clone();
@@ -160,15 +165,24 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
 /// Build the dataset folder. Refuses to write into a non-empty folder, so an
 /// earlier dataset is never overwritten. `progress(done, total, what)` is
 /// called as volumes are read.
-pub fn prepare(spec: &PrepareSpec, progress: &mut dyn FnMut(usize, usize, &str)) -> Result<Manifest> {
+pub fn prepare(
+    spec: &PrepareSpec,
+    progress: &mut dyn FnMut(usize, usize, &str),
+) -> Result<Manifest> {
     if spec.subjects.is_empty() {
         return Err(DatasetError::Invalid("no subjects given".into()));
     }
     if spec.axis > 2 {
-        return Err(DatasetError::Invalid(format!("axis {} is not 0, 1 or 2", spec.axis)));
+        return Err(DatasetError::Invalid(format!(
+            "axis {} is not 0, 1 or 2",
+            spec.axis
+        )));
     }
     if !(8..=2048).contains(&spec.size) {
-        return Err(DatasetError::Invalid(format!("size {} is outside 8..2048", spec.size)));
+        return Err(DatasetError::Invalid(format!(
+            "size {} is outside 8..2048",
+            spec.size
+        )));
     }
     spec.split.validate(spec.subjects.len())?;
     if spec.out.exists()
@@ -190,7 +204,8 @@ pub fn prepare(spec: &PrepareSpec, progress: &mut dyn FnMut(usize, usize, &str))
     progress(total, total, "writing slices");
 
     // Assign every kept slice to a split.
-    let mut splits: BTreeMap<String, Vec<SliceRef>> = SPLITS.iter().map(|s| (s.to_string(), vec![])).collect();
+    let mut splits: BTreeMap<String, Vec<SliceRef>> =
+        SPLITS.iter().map(|s| (s.to_string(), vec![])).collect();
     match spec.split.method {
         SplitMethod::Volume => {
             let assign = spec.split.volume_assignment(loaded.len());
@@ -199,7 +214,10 @@ pub fn prepare(spec: &PrepareSpec, progress: &mut dyn FnMut(usize, usize, &str))
                 splits
                     .get_mut(split)
                     .unwrap()
-                    .extend(l.kept.iter().map(|&k| SliceRef { subject: i, index: k }));
+                    .extend(l.kept.iter().map(|&k| SliceRef {
+                        subject: i,
+                        index: k,
+                    }));
             }
         }
         SplitMethod::Slab => {
@@ -208,7 +226,10 @@ pub fn prepare(spec: &PrepareSpec, progress: &mut dyn FnMut(usize, usize, &str))
                     splits
                         .get_mut(split)
                         .unwrap()
-                        .extend(l.kept[range].iter().map(|&k| SliceRef { subject: i, index: k }));
+                        .extend(l.kept[range].iter().map(|&k| SliceRef {
+                            subject: i,
+                            index: k,
+                        }));
                 }
             }
         }
@@ -219,7 +240,10 @@ pub fn prepare(spec: &PrepareSpec, progress: &mut dyn FnMut(usize, usize, &str))
         ));
     }
 
-    std::fs::create_dir_all(&spec.out).map_err(|e| DatasetError::Write { path: spec.out.clone(), source: e })?;
+    std::fs::create_dir_all(&spec.out).map_err(|e| DatasetError::Write {
+        path: spec.out.clone(),
+        source: e,
+    })?;
     let n = spec.size;
     let has_mask = loaded.iter().all(|l| l.mask.is_some());
     for (split, refs) in &splits {
@@ -227,7 +251,10 @@ pub fn prepare(spec: &PrepareSpec, progress: &mut dyn FnMut(usize, usize, &str))
             continue;
         }
         let dir = spec.out.join(split);
-        std::fs::create_dir_all(&dir).map_err(|e| DatasetError::Write { path: dir.clone(), source: e })?;
+        std::fs::create_dir_all(&dir).map_err(|e| DatasetError::Write {
+            path: dir.clone(),
+            source: e,
+        })?;
         let mut a = Vec::with_capacity(refs.len() * n * n);
         let mut b = Vec::with_capacity(refs.len() * n * n);
         let mut m: Vec<u8> = Vec::new();

@@ -1,12 +1,15 @@
 //! `prepare` and `SliceDataset` on the real ICBM152 T1/T2 pair.
 use medtrans_datasets::*;
-use medtrans_io::{write_nifti, write_npy, read_volume, ReadOptions};
+use medtrans_io::{read_volume, write_nifti, write_npy, ReadOptions};
 use std::path::PathBuf;
 
 fn shared() -> Option<PathBuf> {
     let p = medtrans_io::shared_data_dir();
     if p.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "../shared/data is missing in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "../shared/data is missing in CI"
+        );
         eprintln!("skipped: ../shared/data not found");
     }
     p
@@ -38,7 +41,10 @@ fn prepare_icbm_builds_contiguous_slab_splits() {
     let (tr, va, te) = (idx("train"), idx("val"), idx("test"));
     assert!(!tr.is_empty() && !va.is_empty() && !te.is_empty());
     for w in [&tr, &va, &te] {
-        assert!(w.windows(2).all(|p| p[1] == p[0] + 1), "slabs are contiguous");
+        assert!(
+            w.windows(2).all(|p| p[1] == p[0] + 1),
+            "slabs are contiguous"
+        );
     }
     assert!(*tr.last().unwrap() + 2 < va[0] && *va.last().unwrap() + 2 < te[0]);
     let total = tr.len() + va.len() + te.len() + 4;
@@ -76,7 +82,11 @@ fn pairs_are_seeded_and_noise_levels_apply_on_the_fly() {
     let mut spec = PrepareSpec::new(vec![icbm(&data)], &out);
     spec.size = 32;
     spec.slice_range = Some((80, 110));
-    spec.split = SplitSpec { method: SplitMethod::Slab, fractions: [1.0, 0.0, 0.0], gap: 0 };
+    spec.split = SplitSpec {
+        method: SplitMethod::Slab,
+        fractions: [1.0, 0.0, 0.0],
+        gap: 0,
+    };
     prepare(&spec, &mut |_, _, _| {}).unwrap();
     let ds = SliceDataset::open(&out, "train").unwrap();
     assert_eq!(ds.len(), 30);
@@ -84,14 +94,30 @@ fn pairs_are_seeded_and_noise_levels_apply_on_the_fly() {
     let p = ds.pair(3, 0, &clean);
     assert_eq!(p.a, ds.a[3]);
     assert_eq!(p.b, ds.b[3]);
-    let noisy = PairOptions { noise_level: 5, seed: 11, ..Default::default() };
+    let noisy = PairOptions {
+        noise_level: 5,
+        seed: 11,
+        ..Default::default()
+    };
     let p1 = ds.pair(3, 0, &noisy);
-    assert_eq!(p1.a.data, ds.pair(3, 0, &noisy).a.data, "same seed, same pair");
-    assert_ne!(p1.a.data, ds.pair(3, 1, &noisy).a.data, "new epoch, new noise");
+    assert_eq!(
+        p1.a.data,
+        ds.pair(3, 0, &noisy).a.data,
+        "same seed, same pair"
+    );
+    assert_ne!(
+        p1.a.data,
+        ds.pair(3, 1, &noisy).a.data,
+        "new epoch, new noise"
+    );
     assert_ne!(p1.a, ds.a[3]);
     assert_ne!(p1.noise_a, p1.noise_b, "A and B get independent transforms");
     assert_eq!(p1.b_aligned, ds.b[3], "ground truth stays aligned");
-    let unpaired = PairOptions { pairing: Pairing::Unpaired, seed: 5, ..Default::default() };
+    let unpaired = PairOptions {
+        pairing: Pairing::Unpaired,
+        seed: 5,
+        ..Default::default()
+    };
     for i in 0..ds.len() {
         assert_ne!(ds.pair(i, 0, &unpaired).b_index, i);
     }
@@ -104,8 +130,15 @@ fn bad_inputs_are_refused_with_the_file_named() {
     // Shapes differ.
     let mut s = icbm(&data);
     s.b = data.join("ct-head/ct_head_hu.nii.gz");
-    let e = prepare(&PrepareSpec::new(vec![s], tmp.path().join("x")), &mut |_, _, _| {}).unwrap_err();
-    assert!(e.to_string().contains("ct_head_hu.nii.gz") && e.to_string().contains("one grid"), "{e}");
+    let e = prepare(
+        &PrepareSpec::new(vec![s], tmp.path().join("x")),
+        &mut |_, _, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("ct_head_hu.nii.gz") && e.to_string().contains("one grid"),
+        "{e}"
+    );
     assert!(!tmp.path().join("x").exists(), "nothing written on failure");
     // NaN voxels and constant volumes.
     let t1 = read_volume(icbm(&data).a, &ReadOptions::default()).unwrap();
@@ -115,15 +148,29 @@ fn bad_inputs_are_refused_with_the_file_named() {
     write_nifti(&nan_path, &nan, &t1.geometry, false).unwrap();
     let mut s = icbm(&data);
     s.a = nan_path.clone();
-    let e = prepare(&PrepareSpec::new(vec![s], tmp.path().join("y")), &mut |_, _, _| {}).unwrap_err();
-    assert!(e.to_string().contains("nan.nii.gz") && e.to_string().contains("NaN"), "{e}");
+    let e = prepare(
+        &PrepareSpec::new(vec![s], tmp.path().join("y")),
+        &mut |_, _, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("nan.nii.gz") && e.to_string().contains("NaN"),
+        "{e}"
+    );
     let flat_path = tmp.path().join("flat.nii.gz");
     write_nifti(&flat_path, &vec![7.0; t1.data.len()], &t1.geometry, false).unwrap();
     let mut s = icbm(&data);
     s.b = flat_path;
     s.mask = None;
-    let e = prepare(&PrepareSpec::new(vec![s], tmp.path().join("z")), &mut |_, _, _| {}).unwrap_err();
-    assert!(e.to_string().contains("flat.nii.gz") && e.to_string().contains("constant"), "{e}");
+    let e = prepare(
+        &PrepareSpec::new(vec![s], tmp.path().join("z")),
+        &mut |_, _, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("flat.nii.gz") && e.to_string().contains("constant"),
+        "{e}"
+    );
     // A volume split of one subject cannot work.
     let mut spec = PrepareSpec::new(vec![icbm(&data)], tmp.path().join("v"));
     spec.split.method = SplitMethod::Volume;
@@ -154,10 +201,16 @@ fn reggan_npy_folders_load_as_is() {
     // Unequal counts, out-of-range values and empty folders are refused.
     std::fs::remove_file(root.join("val2D/B/0002.npy")).unwrap();
     let e = SliceDataset::open(&root.join("val2D"), "val").unwrap_err();
-    assert!(e.to_string().contains("A/ holds 3 slices but B/ holds 2"), "{e}");
+    assert!(
+        e.to_string().contains("A/ holds 3 slices but B/ holds 2"),
+        "{e}"
+    );
     write_npy(&root.join("train2D/A/0001.npy"), &[4, 5], &[300.0f32; 20]).unwrap();
     let e = SliceDataset::open(root, "train").unwrap_err();
-    assert!(e.to_string().contains("0001.npy") && e.to_string().contains("outside [-1, 1]"), "{e}");
+    assert!(
+        e.to_string().contains("0001.npy") && e.to_string().contains("outside [-1, 1]"),
+        "{e}"
+    );
     let e = SliceDataset::open(&root.join("nothing"), "train").unwrap_err();
     assert!(e.to_string().contains("not a dataset"), "{e}");
 }

@@ -22,7 +22,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use geometry::Geometry;
 pub use nifti_io::{read_nifti, write_nifti};
 pub use npy::{read_npy, write_npy, NpyArray};
-pub use raster::{read_raster, write_png_gray};
+pub use raster::{montage, read_raster, write_png_gray};
 pub use slice::Slice;
 
 use std::path::{Path, PathBuf};

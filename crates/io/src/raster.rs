@@ -89,3 +89,27 @@ pub fn write_png_gray(path: &Path, slice: &Slice, lo: f32, hi: f32) -> Result<()
         .save(path)
         .map_err(|e| Error::new(path, ErrorKind::Io(std::io::Error::other(e))))
 }
+
+/// Tile equally sized slices into one image, row by row, with `gap` pixels
+/// of `fill` between tiles (for figures and previews).
+pub fn montage(rows: &[Vec<Slice>], gap: usize, fill: f32) -> Slice {
+    let (tw, th) = rows
+        .iter()
+        .flatten()
+        .fold((0, 0), |(w, h), s| (w.max(s.width), h.max(s.height)));
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let width = cols * tw + cols.saturating_sub(1) * gap;
+    let height = rows.len() * th + rows.len().saturating_sub(1) * gap;
+    let mut out = Slice::filled(width.max(1), height.max(1), fill);
+    for (ri, row) in rows.iter().enumerate() {
+        for (ci, s) in row.iter().enumerate() {
+            let (ox, oy) = (ci * (tw + gap), ri * (th + gap));
+            for r in 0..s.height {
+                let dst = (oy + r) * out.width + ox;
+                out.data[dst..dst + s.width]
+                    .copy_from_slice(&s.data[r * s.width..(r + 1) * s.width]);
+            }
+        }
+    }
+    out
+}

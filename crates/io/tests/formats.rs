@@ -163,7 +163,7 @@ fn npy_round_trip_and_reggan_slices() {
     // float64 and fortran order, as numpy can write them.
     let mut f = b"\x93NUMPY\x01\x00".to_vec();
     let mut header = "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The Python environment that computes the reference values in fixtures/.
+# Only needed to regenerate fixtures; the Rust tests read the committed files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv-fixtures
+.venv-fixtures/bin/pip install -q numpy==2.4.6 scipy==1.17.1 scikit-image==0.26.0 \
+    nibabel==5.4.2 pydicom==3.0.2
+echo "now: .venv-fixtures/bin/python scripts/make_fixtures.py"
