@@ -4,15 +4,7 @@ use medtrans_io::{read_volume, write_nifti, write_npy, ReadOptions};
 use std::path::PathBuf;
 
 fn shared() -> Option<PathBuf> {
-    let p = medtrans_io::shared_data_dir();
-    if p.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "../shared/data is missing in CI"
-        );
-        eprintln!("skipped: ../shared/data not found");
-    }
-    p
+    medtrans_io::shared_data_or_skip()
 }
 
 fn icbm(data: &std::path::Path) -> SubjectSpec {

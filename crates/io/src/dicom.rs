@@ -77,6 +77,13 @@ fn floats(obj: &DefaultDicomObject, tag: dicom_object::Tag) -> Option<Vec<f64>> 
         .and_then(|e| e.to_multi_float64().ok())
 }
 
+fn uint(obj: &DefaultDicomObject, tag: dicom_object::Tag) -> Option<u32> {
+    obj.element_opt(tag)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_int::<u32>().ok())
+}
+
 fn float(obj: &DefaultDicomObject, tag: dicom_object::Tag) -> Option<f64> {
     floats(obj, tag).and_then(|v| v.first().copied())
 }
@@ -197,25 +204,9 @@ fn read_frames(path: &Path) -> Result<Frames> {
             ),
         ));
     }
-    let rows = obj
-        .element_opt(tags::ROWS)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_int::<u32>().ok())
-        .unwrap_or(0) as usize;
-    let cols = obj
-        .element_opt(tags::COLUMNS)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_int::<u32>().ok())
-        .unwrap_or(0) as usize;
-    let n_frames = obj
-        .element_opt(tags::NUMBER_OF_FRAMES)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_int::<u32>().ok())
-        .unwrap_or(1)
-        .max(1) as usize;
+    let rows = uint(&obj, tags::ROWS).unwrap_or(0) as usize;
+    let cols = uint(&obj, tags::COLUMNS).unwrap_or(0) as usize;
+    let n_frames = uint(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize;
     if rows == 0 || cols == 0 {
         return Err(Error::invalid(path, "Rows or Columns is missing or zero"));
     }

@@ -9,6 +9,7 @@
 //! readers check sizes before allocating, so a corrupt header cannot make them
 //! reserve gigabytes or panic.
 
+mod decode;
 mod dicom;
 mod error;
 mod geometry;
@@ -273,4 +274,19 @@ pub fn shared_data_dir() -> Option<PathBuf> {
         .ancestors()
         .map(|a| a.join("shared").join("data"))
         .find(|p| p.join("README.md").is_file())
+}
+
+/// For tests and benchmarks: the shared data folder, or `None` with a notice
+/// when it is missing outside CI. Under CI (`CI` set) a missing folder is a
+/// failure, so CI can never pass without real data.
+pub fn shared_data_or_skip() -> Option<PathBuf> {
+    let p = shared_data_dir();
+    if p.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "../shared/data is missing in CI"
+        );
+        eprintln!("skipped: ../shared/data not found (set MEDTRANS_SHARED_DATA)");
+    }
+    p
 }

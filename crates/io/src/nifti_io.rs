@@ -41,19 +41,19 @@ fn stream_err(path: &Path, e: std::io::Error, what: &str) -> Error {
     }
 }
 
-/// (type name, bytes per voxel) for the NIfTI datatype codes medtrans reads.
-fn datatype_info(code: i16) -> Option<(&'static str, usize)> {
+/// (type name, numeric kind, bytes per voxel) for the NIfTI datatype codes medtrans reads.
+fn datatype_info(code: i16) -> Option<(&'static str, u8, usize)> {
     Some(match code {
-        2 => ("uint8", 1),
-        4 => ("int16", 2),
-        8 => ("int32", 4),
-        16 => ("float32", 4),
-        64 => ("float64", 8),
-        256 => ("int8", 1),
-        512 => ("uint16", 2),
-        768 => ("uint32", 4),
-        1024 => ("int64", 8),
-        1280 => ("uint64", 8),
+        2 => ("uint8", b'u', 1),
+        4 => ("int16", b'i', 2),
+        8 => ("int32", b'i', 4),
+        16 => ("float32", b'f', 4),
+        64 => ("float64", b'f', 8),
+        256 => ("int8", b'i', 1),
+        512 => ("uint16", b'u', 2),
+        768 => ("uint32", b'u', 4),
+        1024 => ("int64", b'i', 8),
+        1280 => ("uint64", b'u', 8),
         _ => return None,
     })
 }
@@ -163,7 +163,7 @@ pub fn read_nifti(path: &Path) -> Result<Volume> {
         ));
     }
     let n = total as usize;
-    let (dtype, bpv) = datatype_info(hdr.datatype).ok_or_else(|| {
+    let (dtype, kind, bpv) = datatype_info(hdr.datatype).ok_or_else(|| {
         Error::new(
             path,
             ErrorKind::Unsupported(format!("NIfTI datatype code {}", hdr.datatype)),
@@ -200,7 +200,7 @@ pub fn read_nifti(path: &Path) -> Result<Volume> {
         .map_err(|e| stream_err(path, e, "voxel data"))?;
 
     let big = hdr.endianness == Endianness::Big;
-    let mut data = decode_voxels(&bytes, hdr.datatype, big);
+    let mut data = crate::decode::decode(&bytes, kind, bpv, big).expect("datatype checked above");
     // nibabel's rule: a slope of 0 or NaN means "no scaling".
     let (slope, inter) = (hdr.scl_slope, hdr.scl_inter);
     if slope.is_finite() && slope != 0.0 {
@@ -261,37 +261,6 @@ pub fn read_nifti(path: &Path) -> Result<Volume> {
         dtype: dtype.into(),
         source: path.to_path_buf(),
     })
-}
-
-fn decode_voxels(bytes: &[u8], datatype: i16, big: bool) -> Vec<f32> {
-    macro_rules! conv {
-        ($t:ty, $n:expr) => {
-            bytes
-                .chunks_exact($n)
-                .map(|c| {
-                    let a: [u8; $n] = c.try_into().unwrap();
-                    (if big {
-                        <$t>::from_be_bytes(a)
-                    } else {
-                        <$t>::from_le_bytes(a)
-                    }) as f32
-                })
-                .collect()
-        };
-    }
-    match datatype {
-        2 => bytes.iter().map(|&b| b as f32).collect(),
-        256 => bytes.iter().map(|&b| b as i8 as f32).collect(),
-        4 => conv!(i16, 2),
-        512 => conv!(u16, 2),
-        8 => conv!(i32, 4),
-        768 => conv!(u32, 4),
-        16 => conv!(f32, 4),
-        64 => conv!(f64, 8),
-        1024 => conv!(i64, 8),
-        1280 => conv!(u64, 8),
-        _ => unreachable!("datatype checked by datatype_info"),
-    }
 }
 
 /// Write `data` (x fastest) as a float32 NIfTI-1 file on `geometry`'s grid,

@@ -127,48 +127,27 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
     let mut bytes = vec![0u8; nbytes];
     f.read_exact(&mut bytes)
         .map_err(|e| Error::new(path, ErrorKind::Io(e)))?;
-    macro_rules! conv {
-        ($t:ty, $n:expr) => {
+    let decoded = if kind == b'f' && size == 2 {
+        Some(
             bytes
-                .chunks_exact($n)
+                .chunks_exact(2)
                 .map(|c| {
-                    let a: [u8; $n] = c.try_into().unwrap();
-                    (if big {
-                        <$t>::from_be_bytes(a)
+                    half_to_f32(if big {
+                        u16::from_be_bytes([c[0], c[1]])
                     } else {
-                        <$t>::from_le_bytes(a)
-                    }) as f32
+                        u16::from_le_bytes([c[0], c[1]])
+                    })
                 })
-                .collect::<Vec<f32>>()
-        };
-    }
-    let mut data = match (kind, size) {
-        (b'f', 4) => conv!(f32, 4),
-        (b'f', 8) => conv!(f64, 8),
-        (b'f', 2) => bytes
-            .chunks_exact(2)
-            .map(|c| {
-                half_to_f32(if big {
-                    u16::from_be_bytes([c[0], c[1]])
-                } else {
-                    u16::from_le_bytes([c[0], c[1]])
-                })
-            })
-            .collect(),
-        (b'u', 1) | (b'b', 1) => bytes.iter().map(|&b| b as f32).collect(),
-        (b'i', 1) => bytes.iter().map(|&b| b as i8 as f32).collect(),
-        (b'i', 2) => conv!(i16, 2),
-        (b'u', 2) => conv!(u16, 2),
-        (b'i', 4) => conv!(i32, 4),
-        (b'u', 4) => conv!(u32, 4),
-        (b'i', 8) => conv!(i64, 8),
-        (b'u', 8) => conv!(u64, 8),
-        _ => {
-            return Err(Error::new(
-                path,
-                ErrorKind::Unsupported(format!("NPY dtype '{descr}'")),
-            ))
-        }
+                .collect(),
+        )
+    } else {
+        crate::decode::decode(&bytes, if kind == b'b' { b'u' } else { kind }, size, big)
+    };
+    let Some(mut data) = decoded else {
+        return Err(Error::new(
+            path,
+            ErrorKind::Unsupported(format!("NPY dtype '{descr}'")),
+        ));
     };
     if fortran && shape.len() > 1 {
         data = fortran_to_c(&data, &shape);

@@ -2,18 +2,8 @@
 #![allow(dead_code)]
 use std::path::PathBuf;
 
-/// The shared real-data folder; the tests that need it are skipped with a
-/// notice only outside CI, so CI can never pass without real data.
 pub fn shared() -> Option<PathBuf> {
-    let p = medtrans_io::shared_data_dir();
-    if p.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "../shared/data is missing in CI"
-        );
-        eprintln!("skipped: ../shared/data not found (set MEDTRANS_SHARED_DATA)");
-    }
-    p
+    medtrans_io::shared_data_or_skip()
 }
 
 pub fn repo() -> PathBuf {
