@@ -114,6 +114,19 @@ def io_fixtures():
             "in_mask": np.percentile(t1[mask > 0.5], [0.5, 99.5]).tolist(),
         },
     }
+    # A qform-only NIfTI (oblique, qfac -1), to check the quaternion path.
+    arr = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    img = nib.Nifti1Image(arr, None)
+    aff = np.eye(4)
+    a = np.deg2rad(20)
+    aff[:3, :3] = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, -1]]) @ np.diag([0.8, 0.9, 2.5])
+    aff[:3, 3] = [10.0, -20.0, 30.0]
+    img.set_qform(aff, code=1)
+    img.set_sform(None, code=0)
+    qpath = os.path.join(OUT, "qform_only.nii")
+    nib.save(img, qpath)
+    out["qform_only"] = {"path": "fixtures/qform_only.nii", "affine": nib.load(qpath).affine.tolist(),
+                         "qfac": float(nib.load(qpath).header["pixdim"][0])}
     with open(os.path.join(OUT, "io.json"), "w") as f:
         json.dump(out, f, indent=1)
 

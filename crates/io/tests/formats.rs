@@ -184,3 +184,33 @@ fn npy_fixtures_written_by_numpy_read_back() {
     assert_eq!(a.shape, vec![180, 150]);
     assert!(a.data.iter().all(|v| (-1.0..=1.0).contains(v)));
 }
+
+#[test]
+fn slices_along_every_axis_invert_exactly() {
+    let shape = [5usize, 4, 3];
+    let n: usize = shape.iter().product();
+    let vol = Volume {
+        data: (0..n).map(|i| i as f32).collect(),
+        geometry: Geometry::identity(shape),
+        format: Format::Nifti,
+        dtype: "float32".into(),
+        source: "synthetic".into(),
+    };
+    for axis in 0..3 {
+        let mut back = vol.clone();
+        back.data.iter_mut().for_each(|v| *v = -1.0);
+        for k in 0..shape[axis] {
+            let s = Slice::from_plane(&vol, axis, k);
+            s.write_plane(&mut back, axis, k);
+        }
+        assert_eq!(back.data, vol.data, "axis {axis}");
+    }
+    // Axial: columns run along x, row 0 is the largest y.
+    let s = Slice::from_plane(&vol, 2, 1);
+    assert_eq!((s.width, s.height), (5, 4));
+    assert_eq!(s.get(0, 2), vol.data[vol.index(2, 3, 1)]);
+    // Sagittal: columns along y, rows along z from the top.
+    let s = Slice::from_plane(&vol, 0, 4);
+    assert_eq!((s.width, s.height), (4, 3));
+    assert_eq!(s.get(0, 1), vol.data[vol.index(4, 1, 2)]);
+}

@@ -121,3 +121,31 @@ fn multiframe_dicom_is_64x64x10_in_every_transfer_syntax() {
     .unwrap();
     assert_eq!(le.data, be.data);
 }
+
+#[test]
+fn qform_only_affine_matches_nibabel() {
+    let fx = fixture_json("io.json");
+    let q = &fx["qform_only"];
+    let vol = read_volume(
+        repo().join(q["path"].as_str().unwrap()),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(vol.geometry.sform_code, 0);
+    assert_eq!(vol.geometry.qform.unwrap().qfac, -1.0);
+    let want: Vec<Vec<f64>> = serde_json::from_value(q["affine"].clone()).unwrap();
+    for i in 0..4 {
+        for j in 0..4 {
+            assert!(
+                (vol.geometry.affine[i][j] - want[i][j]).abs() < 1e-5,
+                "affine[{i}][{j}]: {} vs {}",
+                vol.geometry.affine[i][j],
+                want[i][j]
+            );
+        }
+    }
+    // nibabel's array is C-ordered arange over (4, 5, 6): value = 30x + 6y + z.
+    assert_eq!(vol.data[vol.index(3, 4, 5)], 119.0);
+    assert_eq!(vol.data[vol.index(1, 2, 3)], 30.0 + 12.0 + 3.0);
+    assert_eq!(vol.geometry.orientation(), "RAI");
+}
