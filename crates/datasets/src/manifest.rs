@@ -110,6 +110,9 @@ impl SplitSpec {
     }
 
     fn counts(&self, n: usize) -> [usize; 3] {
+        if n == 0 {
+            return [0, 0, 0];
+        }
         let train = ((n as f64 * self.fractions[0]).round() as usize).clamp(1, n);
         let val = ((n as f64 * self.fractions[1]).round() as usize).min(n - train);
         let test = if self.fractions[2] > 0.0 {

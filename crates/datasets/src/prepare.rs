@@ -66,6 +66,23 @@ fn read(path: &Path) -> Result<Volume> {
     read_volume(path, &ReadOptions::default()).map_err(DatasetError::Io)
 }
 
+/// Why two grids differ (affine entries more than 1e-3 mm apart, e.g. a
+/// flipped axis), or `None` when they match.
+fn grid_mismatch(a: &medtrans_io::Geometry, b: &medtrans_io::Geometry) -> Option<String> {
+    if a.orientation() != b.orientation() {
+        return Some(format!("{} vs {}", a.orientation(), b.orientation()));
+    }
+    for i in 0..3 {
+        for j in 0..4 {
+            let d = (a.affine[i][j] - b.affine[i][j]).abs();
+            if d > 1e-3 {
+                return Some(format!("affine[{i}][{j}] differs by {d:.4}"));
+            }
+        }
+    }
+    None
+}
+
 fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded> {
     let mut a = read(&s.a)?;
     let mut b = read(&s.b)?;
@@ -78,15 +95,24 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
             b.shape()
         )));
     }
+    if let Some(why) = grid_mismatch(&a.geometry, &b.geometry) {
+        return Err(DatasetError::Mismatch(format!(
+            "{} and {} have the same shape but not the same voxel-to-world affine ({why}): A and B of a pair must share one grid; resample or reorient one onto the other first",
+            s.a.display(),
+            s.b.display()
+        )));
+    }
     let mask = match &s.mask {
         Some(p) => {
             let m = read(p)?;
-            if m.shape() != a.shape() {
+            if m.shape() != a.shape() || grid_mismatch(&m.geometry, &a.geometry).is_some() {
                 return Err(DatasetError::Mismatch(format!(
-                    "mask {} is {:?} but the images are {:?}",
+                    "mask {} ({:?}, {}) is not on the images' grid ({:?}, {})",
                     p.display(),
                     m.shape(),
-                    a.shape()
+                    m.geometry.orientation(),
+                    a.shape(),
+                    a.geometry.orientation()
                 )));
             }
             Some(m.data.iter().map(|&v| v > 0.5).collect::<Vec<bool>>())
@@ -182,6 +208,12 @@ pub fn prepare(
         return Err(DatasetError::Invalid(format!(
             "size {} is outside 8..2048",
             spec.size
+        )));
+    }
+    if !(0.0..=1.0).contains(&spec.min_foreground) {
+        return Err(DatasetError::Invalid(format!(
+            "minimum foreground fraction {} is not within 0..1",
+            spec.min_foreground
         )));
     }
     spec.split.validate(spec.subjects.len())?;

@@ -206,3 +206,37 @@ fn reggan_npy_folders_load_as_is() {
     let e = SliceDataset::open(&root.join("nothing"), "train").unwrap_err();
     assert!(e.to_string().contains("not a dataset"), "{e}");
 }
+
+#[test]
+fn grids_must_match_and_empty_selections_are_explained() {
+    let Some(data) = shared() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // Same shape, but B stored with x flipped: every pair would be mirrored.
+    let t2 = read_volume(icbm(&data).b, &ReadOptions::default()).unwrap();
+    let mut g = t2.geometry.clone();
+    g.affine[0][0] = -1.0;
+    g.affine[0][3] = 96.0;
+    let flipped = tmp.path().join("t2_flipped.nii.gz");
+    write_nifti(&flipped, &t2.data, &g, false).unwrap();
+    let mut s = icbm(&data);
+    s.b = flipped;
+    let e = prepare(
+        &PrepareSpec::new(vec![s], tmp.path().join("a")),
+        &mut |_, _, _| {},
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("affine") && e.to_string().contains("LAS"),
+        "{e}"
+    );
+    // Slices outside the brain only: a clear error, not a panic.
+    let mut spec = PrepareSpec::new(vec![icbm(&data)], tmp.path().join("b"));
+    spec.slice_range = Some((0, 3));
+    let e = prepare(&spec, &mut |_, _, _| {}).unwrap_err();
+    assert!(e.to_string().contains("no training slices"), "{e}");
+    spec.min_foreground = f64::NAN;
+    assert!(prepare(&spec, &mut |_, _, _| {})
+        .unwrap_err()
+        .to_string()
+        .contains("0..1"));
+}

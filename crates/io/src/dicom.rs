@@ -326,6 +326,17 @@ fn assemble(source: &Path, mut frames: Vec<Frames>) -> Result<Volume> {
             ));
         }
     }
+    if frames[0].orientation.is_none()
+        || frames[0].position.is_none()
+        || frames[0].pixel_spacing.is_none()
+    {
+        // E.g. enhanced multi-frame files keep geometry in functional groups,
+        // which medtrans does not read yet.
+        tracing::warn!(
+            "{}: no ImagePositionPatient/ImageOrientationPatient/PixelSpacing at the top level; assuming an identity orientation, origin 0 and 1 mm pixels",
+            source.display()
+        );
+    }
     let orientation = frames[0]
         .orientation
         .unwrap_or([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);

@@ -32,8 +32,18 @@ pub struct Qform {
 impl Qform {
     /// The voxel-to-world matrix this quaternion describes (NIfTI-1 method 2).
     pub fn affine(&self, spacing: [f64; 3]) -> [[f64; 4]; 4] {
-        let (b, c, d) = (self.b as f64, self.c as f64, self.d as f64);
-        let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
+        let (mut b, mut c, mut d) = (self.b as f64, self.c as f64, self.d as f64);
+        let norm2 = b * b + c * c + d * d;
+        // As nifti1_io: a 180-degree rotation rounded in float32 can push
+        // b^2+c^2+d^2 past 1; renormalise so the rotation stays orthonormal.
+        let a = if 1.0 - norm2 < 1e-7 {
+            let k = 1.0 / norm2.sqrt();
+            (b, c, d) = (b * k, c * k, d * k);
+            0.0
+        } else {
+            (1.0 - norm2).sqrt()
+        };
+        let spacing = spacing.map(|s| if s > 0.0 { s } else { 1.0 });
         let r = [
             [
                 a * a + b * b - c * c - d * d,

@@ -212,7 +212,10 @@ fn read_folder(dir: &Path, opts: &ReadOptions) -> Result<Volume> {
         .iter()
         .filter(|p| has_ext(p, &["png", "tif", "tiff", "npy"]))
         .collect();
-    if slices.is_empty() {
+    let any_dicom = files
+        .iter()
+        .any(|p| matches!(detect_format(p), Ok(Format::Dicom)));
+    if slices.is_empty() || any_dicom {
         return read_dicom(dir, opts.series_uid.as_deref());
     }
     let mut stack: Vec<Slice> = Vec::with_capacity(slices.len());

@@ -279,6 +279,19 @@ pub fn write_nifti(path: &Path, data: &[f32], geometry: &Geometry, overwrite: bo
             ),
         ));
     }
+    if geometry
+        .shape
+        .iter()
+        .any(|&d| d == 0 || d > i16::MAX as usize)
+    {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "NIfTI-1 dimensions must be 1..=32767, got {:?}",
+                geometry.shape
+            ),
+        ));
+    }
     if path.exists() && !overwrite {
         return Err(Error::invalid(
             path,
@@ -292,27 +305,32 @@ pub fn write_nifti(path: &Path, data: &[f32], geometry: &Geometry, overwrite: bo
     ));
     let io = |e: std::io::Error| Error::new(path, ErrorKind::Io(e));
     let result = (|| -> std::io::Result<()> {
-        let file = BufWriter::new(std::fs::File::create(&tmp)?);
-        let mut out: Box<dyn Write> = if path.to_string_lossy().to_lowercase().ends_with(".gz") {
-            Box::new(flate2::write::GzEncoder::new(
-                file,
-                flate2::Compression::new(6),
-            ))
-        } else {
-            Box::new(file)
-        };
-        out.write_all(&header)?;
-        out.write_all(&[0u8; 4])?; // no extensions
-        let mut buf = Vec::with_capacity(data.len().min(1 << 20) * 4);
-        for chunk in data.chunks(1 << 20) {
-            buf.clear();
-            for v in chunk {
-                buf.extend_from_slice(&v.to_le_bytes());
+        let write_body = |out: &mut dyn Write| -> std::io::Result<()> {
+            out.write_all(&header)?;
+            out.write_all(&[0u8; 4])?; // no extensions
+            let mut buf = Vec::with_capacity(data.len().min(1 << 20) * 4);
+            for chunk in data.chunks(1 << 20) {
+                buf.clear();
+                for v in chunk {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+                out.write_all(&buf)?;
             }
-            out.write_all(&buf)?;
-        }
-        out.flush()?;
-        drop(out);
+            Ok(())
+        };
+        let file = BufWriter::new(std::fs::File::create(&tmp)?);
+        // Every layer is finished explicitly so that a failure (a full disk)
+        // surfaces here, before the rename makes the file look complete.
+        let file = if path.to_string_lossy().to_lowercase().ends_with(".gz") {
+            let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::new(6));
+            write_body(&mut gz)?;
+            gz.finish()?
+        } else {
+            let mut file = file;
+            write_body(&mut file)?;
+            file
+        };
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {

@@ -104,13 +104,19 @@ pub fn read_npy(path: &Path) -> Result<NpyArray> {
         })?;
     let (big, kind, size) = {
         let b = descr.as_bytes();
-        if b.len() < 3 {
+        if b.len() < 3 || !descr.is_ascii() {
             return Err(bad(path, format!("dtype '{descr}'")));
         }
         let big = b[0] == b'>';
         let size: usize = descr[2..]
             .parse()
             .map_err(|_| bad(path, format!("dtype '{descr}'")))?;
+        if ![1, 2, 4, 8].contains(&size) {
+            return Err(Error::new(
+                path,
+                ErrorKind::Unsupported(format!("NPY dtype '{descr}'")),
+            ));
+        }
         (big, b[1], size)
     };
     let nbytes = total * size;
@@ -212,8 +218,11 @@ impl NpyArray {
                 ))
             }
         };
-        if h == 0 || w == 0 {
-            return Err(Error::invalid(path, "array has a zero-sized dimension"));
+        if n == 0 || h == 0 || w == 0 {
+            return Err(Error::invalid(
+                path,
+                format!("array of shape {:?} holds no pixels", self.shape),
+            ));
         }
         Ok(self
             .data

@@ -198,3 +198,29 @@ fn folder_of_several_dicom_series_lists_them() {
     .unwrap();
     assert_eq!(v.shape(), [128, 128, 1]);
 }
+
+#[test]
+fn npy_with_no_pixels_or_odd_dtypes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = |descr: &str, shape: &str| {
+        let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while !(10 + h.len() + 1).is_multiple_of(64) {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((h.len() as u16).to_le_bytes());
+        b.extend(h.as_bytes());
+        b
+    };
+    let e = read_err(&write(dir.path(), "zero.npy", &npy("<f4", "(0, 4, 4)")));
+    assert!(e.to_string().contains("holds no pixels"), "{e}");
+    let e = read_err(&write(
+        dir.path(),
+        "odd.npy",
+        &npy("<f100000000000", "(1000000000,)"),
+    ));
+    assert!(matches!(e.kind, ErrorKind::Unsupported(_)), "{e}");
+    let e = read_err(&write(dir.path(), "utf.npy", &npy("<\u{e9}4", "(2, 2)")));
+    assert!(matches!(e.kind, ErrorKind::BadHeader { .. }), "{e}");
+}

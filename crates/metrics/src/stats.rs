@@ -22,23 +22,27 @@ pub struct Wilcoxon {
     pub p_value: f64,
     /// Pairs used (zero differences are dropped).
     pub n: usize,
-    /// Whether the exact null distribution was used (n <= 50, no ties).
+    /// Whether the exact null distribution was used (n <= 50, no ties, no zeros).
     pub exact: bool,
 }
 
 /// Paired two-sided Wilcoxon signed-rank test of `a` against `b`, as
 /// `scipy.stats.wilcoxon` computes it by default: zero differences dropped,
-/// exact distribution for up to 50 pairs without ties, otherwise the normal
-/// approximation with tie correction (no continuity correction).
+/// exact distribution for up to 50 pairs without ties or zeros, otherwise the
+/// normal approximation with tie correction (no continuity correction). One
+/// difference: for 13 pairs or fewer with ties or zeros scipy runs a
+/// permutation test, where this uses the normal approximation.
 /// `None` when no pair differs.
 pub fn wilcoxon_signed_rank(a: &[f64], b: &[f64]) -> Option<Wilcoxon> {
     assert_eq!(a.len(), b.len(), "paired test needs equal lengths");
-    let mut d: Vec<f64> = a
+    let all: Vec<f64> = a
         .iter()
         .zip(b)
         .map(|(x, y)| x - y)
-        .filter(|x| *x != 0.0 && x.is_finite())
+        .filter(|x| x.is_finite())
         .collect();
+    let has_zeros = all.contains(&0.0);
+    let mut d: Vec<f64> = all.iter().copied().filter(|x| *x != 0.0).collect();
     let n = d.len();
     if n == 0 {
         return None;
@@ -67,7 +71,7 @@ pub fn wilcoxon_signed_rank(a: &[f64], b: &[f64]) -> Option<Wilcoxon> {
         .sum();
     let total = (n * (n + 1)) as f64 / 2.0;
     let stat = w_plus.min(total - w_plus);
-    let exact = n <= 50 && tie_term == 0.0;
+    let exact = all.len() <= 50 && tie_term == 0.0 && !has_zeros;
     let p = if exact {
         // Number of subsets of {1..n} with each rank sum.
         let max = n * (n + 1) / 2;

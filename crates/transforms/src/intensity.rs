@@ -79,7 +79,7 @@ impl Normalization {
         check_finite(data)?;
         let (lo, hi) = match *self {
             Normalization::Window { low, high } => {
-                if low.is_nan() || high.is_nan() || high <= low {
+                if !low.is_finite() || !high.is_finite() || high <= low {
                     return Err(TransformError::Invalid(format!(
                         "window {low}..{high} is empty"
                     )));
