@@ -155,8 +155,14 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
     };
     let (sa, sb) = (slices(&a), slices(&b));
     let smask = mask.as_ref().map(|m| {
-        let mut mv = a.clone();
-        mv.data = m.iter().map(|&k| k as u8 as f32).collect();
+        // The mask as a volume on A's grid (geometry only; no copy of A's voxels).
+        let mv = Volume {
+            data: m.iter().map(|&k| k as u8 as f32).collect(),
+            geometry: a.geometry.clone(),
+            format: a.format,
+            dtype: "mask".into(),
+            source: a.source.clone(),
+        };
         slices(&mv)
     });
     let kept: Vec<usize> = (lo..hi)

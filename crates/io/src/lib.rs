@@ -90,11 +90,6 @@ impl Volume {
         let [nx, ny, _] = self.geometry.shape;
         x + nx * (y + ny * z)
     }
-
-    /// Count of NaN and infinite voxels.
-    pub fn non_finite_count(&self) -> usize {
-        self.data.iter().filter(|v| !v.is_finite()).count()
-    }
 }
 
 /// Options for [`read_volume`].
