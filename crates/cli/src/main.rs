@@ -10,10 +10,13 @@ macro_rules! say {
 
 mod demo;
 mod demo_data;
+mod evaluate;
 mod info;
 mod prepare;
 mod preview;
 mod progress;
+mod train;
+mod translate;
 
 use clap::{Parser, Subcommand};
 
@@ -22,7 +25,7 @@ use clap::{Parser, Subcommand};
     name = "medtrans",
     version,
     about = "Medical image-to-image translation (T1 -> T2, MR -> synthetic CT, ...)",
-    long_about = "Medical image-to-image translation: Pix2Pix, CycleGAN and RegGAN on your own NIfTI and DICOM volumes.\n\nA typical session:\n  medtrans info t1.nii.gz                      # check what the reader sees\n  medtrans prepare --a t1.nii.gz --b t2.nii.gz --mask brain.nii.gz --out data/t1t2\n  medtrans preview data/t1t2 --noise-level 5 --out pairs.png\n\nRun `medtrans demo` for the whole pipeline on the shipped demo data."
+    long_about = "Medical image-to-image translation: Pix2Pix, CycleGAN and RegGAN on your own NIfTI and DICOM volumes.\n\nA typical session:\n  medtrans info t1.nii.gz                      # check what the reader sees\n  medtrans prepare --a t1.nii.gz --b t2.nii.gz --mask brain.nii.gz --out data/t1t2\n  medtrans preview data/t1t2 --noise-level 5 --out pairs.png\n  medtrans train --mode reggan --set data.path=data/t1t2 --set out=runs/reggan\n  medtrans evaluate --model runs/reggan --data data/t1t2\n  medtrans translate --model runs/reggan --input t1.nii.gz --output synth_t2.nii.gz\n\nRun `medtrans demo` for the whole pipeline on the shipped demo data."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +37,9 @@ enum Command {
     Info(info::Args),
     Prepare(prepare::Args),
     Preview(preview::Args),
+    Train(train::Args),
+    Translate(translate::Args),
+    Evaluate(evaluate::Args),
     Demo(demo::Args),
     DemoData(demo_data::Args),
 }
@@ -52,6 +58,9 @@ fn main() -> std::process::ExitCode {
         Command::Info(a) => info::run(a),
         Command::Prepare(a) => prepare::run(a),
         Command::Preview(a) => preview::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Translate(a) => translate::run(a),
+        Command::Evaluate(a) => evaluate::run(a),
         Command::Demo(a) => demo::run(a),
         Command::DemoData(a) => demo_data::run(a),
     };

@@ -1,0 +1,117 @@
+//! `medtrans evaluate`: the paper's metrics on a test split.
+use anyhow::{bail, Context, Result};
+use medtrans_datasets::SliceDataset;
+use medtrans_metrics::{mean_std, wilcoxon_signed_rank};
+use medtrans_training::{Model, SliceScore};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Score a model on a dataset split: per-slice and mean +- std NMAE, PSNR
+/// and SSIM of G(A) against B, as CSV and a markdown table. With --compare,
+/// a second model is scored on the same slices and each metric gets a
+/// paired Wilcoxon signed-rank test.
+///
+/// Example:
+///   medtrans evaluate --model runs/reggan --data data/t1t2 --compare runs/pix2pix
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// A run folder (its best checkpoint) or a checkpoint folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// A dataset made by `medtrans prepare` (or RegGAN's A/ B/ layout).
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// A second model to compare against, slice by slice.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Folder for scores.csv and summary.md (default: MODEL/evaluation-SPLIT).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let ds = SliceDataset::open(&args.data, &args.split)?;
+    if ds.is_empty() {
+        bail!("{}: the {} split is empty", args.data.display(), args.split);
+    }
+    let mut models = vec![(label(&args.model), Model::load(&args.model, &args.device)?)];
+    if let Some(c) = &args.compare {
+        models.push((label(c), Model::load(c, &args.device)?));
+    }
+    let mut scores = Vec::new();
+    for (name, m) in &models {
+        say!("scoring {name} on {} {} slices", ds.len(), args.split);
+        scores.push(m.evaluate(&ds, 16)?);
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| models[0].1.checkpoint.join(format!("../../evaluation-{}", args.split)));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let names: Vec<String> = models.iter().map(|m| m.0.clone()).collect();
+    write_scores(&out.join("scores.csv"), &names, &scores)?;
+    let md = summary_table(&names, &scores);
+    std::fs::write(out.join("summary.md"), &md)?;
+    say!("{md}");
+    say!("wrote {} and {}", out.join("scores.csv").display(), out.join("summary.md").display());
+    Ok(())
+}
+
+fn label(p: &Path) -> String {
+    p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+}
+
+pub fn write_scores(path: &Path, names: &[String], scores: &[Vec<SliceScore>]) -> Result<()> {
+    let mut f = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "model,slice,nmae,psnr,ssim")?;
+    for (name, sc) in names.iter().zip(scores) {
+        for s in sc {
+            writeln!(f, "{name},{},{:.6},{:.4},{:.6}", s.slice, s.nmae, s.psnr, s.ssim)?;
+        }
+    }
+    Ok(())
+}
+
+type Metric = fn(&SliceScore) -> f64;
+const METRICS: [(&str, Metric); 3] = [
+    ("NMAE", |s| s.nmae),
+    ("PSNR (dB)", |s| s.psnr),
+    ("SSIM", |s| s.ssim),
+];
+
+/// Markdown: one row per model with mean +- std, and with two models a row
+/// of Wilcoxon p-values over the slices both could score.
+pub fn summary_table(names: &[String], scores: &[Vec<SliceScore>]) -> String {
+    let mut md = String::from("| model | slices | NMAE | PSNR (dB) | SSIM |\n|---|---|---|---|---|\n");
+    for (name, sc) in names.iter().zip(scores) {
+        let cells: Vec<String> = METRICS
+            .iter()
+            .map(|(_, f)| {
+                let v: Vec<f64> = sc.iter().map(f).collect();
+                mean_std(&v).map_or("n/a".into(), |(m, s)| format!("{m:.4} +- {s:.4}"))
+            })
+            .collect();
+        md += &format!("| {name} | {} | {} |\n", sc.len(), cells.join(" | "));
+    }
+    if scores.len() == 2 {
+        let common: Vec<(&SliceScore, &SliceScore)> = scores[0]
+            .iter()
+            .filter_map(|a| scores[1].iter().find(|b| b.slice == a.slice).map(|b| (a, b)))
+            .collect();
+        let cells: Vec<String> = METRICS
+            .iter()
+            .map(|(_, f)| {
+                let a: Vec<f64> = common.iter().map(|p| f(p.0)).collect();
+                let b: Vec<f64> = common.iter().map(|p| f(p.1)).collect();
+                wilcoxon_signed_rank(&a, &b).map_or("n/a".into(), |w| format!("p = {:.3g}", w.p_value))
+            })
+            .collect();
+        md += &format!("| Wilcoxon (paired) | {} | {} |\n", common.len(), cells.join(" | "));
+    }
+    md
+}

@@ -1,0 +1,34 @@
+//! The networks of medtrans, in Burn: translators (ResNet and U-Net
+//! generators), the PatchGAN discriminator, RegGAN's registration network
+//! and the spatial transformer that warps with its field.
+//!
+//! Architectures follow the reference implementations (CycleGAN/pix2pix and
+//! RegGAN) so that weights trained there load here; see
+//! [`ResnetGenerator::load_pytorch`].
+pub use burn;
+
+mod blocks;
+mod discriminator;
+mod generator;
+mod ids;
+mod registration;
+mod resnet;
+mod unet;
+mod warp;
+
+pub use blocks::ResidualBlock;
+pub use discriminator::{Discriminator, DiscriminatorConfig};
+pub use generator::{Generator, GeneratorConfig, GeneratorKind};
+pub use ids::stable_param_ids;
+pub use registration::{RegistrationConfig, RegistrationNet};
+pub use resnet::{ResnetGenerator, ResnetGeneratorConfig};
+pub use unet::{UnetGenerator, UnetGeneratorConfig};
+pub use warp::{identity_grid, warp};
+
+/// The CycleGAN/pix2pix initialisation: conv weights from N(0, 0.02).
+pub(crate) fn gan_init() -> burn::nn::Initializer {
+    burn::nn::Initializer::Normal {
+        mean: 0.0,
+        std: 0.02,
+    }
+}

@@ -1,0 +1,160 @@
+use crate::blocks::{conv, instance_norm, reflect, ResidualBlock};
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{InstanceNorm, PaddingConfig2d};
+use burn::store::{KeyRemapper, ModuleSnapshot, SafetensorsStore};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The CycleGAN ResNet generator's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResnetGeneratorConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// Filters of the first layer (the reference's `ngf`).
+    pub ngf: usize,
+    pub n_blocks: usize,
+}
+
+impl Default for ResnetGeneratorConfig {
+    fn default() -> Self {
+        Self {
+            in_channels: 1,
+            out_channels: 1,
+            ngf: 64,
+            n_blocks: 9,
+        }
+    }
+}
+
+/// CycleGAN's ResNet generator: 7x7 head, two stride-2 downsamplings,
+/// `n_blocks` residual blocks, two transposed-conv upsamplings, 7x7 tail
+/// and tanh. Works on any size divisible by 4.
+#[derive(Module, Debug)]
+pub struct ResnetGenerator {
+    head: Conv2d,
+    head_norm: InstanceNorm,
+    down: Vec<Conv2d>,
+    down_norm: Vec<InstanceNorm>,
+    blocks: Vec<ResidualBlock>,
+    up: Vec<ConvTranspose2d>,
+    up_norm: Vec<InstanceNorm>,
+    tail: Conv2d,
+}
+
+impl ResnetGeneratorConfig {
+    pub fn init(&self, device: &Device) -> ResnetGenerator {
+        let init = crate::gan_init();
+        let f = self.ngf;
+        let down = [(f, 2 * f), (2 * f, 4 * f)];
+        let up = [(4 * f, 2 * f), (2 * f, f)];
+        ResnetGenerator {
+            head: conv(self.in_channels, f, 7, &init, device),
+            head_norm: instance_norm(f, device),
+            down: down
+                .iter()
+                .map(|&(i, o)| {
+                    Conv2dConfig::new([i, o], [3, 3])
+                        .with_stride([2, 2])
+                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                        .with_initializer(init.clone())
+                        .init(device)
+                })
+                .collect(),
+            down_norm: down.iter().map(|&(_, o)| instance_norm(o, device)).collect(),
+            blocks: (0..self.n_blocks)
+                .map(|_| ResidualBlock::new(4 * f, &init, device))
+                .collect(),
+            up: up
+                .iter()
+                .map(|&(i, o)| {
+                    ConvTranspose2dConfig::new([i, o], [3, 3])
+                        .with_stride([2, 2])
+                        .with_padding([1, 1])
+                        .with_padding_out([1, 1])
+                        .with_initializer(init.clone())
+                        .init(device)
+                })
+                .collect(),
+            up_norm: up.iter().map(|&(_, o)| instance_norm(o, device)).collect(),
+            tail: conv(f, self.out_channels, 7, &init, device),
+        }
+    }
+
+    /// Parameter names of the reference PyTorch implementation
+    /// (`networks.ResnetGenerator`, an `nn.Sequential` called `model`)
+    /// mapped to ours, as (regex, replacement) pairs.
+    fn pytorch_keys(&self) -> Vec<(String, String)> {
+        let n = self.n_blocks;
+        let mut keys = vec![
+            (r"^model\.1\.".to_string(), "head.".to_string()),
+            (r"^model\.4\.".into(), "down.0.".into()),
+            (r"^model\.7\.".into(), "down.1.".into()),
+            (format!(r"^model\.{}\.", 10 + n), "up.0.".into()),
+            (format!(r"^model\.{}\.", 13 + n), "up.1.".into()),
+            (format!(r"^model\.{}\.", 17 + n), "tail.".into()),
+        ];
+        for b in 0..n {
+            keys.push((
+                format!(r"^model\.{}\.conv_block\.1\.", 10 + b),
+                format!("blocks.{b}.conv1."),
+            ));
+            keys.push((
+                format!(r"^model\.{}\.conv_block\.5\.", 10 + b),
+                format!("blocks.{b}.conv2."),
+            ));
+        }
+        keys
+    }
+}
+
+impl ResnetGenerator {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut h = relu(self.head_norm.forward(self.head.forward(reflect(x, 3))));
+        for (c, n) in self.down.iter().zip(&self.down_norm) {
+            h = relu(n.forward(c.forward(h)));
+        }
+        for b in &self.blocks {
+            h = b.forward(h);
+        }
+        for (c, n) in self.up.iter().zip(&self.up_norm) {
+            h = relu(n.forward(c.forward(h)));
+        }
+        self.tail.forward(reflect(h, 3)).tanh()
+    }
+
+    /// Load weights saved from the reference PyTorch ResnetGenerator
+    /// (CycleGAN/pix2pix `networks.py`, InstanceNorm, no dropout) as a
+    /// safetensors file of its `state_dict()`. Every tensor must be found.
+    pub fn load_pytorch(
+        config: &ResnetGeneratorConfig,
+        path: &Path,
+        device: &Device,
+    ) -> Result<Self, String> {
+        let mut model = config.init(device);
+        let mut remap = KeyRemapper::new();
+        for (from, to) in config.pytorch_keys() {
+            remap = remap
+                .add_pattern(&from, &to)
+                .map_err(|e| format!("bad key pattern {from}: {e}"))?;
+        }
+        let mut store = SafetensorsStore::from_file(path).remap(remap);
+        let result = model
+            .load_from(&mut store)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if !result.missing.is_empty() || !result.errors.is_empty() {
+            return Err(format!(
+                "{}: not a CycleGAN ResnetGenerator with ngf {} and {} blocks (missing {:?}, errors {:?})",
+                path.display(),
+                config.ngf,
+                config.n_blocks,
+                result.missing,
+                result.errors
+            ));
+        }
+        Ok(model)
+    }
+}

@@ -1,0 +1,123 @@
+//! Networks against PyTorch: fixtures from scripts/make_torch_fixtures.py.
+use burn::tensor::{Device, Tensor, TensorData};
+use medtrans_networks::{
+    identity_grid, warp, Discriminator, DiscriminatorConfig, GeneratorConfig, GeneratorKind,
+    RegistrationConfig, ResnetGenerator, ResnetGeneratorConfig,
+};
+use std::path::PathBuf;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/torch").join(name)
+}
+
+fn load(name: &str, device: &Device) -> Tensor<4> {
+    let a = medtrans_io::read_npy(&fixture(name)).unwrap();
+    let mut shape = a.shape.clone();
+    while shape.len() < 4 {
+        shape.insert(0, 1);
+    }
+    Tensor::from_data(TensorData::new(a.data, [shape[0], shape[1], shape[2], shape[3]]), device)
+}
+
+fn values(t: Tensor<4>) -> Vec<f32> {
+    t.into_data().try_into_vec_as::<f32>().unwrap()
+}
+
+fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= tol, "{what}: max abs difference {worst} > {tol}");
+}
+
+#[test]
+fn warp_and_its_gradients_match_pytorch() {
+    let d = Device::flex().autodiff();
+    let img = load("t1_32.npy", &d).require_grad();
+    let field = load("field.npy", &d).require_grad();
+    let weights = load("weights.npy", &d);
+    let warped = warp(img.clone(), field.clone());
+    let loss = (warped.clone() * weights).sum();
+    let grads = loss.backward();
+    let want = medtrans_io::read_npy(&fixture("warped.npy")).unwrap().data;
+    assert_close(&values(warped), &want, 1e-5, "warped image");
+    let gi = img.grad(&grads).unwrap();
+    let gf = field.grad(&grads).unwrap();
+    let want_gi = medtrans_io::read_npy(&fixture("warp_grad_image.npy")).unwrap().data;
+    let want_gf = medtrans_io::read_npy(&fixture("warp_grad_field.npy")).unwrap().data;
+    assert_close(&gi.into_data().try_into_vec_as::<f32>().unwrap(), &want_gi, 1e-4, "d warp / d image");
+    assert_close(&gf.into_data().try_into_vec_as::<f32>().unwrap(), &want_gf, 1e-4, "d warp / d field");
+}
+
+#[test]
+fn zero_field_warp_is_the_identity() {
+    let d = Device::flex();
+    let img = load("t1_32.npy", &d);
+    let out = warp(img.clone(), Tensor::zeros([1, 2, 32, 32], &d));
+    assert_close(&values(out), &values(img), 1e-5, "identity warp");
+    let g = identity_grid(2, 3, &d);
+    assert_eq!(values(g), vec![0., 0., 1., 0., 2., 0., 0., 1., 1., 1., 2., 1.]);
+}
+
+#[test]
+fn resnet_generator_with_pytorch_weights_matches_pytorch() {
+    let d = Device::flex();
+    let cfg = ResnetGeneratorConfig {
+        in_channels: 1,
+        out_channels: 1,
+        ngf: 8,
+        n_blocks: 2,
+    };
+    let g = ResnetGenerator::load_pytorch(&cfg, &fixture("resnet_ngf8_blocks2.safetensors"), &d)
+        .unwrap();
+    let out = g.forward(load("t1_32.npy", &d));
+    let want = medtrans_io::read_npy(&fixture("resnet_out.npy")).unwrap().data;
+    assert_close(&values(out), &want, 1e-4, "generator output");
+    // A file for another architecture is refused, not half-loaded.
+    let wrong = ResnetGeneratorConfig { n_blocks: 3, ..cfg };
+    let err = ResnetGenerator::load_pytorch(&wrong, &fixture("resnet_ngf8_blocks2.safetensors"), &d)
+        .unwrap_err();
+    assert!(err.contains("resnet_ngf8_blocks2"), "{err}");
+}
+
+#[test]
+fn output_shapes() {
+    let d = Device::flex();
+    let x = Tensor::<4>::zeros([2, 1, 64, 64], &d);
+    for kind in [GeneratorKind::Resnet, GeneratorKind::Unet] {
+        let g = GeneratorConfig {
+            kind,
+            ngf: 4,
+            n_blocks: 1,
+            ..Default::default()
+        }
+        .init(64, &d);
+        assert_eq!(g.forward(x.clone()).dims(), [2, 1, 64, 64], "{kind:?}");
+    }
+    let patch: Discriminator = DiscriminatorConfig {
+        ndf: 4,
+        ..Default::default()
+    }
+    .init(&d);
+    assert_eq!(patch.forward(x.clone()).dims(), [2, 1, 6, 6]);
+    let per_image = DiscriminatorConfig {
+        ndf: 4,
+        per_image: true,
+        ..Default::default()
+    }
+    .init(&d);
+    assert_eq!(per_image.forward(x.clone()).dims(), [2, 1, 1, 1]);
+    // R adapts its depth: 5 levels at 64 px, 7 at 256 px; the field is
+    // near zero at initialisation.
+    let rc = RegistrationConfig::default();
+    assert_eq!(rc.levels_for(64), 5);
+    assert_eq!(rc.levels_for(256), 7);
+    let r = rc.init(64, &d);
+    let field = r.forward(x.clone(), x);
+    assert_eq!(field.dims(), [2, 2, 64, 64]);
+    let max = values(field.abs()).into_iter().fold(0f32, f32::max);
+    assert!(max < 1e-2, "R should start near the identity, max |field| {max}");
+}

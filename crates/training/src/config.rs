@@ -1,0 +1,324 @@
+//! Training configuration: TOML, with presets for the paper's modes in
+//! `configs/` and `--set key=value` overrides.
+use anyhow::{bail, Context, Result};
+use medtrans_datasets::Pairing;
+use medtrans_losses::GanLoss;
+use medtrans_networks::{GeneratorConfig, RegistrationConfig};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The presets shipped in `configs/`, by mode name. Embedded so that the
+/// binary works without the checkout.
+pub const PRESETS: [(&str, &str); 6] = [
+    ("pix2pix", include_str!("../../../configs/pix2pix.toml")),
+    ("cycle", include_str!("../../../configs/cycle.toml")),
+    ("nc", include_str!("../../../configs/nc.toml")),
+    ("cycle+reg", include_str!("../../../configs/cycle+reg.toml")),
+    ("reggan", include_str!("../../../configs/reggan.toml")),
+    ("asymmetric", include_str!("../../../configs/asymmetric.toml")),
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Free-form name of the mode, for logs; the loss weights define it.
+    pub mode: String,
+    /// Run folder: checkpoints, logs, samples and the effective config.
+    pub out: PathBuf,
+    pub data: DataConfig,
+    pub generator: GeneratorConfig,
+    pub discriminator: DiscriminatorSettings,
+    pub registration: RegistrationConfig,
+    pub loss: LossConfig,
+    pub optim: OptimConfig,
+    pub train: ScheduleConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// A folder made by `medtrans prepare`, or RegGAN's A/ B/ npy layout.
+    pub path: PathBuf,
+    pub train_split: String,
+    pub val_split: String,
+    /// RegGAN's misalignment noise level applied to training pairs (0-5).
+    pub noise_level: u32,
+    pub pairing: Pairing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscriminatorSettings {
+    pub ndf: usize,
+    /// Score one value per image (RegGAN code) instead of per patch.
+    pub per_image: bool,
+    /// Feed (x, y) pairs, as pix2pix does.
+    pub conditional: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CycleDirection {
+    /// x -> y -> x and y -> x -> y (CycleGAN).
+    Both,
+    /// Only y -> x -> y, at twice the weight: the asymmetric cycle loss for
+    /// many-to-one mappings, where x cannot be recovered from G(x).
+    TargetOnly,
+}
+
+/// Loss weights. A zero weight removes the term, and with it any network
+/// only that term needs (F and D_A without cycle, R without correction).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossConfig {
+    pub gan: GanLoss,
+    pub adversarial: f64,
+    pub l1: f64,
+    pub cycle: f64,
+    pub cycle_direction: CycleDirection,
+    /// Identity loss as a fraction of the cycle weight (CycleGAN: 0.5).
+    pub identity: f64,
+    pub correction: f64,
+    pub smoothness: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub weight_decay: f64,
+    /// Decay the learning rate linearly to 0 over the last this-many epochs.
+    pub decay_epochs: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// `cpu` (Burn's flex backend) or `wgpu` (built with the wgpu feature).
+    pub device: String,
+    pub epochs: usize,
+    /// Steps per epoch; 0 means one pass over the training split.
+    pub steps_per_epoch: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Fakes the discriminators see come from a pool of this many earlier
+    /// fakes (CycleGAN: 50); 0 uses the current fake.
+    pub pool_size: usize,
+    /// The D step scores a fresh G(x) made after the G step (RegGAN's
+    /// order) instead of the fake from the G step.
+    pub regenerate_fake: bool,
+    /// Stop (with a checkpoint) after this global step; 0 runs to the end.
+    /// The schedule is unchanged, so a resumed run continues exactly.
+    pub stop_at_step: usize,
+    /// Images in each epoch's sample grid.
+    pub samples: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            mode: "custom".into(),
+            out: PathBuf::from("runs/run"),
+            data: DataConfig::default(),
+            generator: GeneratorConfig::default(),
+            discriminator: DiscriminatorSettings::default(),
+            registration: RegistrationConfig::default(),
+            loss: LossConfig::default(),
+            optim: OptimConfig::default(),
+            train: ScheduleConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            train_split: "train".into(),
+            val_split: "val".into(),
+            noise_level: 0,
+            pairing: Pairing::Paired,
+        }
+    }
+}
+
+impl Default for DiscriminatorSettings {
+    fn default() -> Self {
+        Self {
+            ndf: 64,
+            per_image: false,
+            conditional: false,
+        }
+    }
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self {
+            gan: GanLoss::Lsgan,
+            adversarial: 1.0,
+            l1: 0.0,
+            cycle: 0.0,
+            cycle_direction: CycleDirection::Both,
+            identity: 0.0,
+            correction: 0.0,
+            smoothness: 0.0,
+        }
+    }
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            weight_decay: 1e-4,
+            decay_epochs: 0,
+        }
+    }
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            device: "cpu".into(),
+            epochs: 80,
+            steps_per_epoch: 0,
+            batch_size: 1,
+            seed: 0,
+            pool_size: 0,
+            regenerate_fake: false,
+            stop_at_step: 0,
+            samples: 4,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Parse TOML text, apply `key.path=value` overrides, and check it.
+    pub fn from_toml(text: &str, overrides: &[String], origin: &str) -> Result<Self> {
+        let mut value: toml::Table =
+            toml::from_str(text).with_context(|| format!("{origin}: not valid TOML"))?;
+        for o in overrides {
+            apply_override(&mut value, o)?;
+        }
+        let cfg: TrainConfig = value
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{origin}: {}", e.message()))?;
+        cfg.check().with_context(|| format!("{origin}: invalid config"))?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the config {}", path.display()))?;
+        Self::from_toml(&text, overrides, &path.display().to_string())
+    }
+
+    /// A shipped preset by mode name (`reggan`, `pix2pix`, ...).
+    pub fn preset(mode: &str, overrides: &[String]) -> Result<Self> {
+        let Some((_, text)) = PRESETS.iter().find(|(m, _)| *m == mode) else {
+            bail!(
+                "unknown mode {mode:?}; the presets are {}",
+                PRESETS.map(|p| p.0).join(", ")
+            );
+        };
+        Self::from_toml(text, overrides, &format!("preset {mode}"))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a config always serialises")
+    }
+
+    pub fn uses_cycle(&self) -> bool {
+        self.loss.cycle > 0.0
+    }
+
+    pub fn uses_registration(&self) -> bool {
+        self.loss.correction > 0.0 || self.loss.smoothness > 0.0
+    }
+
+    fn check(&self) -> Result<()> {
+        let l = &self.loss;
+        for (name, w) in [
+            ("adversarial", l.adversarial),
+            ("l1", l.l1),
+            ("cycle", l.cycle),
+            ("identity", l.identity),
+            ("correction", l.correction),
+            ("smoothness", l.smoothness),
+        ] {
+            if !(w.is_finite() && w >= 0.0) {
+                bail!("loss.{name} must be a finite weight >= 0, not {w}");
+            }
+        }
+        if l.identity > 0.0 && l.cycle == 0.0 {
+            bail!("loss.identity is a fraction of loss.cycle, which is 0");
+        }
+        if self.discriminator.conditional && self.uses_cycle() {
+            bail!("discriminator.conditional (pix2pix) does not combine with the cycle loss");
+        }
+        if self.data.noise_level > medtrans_transforms::MAX_NOISE_LEVEL {
+            bail!("data.noise_level must be 0-5");
+        }
+        let t = &self.train;
+        if t.batch_size == 0 || t.epochs == 0 {
+            bail!("train.batch_size and train.epochs must be at least 1");
+        }
+        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
+            bail!("optim.lr must be > 0");
+        }
+        if self.optim.decay_epochs > t.epochs {
+            bail!("optim.decay_epochs ({}) exceeds train.epochs ({})", self.optim.decay_epochs, t.epochs);
+        }
+        if self.generator.ngf == 0 || self.discriminator.ndf == 0 {
+            bail!("generator.ngf and discriminator.ndf must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Learning-rate factor for `epoch` (0-based): 1, then a linear decay
+    /// to 0 over the last `decay_epochs`.
+    pub fn lr_factor(&self, epoch: usize) -> f64 {
+        let (e, k) = (self.train.epochs, self.optim.decay_epochs);
+        if k == 0 || epoch + k < e {
+            1.0
+        } else {
+            (e - epoch) as f64 / (k + 1) as f64
+        }
+    }
+}
+
+/// `a.b.c=value`: value as TOML (number, bool, string, array) or, failing
+/// that, as a bare string. Keys are checked when the table is read back.
+fn apply_override(table: &mut toml::Table, o: &str) -> Result<()> {
+    let Some((key, raw)) = o.split_once('=') else {
+        bail!("--set {o:?}: expected key=value, e.g. --set train.epochs=5");
+    };
+    let key = key.trim();
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut t = table;
+    for (i, p) in parts.iter().enumerate() {
+        if p.is_empty() {
+            bail!("--set {o:?}: empty key part");
+        }
+        if i == parts.len() - 1 {
+            t.insert(p.to_string(), value);
+            return Ok(());
+        }
+        let entry = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        t = entry
+            .as_table_mut()
+            .with_context(|| format!("--set {o:?}: {p} is a value, not a section"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Training and inference for medtrans.
+//!
+//! One [`Trainer`] runs every mode; a mode is a [`TrainConfig`] whose loss
+//! weights switch terms (and the networks they need) on. Presets for the
+//! papers' modes ship in `configs/`.
+pub mod checkpoint;
+pub mod config;
+pub mod device;
+pub mod inference;
+mod nets;
+mod pool;
+mod samples;
+mod tensors;
+mod trainer;
+
+pub use checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
+pub use config::{TrainConfig, PRESETS};
+pub use device::device_from_name;
+pub use inference::{score_slices, Model, SliceScore};
+pub use pool::ImagePool;
+pub use tensors::{stack, unstack};
+pub use trainer::{LossRow, RunSummary, Trainer, ValScores};

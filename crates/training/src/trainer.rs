@@ -1,0 +1,526 @@
+//! The one trainer. Every mode is a set of loss weights (see `config`):
+//! this file never asks which mode it runs, only which terms are on.
+use crate::checkpoint::{load_pool, save_pool, write_atomic, CheckpointState, ModelInfo};
+use crate::config::{CycleDirection, TrainConfig};
+use crate::device::device_from_name;
+use crate::nets::Nets;
+use crate::pool::ImagePool;
+use crate::samples::write_sample_grid;
+use crate::tensors::{stack, unstack};
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use medtrans_datasets::{PairOptions, Pairing, SliceDataset};
+use medtrans_io::Slice;
+use medtrans_losses::{l1, smoothness};
+use medtrans_metrics::{mean_std, nmae, psnr, ssim};
+use medtrans_networks::warp;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// splitmix64: spreads (seed, counter) into independent RNG seeds.
+pub(crate) fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Loss values of one step, in a fixed order for a given config.
+pub type LossRow = Vec<(&'static str, f64)>;
+
+/// Mean validation scores.
+#[derive(Debug, Clone, Copy)]
+pub struct ValScores {
+    pub nmae: f64,
+    pub psnr: f64,
+    pub ssim: f64,
+}
+
+pub struct Trainer {
+    pub cfg: TrainConfig,
+    /// The autodiff device the networks train on.
+    device: Device,
+    pub train: SliceDataset,
+    pub val: Option<SliceDataset>,
+    pub nets: Nets,
+    pool_a: ImagePool,
+    pool_b: ImagePool,
+    /// Steps completed.
+    pub step: usize,
+    best_val_nmae: Option<f64>,
+    pub info: ModelInfo,
+    pub steps_per_epoch: usize,
+}
+
+/// What a finished (or stopped) run reports.
+pub struct RunSummary {
+    pub steps: usize,
+    pub last_val: Option<ValScores>,
+    pub run_dir: PathBuf,
+    pub seconds_per_step: f64,
+}
+
+impl Trainer {
+    /// Set up a new run from a config: opens the data, builds the networks.
+    pub fn new(cfg: TrainConfig) -> Result<Self> {
+        let device = device_from_name(&cfg.train.device)?.autodiff();
+        device.seed(cfg.train.seed);
+        if cfg.data.path.as_os_str().is_empty() {
+            bail!("data.path is not set: pass --set data.path=DATASET (a folder made by `medtrans prepare`)");
+        }
+        let train = SliceDataset::open(&cfg.data.path, &cfg.data.train_split)
+            .with_context(|| format!("opening the training data in {}", cfg.data.path.display()))?;
+        if train.is_empty() {
+            bail!("{}: the {} split has no slices", cfg.data.path.display(), cfg.data.train_split);
+        }
+        let val = match SliceDataset::open(&cfg.data.path, &cfg.data.val_split) {
+            Ok(v) if !v.is_empty() => Some(v),
+            _ => None,
+        };
+        let (w, h) = train.dims();
+        if w != h {
+            bail!("{}: slices are {w}x{h}; training needs square slices (medtrans prepare makes them)", cfg.data.path.display());
+        }
+        let m = cfg.generator.size_multiple(w);
+        if w % m != 0 || w < 16 {
+            bail!("{}: {w} px slices do not fit this generator (the side must be a multiple of {m}, at least 16)", cfg.data.path.display());
+        }
+        let nets = Nets::new(&cfg, w, &device);
+        let info = ModelInfo::from_dataset(&train);
+        let spe = if cfg.train.steps_per_epoch > 0 {
+            cfg.train.steps_per_epoch
+        } else {
+            train.len().div_ceil(cfg.train.batch_size)
+        };
+        Ok(Self {
+            pool_a: ImagePool::new(cfg.train.pool_size),
+            pool_b: ImagePool::new(cfg.train.pool_size),
+            cfg,
+            device,
+            train,
+            val,
+            nets,
+            step: 0,
+            best_val_nmae: None,
+            info,
+            steps_per_epoch: spe,
+        })
+    }
+
+    /// Continue the run in `run_dir` from its last checkpoint; `overrides`
+    /// may change only the schedule's end (`train.stop_at_step`).
+    pub fn resume(run_dir: &Path, overrides: &[String]) -> Result<Self> {
+        let ckpt = run_dir.join("checkpoints/last");
+        let state = CheckpointState::load(&ckpt)?;
+        let text = state.config.to_toml();
+        let cfg = TrainConfig::from_toml(&text, overrides, &format!("{}", ckpt.display()))?;
+        let mut t = Self::new(cfg)?;
+        t.nets.load(&ckpt)?;
+        t.step = state.step;
+        t.best_val_nmae = state.best_val_nmae;
+        t.pool_a.images = load_pool(&ckpt.join("pool_A.npy"))?;
+        t.pool_b.images = load_pool(&ckpt.join("pool_B.npy"))?;
+        Ok(t)
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.cfg.train.epochs * self.steps_per_epoch
+    }
+
+    fn pair_options(&self) -> PairOptions {
+        PairOptions {
+            noise_level: self.cfg.data.noise_level,
+            pairing: self.cfg.data.pairing,
+            seed: self.cfg.train.seed,
+        }
+    }
+
+    /// Training indices of global step `step`: a fresh permutation each
+    /// epoch, seeded by (seed, epoch).
+    fn batch_indices(&self, step: usize) -> (usize, Vec<usize>) {
+        let epoch = step / self.steps_per_epoch;
+        let within = step % self.steps_per_epoch;
+        let n = self.train.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(self.cfg.train.seed ^ mix(epoch as u64 + 1))));
+        let bs = self.cfg.train.batch_size;
+        let idx = (0..bs).map(|k| order[(within * bs + k) % n]).collect();
+        (epoch, idx)
+    }
+
+    /// One optimisation step: generators (and R) on the weighted sum of
+    /// their terms, then the discriminators.
+    pub fn train_step(&mut self) -> Result<LossRow> {
+        let step = self.step;
+        let (epoch, idx) = self.batch_indices(step);
+        let lr = self.cfg.optim.lr * self.cfg.lr_factor(epoch);
+        // Dropout and any other device randomness replay on resume.
+        self.device.seed(mix(self.cfg.train.seed ^ mix(step as u64 + 0x5eed)));
+        let opts = self.pair_options();
+        let pairs: Vec<_> = idx
+            .iter()
+            .map(|&i| self.train.pair(i, epoch as u64, &opts))
+            .collect();
+        let x = stack(&pairs.iter().map(|p| &p.a).collect::<Vec<_>>(), &self.device);
+        let y = stack(&pairs.iter().map(|p| &p.b).collect::<Vec<_>>(), &self.device);
+        let w = self.cfg.loss.clone();
+        let gan = w.gan;
+        let conditional = self.cfg.discriminator.conditional;
+        let d_input = |x: &Tensor<4>, img: Tensor<4>| {
+            if conditional {
+                Tensor::cat(vec![x.clone(), img], 1)
+            } else {
+                img
+            }
+        };
+
+        // --- generators and R -------------------------------------------
+        let mut terms: Vec<(&'static str, Tensor<1>)> = Vec::new();
+        let fake_b = self.nets.g.net.forward(x.clone());
+        if let Some(d) = &self.nets.d_b {
+            let pred = d.net.forward(d_input(&x, fake_b.clone()));
+            terms.push(("g_adv", gan.loss(pred, true) * w.adversarial));
+        }
+        if w.l1 > 0.0 {
+            terms.push(("l1", l1(fake_b.clone(), y.clone()) * w.l1));
+        }
+        if let Some(r) = &self.nets.r {
+            let field = r.net.forward(fake_b.clone(), y.clone());
+            if w.correction > 0.0 {
+                let reg = warp(fake_b.clone(), field.clone());
+                terms.push(("correction", l1(reg, y.clone()) * w.correction));
+            }
+            if w.smoothness > 0.0 {
+                terms.push(("smoothness", smoothness(field) * w.smoothness));
+            }
+        }
+        let mut fake_a = None;
+        if let Some(f) = &self.nets.f {
+            let g = &self.nets.g.net;
+            let fa = f.net.forward(y.clone());
+            if let Some(d) = &self.nets.d_a {
+                terms.push(("f_adv", gan.loss(d.net.forward(fa.clone()), true) * w.adversarial));
+            }
+            match w.cycle_direction {
+                CycleDirection::Both => {
+                    terms.push(("cycle_a", l1(f.net.forward(fake_b.clone()), x.clone()) * w.cycle));
+                    terms.push(("cycle_b", l1(g.forward(fa.clone()), y.clone()) * w.cycle));
+                }
+                CycleDirection::TargetOnly => {
+                    terms.push(("cycle_b", l1(g.forward(fa.clone()), y.clone()) * (2.0 * w.cycle)));
+                }
+            }
+            if w.identity > 0.0 {
+                let k = w.identity * w.cycle;
+                terms.push(("idt_b", l1(g.forward(y.clone()), y.clone()) * k));
+                terms.push(("idt_a", l1(f.net.forward(x.clone()), x.clone()) * k));
+            }
+            fake_a = Some(fa);
+        }
+        if terms.is_empty() {
+            bail!("every loss weight is 0: nothing to train");
+        }
+        let total = terms
+            .iter()
+            .map(|t| t.1.clone())
+            .reduce(|a, b| a + b)
+            .expect("terms is not empty");
+        let mut grads = total.clone().backward();
+        if let Some(r) = &mut self.nets.r {
+            r.step(lr, &mut grads);
+        }
+        self.nets.g.step(lr, &mut grads);
+        if let Some(f) = &mut self.nets.f {
+            f.step(lr, &mut grads);
+        }
+        terms.push(("g_total", total));
+
+        // --- discriminators ---------------------------------------------
+        let mut d_terms: Vec<(&'static str, Tensor<1>)> = Vec::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(self.cfg.train.seed ^ mix(step as u64 + 0xd00d)));
+        if let Some(d) = &self.nets.d_b {
+            let fake = if self.cfg.train.regenerate_fake {
+                self.nets.g.net.forward(x.clone()).detach()
+            } else {
+                fake_b.detach()
+            };
+            let fake = pooled(&mut self.pool_b, fake, &mut rng, &self.device);
+            let real_loss = gan.loss(d.net.forward(d_input(&x, y.clone())), true);
+            let fake_loss = gan.loss(d.net.forward(d_input(&x, fake)), false);
+            d_terms.push(("d_b", (real_loss + fake_loss) * (0.5 * w.adversarial)));
+        }
+        if let (Some(d), Some(fa)) = (&self.nets.d_a, fake_a) {
+            let fake = pooled(&mut self.pool_a, fa.detach(), &mut rng, &self.device);
+            let real_loss = gan.loss(d.net.forward(x.clone()), true);
+            let fake_loss = gan.loss(d.net.forward(fake), false);
+            d_terms.push(("d_a", (real_loss + fake_loss) * (0.5 * w.adversarial)));
+        }
+        if !d_terms.is_empty() {
+            let total = d_terms
+                .iter()
+                .map(|t| t.1.clone())
+                .reduce(|a, b| a + b)
+                .expect("not empty");
+            let mut grads = total.backward();
+            if let Some(d) = &mut self.nets.d_b {
+                d.step(lr, &mut grads);
+            }
+            if let Some(d) = &mut self.nets.d_a {
+                d.step(lr, &mut grads);
+            }
+        }
+        terms.extend(d_terms);
+
+        // One read-back for all terms.
+        let names: Vec<&'static str> = terms.iter().map(|t| t.0).collect();
+        let values: Vec<f32> = Tensor::cat(terms.into_iter().map(|t| t.1.detach()).collect(), 0)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .expect("f32");
+        let mut row: LossRow = vec![("lr", lr)];
+        row.extend(names.into_iter().zip(values.into_iter().map(f64::from)));
+        if let Some((name, v)) = row.iter().find(|(_, v)| !v.is_finite()) {
+            bail!("step {step}: the {name} loss became {v}; lower optim.lr or check the data");
+        }
+        self.step += 1;
+        Ok(row)
+    }
+
+    /// G(x) for slices, on the plain device and without dropout.
+    pub fn translate(&self, xs: &[&Slice]) -> Vec<Slice> {
+        let g = self.nets.g.net.valid();
+        let dev = self.device.clone().inner();
+        xs.chunks(8)
+            .flat_map(|c| unstack(g.forward(stack(c, &dev))))
+            .collect()
+    }
+
+    /// NMAE, PSNR and SSIM of G(x) against the aligned target on the
+    /// validation split.
+    pub fn validate(&self) -> Option<ValScores> {
+        let val = self.val.as_ref()?;
+        let xs: Vec<&Slice> = val.a.iter().collect();
+        let fakes = self.translate(&xs);
+        let (mut m, mut p, mut s) = (vec![], vec![], vec![]);
+        for (fake, real) in fakes.iter().zip(&val.b) {
+            if let (Some(a), Some(b), Some(c)) = (nmae(fake, real), psnr(fake, real), ssim(fake, real)) {
+                m.push(a);
+                p.push(b);
+                s.push(c);
+            }
+        }
+        Some(ValScores {
+            nmae: mean_std(&m)?.0,
+            psnr: mean_std(&p)?.0,
+            ssim: mean_std(&s)?.0,
+        })
+    }
+
+    fn checkpoint(&self, dir: &Path, val: Option<ValScores>) -> Result<()> {
+        let state = CheckpointState {
+            format_version: 1,
+            step: self.step,
+            epoch: self.step / self.steps_per_epoch,
+            best_val_nmae: self.best_val_nmae,
+            val: val.map(|v| [v.nmae, v.psnr, v.ssim]),
+            model: self.info.clone(),
+            config: self.cfg.clone(),
+        };
+        write_atomic(dir, |tmp| {
+            self.nets.save(tmp)?;
+            save_pool(&tmp.join("pool_A.npy"), &self.pool_a.images)?;
+            save_pool(&tmp.join("pool_B.npy"), &self.pool_b.images)?;
+            state.save(tmp)
+        })
+    }
+
+    /// Sample grid rows for the first validation (or training) slices:
+    /// x, G(x), warped G(x), y, |G(x) - y| and |field|.
+    fn write_samples(&self, path: &Path) -> Result<()> {
+        let ds = self.val.as_ref().unwrap_or(&self.train);
+        let n = self.cfg.train.samples.min(ds.len());
+        if n == 0 {
+            return Ok(());
+        }
+        let opts = PairOptions {
+            pairing: Pairing::Paired,
+            ..self.pair_options()
+        };
+        let pairs: Vec<_> = (0..n).map(|i| ds.pair(i * ds.len() / n, 0, &opts)).collect();
+        let xs: Vec<&Slice> = pairs.iter().map(|p| &p.a).collect();
+        let ys: Vec<&Slice> = pairs.iter().map(|p| &p.b).collect();
+        let fakes = self.translate(&xs);
+        let registered = self.nets.r.as_ref().map(|r| {
+            let r = r.net.valid();
+            let dev = self.device.clone().inner();
+            let f = stack(&fakes.iter().collect::<Vec<_>>(), &dev);
+            let field = r.forward(f.clone(), stack(&ys, &dev));
+            (unstack(warp(f, field.clone())), unstack(field))
+        });
+        write_sample_grid(path, &xs, &fakes, registered.as_ref(), &ys)
+    }
+
+    /// Train to the end of the schedule (or `train.stop_at_step`), with a
+    /// progress bar, CSV logs, validation, samples and checkpoints.
+    pub fn run(&mut self, quiet: bool) -> Result<RunSummary> {
+        let out = self.cfg.out.clone();
+        std::fs::create_dir_all(out.join("samples"))
+            .with_context(|| format!("creating the run folder {}", out.display()))?;
+        std::fs::write(out.join("config.toml"), self.cfg.to_toml())?;
+        let total = self.total_steps();
+        let stop = match self.cfg.train.stop_at_step {
+            0 => total,
+            s => s.min(total),
+        };
+        let mut log = LossLog::open(&out.join("losses.csv"), self.step)?;
+        let mut val_log = ValLog::open(&out.join("validation.csv"), self.step)?;
+        let bar = progress(total as u64, self.step as u64, quiet);
+        let start = std::time::Instant::now();
+        let first = self.step;
+        let mut last_val = None;
+        while self.step < stop {
+            let row = self.train_step()?;
+            log.write(self.step, self.step.saturating_sub(1) / self.steps_per_epoch, &row)?;
+            bar.set_position(self.step as u64);
+            bar.set_message(
+                row.iter()
+                    .filter(|(n, _)| *n != "lr")
+                    .map(|(n, v)| format!("{n} {v:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            if self.step % self.steps_per_epoch == 0 {
+                let epoch = self.step / self.steps_per_epoch;
+                let val = self.validate();
+                if let Some(v) = val {
+                    val_log.write(epoch, self.step, &v)?;
+                    bar.println(format!(
+                        "epoch {epoch}: val NMAE {:.4}  PSNR {:.2} dB  SSIM {:.4}",
+                        v.nmae, v.psnr, v.ssim
+                    ));
+                    if self.best_val_nmae.is_none_or(|b| v.nmae < b) {
+                        self.best_val_nmae = Some(v.nmae);
+                        self.checkpoint(&out.join("checkpoints/best"), val)?;
+                    }
+                }
+                last_val = val.or(last_val);
+                self.write_samples(&out.join(format!("samples/epoch_{epoch:03}.png")))?;
+                self.checkpoint(&out.join("checkpoints/last"), val)?;
+            }
+        }
+        if self.step % self.steps_per_epoch != 0 {
+            self.checkpoint(&out.join("checkpoints/last"), None)?;
+        }
+        bar.finish_and_clear();
+        let done = self.step - first;
+        Ok(RunSummary {
+            steps: self.step,
+            last_val,
+            run_dir: out,
+            seconds_per_step: start.elapsed().as_secs_f64() / done.max(1) as f64,
+        })
+    }
+}
+
+/// Route fakes through an image pool (a no-op for a pool of size 0).
+fn pooled(pool: &mut ImagePool, fake: Tensor<4>, rng: &mut ChaCha8Rng, device: &Device) -> Tensor<4> {
+    if pool.capacity() == 0 {
+        return fake;
+    }
+    let out = pool.query(unstack(fake), rng);
+    stack(&out.iter().collect::<Vec<_>>(), device)
+}
+
+fn progress(total: u64, pos: u64, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} train [{bar:30}] {pos}/{len} {per_sec} ETA {eta} | {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_position(pos);
+    bar
+}
+
+/// CSV files that a resumed run continues: rows past the checkpoint are
+/// dropped so the log matches an uninterrupted run.
+fn reopen_csv(path: &Path, resume_step: usize, step_col: usize) -> Result<(std::fs::File, bool)> {
+    let mut has_header = false;
+    if path.exists() {
+        let text = std::fs::read_to_string(path)?;
+        let mut keep = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let step: Option<usize> = line.split(',').nth(step_col).and_then(|s| s.parse().ok());
+            if i == 0 {
+                has_header = true;
+                keep.push_str(line);
+                keep.push('\n');
+            } else if step.is_some_and(|s| s <= resume_step) {
+                keep.push_str(line);
+                keep.push('\n');
+            }
+        }
+        if resume_step == 0 {
+            keep.clear();
+            has_header = false;
+        }
+        std::fs::write(path, keep)?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok((f, has_header))
+}
+
+struct LossLog {
+    file: std::fs::File,
+    has_header: bool,
+}
+
+impl LossLog {
+    fn open(path: &Path, resume_step: usize) -> Result<Self> {
+        let (file, has_header) = reopen_csv(path, resume_step, 0)?;
+        Ok(Self { file, has_header })
+    }
+
+    fn write(&mut self, step: usize, epoch: usize, row: &LossRow) -> Result<()> {
+        if !self.has_header {
+            let names: Vec<&str> = row.iter().map(|r| r.0).collect();
+            writeln!(self.file, "step,epoch,{}", names.join(","))?;
+            self.has_header = true;
+        }
+        let vals: Vec<String> = row.iter().map(|r| format!("{:.7e}", r.1)).collect();
+        writeln!(self.file, "{step},{epoch},{}", vals.join(","))?;
+        Ok(())
+    }
+}
+
+struct ValLog {
+    file: std::fs::File,
+}
+
+impl ValLog {
+    fn open(path: &Path, resume_step: usize) -> Result<Self> {
+        let (mut file, has_header) = reopen_csv(path, resume_step, 1)?;
+        if !has_header {
+            writeln!(file, "epoch,step,nmae,psnr,ssim")?;
+        }
+        Ok(Self { file })
+    }
+
+    fn write(&mut self, epoch: usize, step: usize, v: &ValScores) -> Result<()> {
+        writeln!(self.file, "{epoch},{step},{:.6},{:.4},{:.6}", v.nmae, v.psnr, v.ssim)?;
+        Ok(())
+    }
+}

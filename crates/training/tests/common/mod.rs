@@ -1,0 +1,57 @@
+//! Shared set-up: the shipped demo data (ICBM152 T1/T2, 2 mm) prepared once
+//! per test binary at a small size.
+#![allow(dead_code)]
+use medtrans_datasets::{prepare, PrepareSpec, SplitSpec, SubjectSpec};
+use medtrans_training::{LossRow, TrainConfig};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+pub fn demo_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/demo")
+}
+
+/// A T1 -> T2 dataset at `size` px, made once per process.
+pub fn dataset(size: usize) -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, p) = DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("t1t2");
+        let d = demo_data();
+        let mut spec = PrepareSpec::new(
+            vec![SubjectSpec {
+                a: d.join("t1.nii.gz"),
+                b: d.join("t2.nii.gz"),
+                mask: Some(d.join("mask.nii.gz")),
+            }],
+            &out,
+        );
+        spec.size = size;
+        spec.min_foreground = 0.1;
+        spec.split = SplitSpec::default();
+        prepare(&spec, &mut |_, _, _| {}).unwrap();
+        (tmp, out)
+    });
+    p
+}
+
+/// A preset shrunk for CPU tests: 32 px, ngf 8, 2 residual blocks.
+pub fn small_config(mode: &str, out: &Path, extra: &[&str]) -> TrainConfig {
+    let mut set: Vec<String> = [
+        "generator.ngf=8",
+        "generator.n_blocks=2",
+        "discriminator.ndf=8",
+        "train.samples=2",
+        "optim.lr=5e-4",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    set.push(format!("data.path={:?}", dataset(32).display().to_string()));
+    set.push(format!("out={:?}", out.display().to_string()));
+    set.extend(extra.iter().map(|s| s.to_string()));
+    TrainConfig::preset(mode, &set).unwrap()
+}
+
+pub fn term(row: &LossRow, name: &str) -> Option<f64> {
+    row.iter().find(|r| r.0 == name).map(|r| r.1)
+}
