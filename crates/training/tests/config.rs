@@ -1,0 +1,51 @@
+//! Config files: presets, overrides, and errors that name the problem.
+use medtrans_training::TrainConfig;
+
+#[test]
+fn set_overrides_fields_and_presets_hold_the_paper_weights() {
+    let c = TrainConfig::preset("reggan", &["train.epochs=3".into(), "data.noise_level=4".into()]).unwrap();
+    assert_eq!(c.train.epochs, 3);
+    assert_eq!(c.data.noise_level, 4);
+    assert_eq!((c.loss.adversarial, c.loss.correction, c.loss.smoothness), (1.0, 20.0, 10.0));
+    assert!(c.uses_registration() && !c.uses_cycle());
+    let p = TrainConfig::preset("pix2pix", &[]).unwrap();
+    assert_eq!(p.loss.l1, 100.0);
+    assert!(p.discriminator.conditional);
+    let cy = TrainConfig::preset("cycle", &[]).unwrap();
+    assert_eq!((cy.loss.cycle, cy.train.pool_size), (10.0, 50));
+    // Strings may be given bare.
+    let u = TrainConfig::preset("cycle", &["data.pairing=unpaired".into()]).unwrap();
+    assert_eq!(u.data.pairing, medtrans_datasets::Pairing::Unpaired);
+}
+
+#[test]
+fn unknown_keys_are_errors_that_name_them() {
+    let err = TrainConfig::preset("reggan", &["train.epoch=3".into()]).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("epoch"), "{msg}");
+    assert!(msg.contains("unknown field"), "{msg}");
+    let err = TrainConfig::from_toml("[loss]\ncorection = 20.0\n", &[], "my.toml").unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("my.toml") && msg.contains("corection"), "{msg}");
+    let err = TrainConfig::preset("regan", &[]).unwrap_err().to_string();
+    assert!(err.contains("regan") && err.contains("reggan"), "{err}");
+    let err = TrainConfig::preset("reggan", &["loss.l1=-1".into()]).unwrap_err();
+    assert!(format!("{err:#}").contains("loss.l1"), "{err:#}");
+    let err = TrainConfig::preset("reggan", &["noequals".into()]).unwrap_err().to_string();
+    assert!(err.contains("key=value"), "{err}");
+}
+
+#[test]
+fn the_effective_config_round_trips() {
+    let c = TrainConfig::preset("cycle+reg", &["train.seed=9".into()]).unwrap();
+    let back = TrainConfig::from_toml(&c.to_toml(), &[], "saved").unwrap();
+    assert_eq!(c, back);
+}
+
+#[test]
+fn learning_rate_decays_linearly_over_the_last_epochs() {
+    let c = TrainConfig::preset("reggan", &["train.epochs=10".into(), "optim.decay_epochs=4".into()]).unwrap();
+    let f: Vec<f64> = (0..10).map(|e| c.lr_factor(e)).collect();
+    assert_eq!(&f[..6], &[1.0; 6]);
+    assert!((f[6] - 0.8).abs() < 1e-12 && (f[9] - 0.2).abs() < 1e-12, "{f:?}");
+}
