@@ -40,10 +40,10 @@ const DEMO_SETTINGS: [&str; 8] = [
     "generator.ngf=16",
     "generator.n_blocks=4",
     "discriminator.ndf=16",
-    "train.epochs=12",
-    "data.noise_level=1",
+    "train.epochs=24",
+    "data.noise_level=0",
     "optim.lr=5e-4",
-    "optim.decay_epochs=4",
+    "optim.decay_epochs=8",
     "train.seed=1",
 ];
 

@@ -51,7 +51,7 @@ pub fn run(args: Args) -> Result<()> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| models[0].1.checkpoint.join(format!("../../evaluation-{}", args.split)));
+        .unwrap_or_else(|| run_folder(&models[0].1.checkpoint).join(format!("evaluation-{}", args.split)));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let names: Vec<String> = models.iter().map(|m| m.0.clone()).collect();
     write_scores(&out.join("scores.csv"), &names, &scores)?;
@@ -60,6 +60,16 @@ pub fn run(args: Args) -> Result<()> {
     say!("{md}");
     say!("wrote {} and {}", out.join("scores.csv").display(), out.join("summary.md").display());
     Ok(())
+}
+
+/// The run a checkpoint belongs to (`RUN/checkpoints/best` -> `RUN`).
+fn run_folder(ckpt: &Path) -> PathBuf {
+    match ckpt.parent() {
+        Some(p) if p.file_name().is_some_and(|n| n == "checkpoints") => {
+            p.parent().unwrap_or(p).to_path_buf()
+        }
+        _ => ckpt.to_path_buf(),
+    }
 }
 
 fn label(p: &Path) -> String {
@@ -108,10 +118,18 @@ pub fn summary_table(names: &[String], scores: &[Vec<SliceScore>]) -> String {
             .map(|(_, f)| {
                 let a: Vec<f64> = common.iter().map(|p| f(p.0)).collect();
                 let b: Vec<f64> = common.iter().map(|p| f(p.1)).collect();
-                wilcoxon_signed_rank(&a, &b).map_or("n/a".into(), |w| format!("p = {:.3g}", w.p_value))
+                wilcoxon_signed_rank(&a, &b).map_or("n/a".into(), |w| format_p(w.p_value))
             })
             .collect();
         md += &format!("| Wilcoxon (paired) | {} | {} |\n", common.len(), cells.join(" | "));
     }
     md
+}
+
+fn format_p(p: f64) -> String {
+    if p < 1e-3 {
+        format!("p = {p:.1e}")
+    } else {
+        format!("p = {p:.3}")
+    }
 }

@@ -8,6 +8,7 @@ macro_rules! say {
     }};
 }
 
+mod bench;
 mod demo;
 mod demo_data;
 mod evaluate;
@@ -41,6 +42,7 @@ enum Command {
     Translate(translate::Args),
     Evaluate(evaluate::Args),
     Demo(demo::Args),
+    Bench(bench::Args),
     DemoData(demo_data::Args),
 }
 
@@ -62,6 +64,7 @@ fn main() -> std::process::ExitCode {
         Command::Translate(a) => translate::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::DemoData(a) => demo_data::run(a),
     };
     match result {

@@ -89,7 +89,8 @@ pub struct OptimConfig {
     pub beta1: f64,
     pub beta2: f64,
     pub weight_decay: f64,
-    /// Decay the learning rate linearly to 0 over the last this-many epochs.
+    /// Decay the learning rate linearly to 0 over the last this-many epochs
+    /// (over all of them when larger than train.epochs).
     pub decay_epochs: usize,
 }
 
@@ -270,9 +271,6 @@ impl TrainConfig {
         }
         if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
             bail!("optim.lr must be > 0");
-        }
-        if self.optim.decay_epochs > t.epochs {
-            bail!("optim.decay_epochs ({}) exceeds train.epochs ({})", self.optim.decay_epochs, t.epochs);
         }
         if self.generator.ngf == 0 || self.discriminator.ndf == 0 {
             bail!("generator.ngf and discriminator.ndf must be at least 1");

@@ -133,14 +133,26 @@ impl Model {
         Ok(out.data)
     }
 
-    /// Per-slice NMAE, PSNR and SSIM of G(A) against B on a dataset split.
+    /// Per-slice NMAE, PSNR and SSIM of G(A) against B on a dataset split
+    /// (the aligned targets: no noise is applied here).
     pub fn evaluate(&self, ds: &SliceDataset, batch: usize) -> Result<Vec<SliceScore>> {
         let (w, h) = ds.dims();
         if (w, h) != (self.info.size, self.info.size) {
             bail!("{}: slices are {w}x{h} but the model was trained at {s}x{s}", ds.root.display(), s = self.info.size);
         }
         let xs: Vec<&Slice> = ds.a.iter().collect();
-        let fakes = self.translate_slices(&xs, batch)?;
+        let mut fakes = self.translate_slices(&xs, batch)?;
+        // With masks, the model answers inside them only, as `translate`
+        // does with --mask: outside is background (-1), as in the targets.
+        if let Some(masks) = &ds.mask {
+            for (f, m) in fakes.iter_mut().zip(masks) {
+                for (v, &k) in f.data.iter_mut().zip(&m.data) {
+                    if k < 0.5 {
+                        *v = -1.0;
+                    }
+                }
+            }
+        }
         Ok(score_slices(ds, &fakes))
     }
 }
