@@ -1,6 +1,5 @@
 //! `medtrans bench`: seconds per training step of each mode.
 use anyhow::{Context, Result};
-use medtrans_datasets::{PrepareSpec, SplitSpec, SubjectSpec};
 use medtrans_training::{TrainConfig, Trainer, PRESETS};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -47,16 +46,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let scratch = std::env::temp_dir().join(format!("medtrans-bench-{}", std::process::id()));
     let _cleanup = RemoveOnDrop(scratch.clone());
-    let mut spec = PrepareSpec::new(
-        vec![SubjectSpec {
-            a: data.join("t1.nii.gz"),
-            b: data.join("t2.nii.gz"),
-            mask: Some(data.join("mask.nii.gz")),
-        }],
-        scratch.join("data"),
-    );
-    spec.size = args.size;
-    spec.split = SplitSpec::default();
+    let spec = crate::demo::demo_spec(&data, &scratch.join("data"), args.size);
     medtrans_datasets::prepare(&spec, &mut |_, _, _| {})?;
     say!("| mode | networks | s/step | steps/s |\n|---|---|---|---|");
     for mode in &modes {

@@ -47,6 +47,22 @@ const DEMO_SETTINGS: [&str; 8] = [
     "train.seed=1",
 ];
 
+/// The demo head as a T1 -> T2 dataset of `size` px slices, slab split.
+pub fn demo_spec(data: &Path, out: &Path, size: usize) -> PrepareSpec {
+    let mut spec = PrepareSpec::new(
+        vec![SubjectSpec {
+            a: data.join("t1.nii.gz"),
+            b: data.join("t2.nii.gz"),
+            mask: Some(data.join("mask.nii.gz")),
+        }],
+        out,
+    );
+    spec.size = size;
+    spec.min_foreground = 0.1;
+    spec.split = SplitSpec::default();
+    spec
+}
+
 const MARKER: &str = ".medtrans-demo";
 
 /// The shipped demo data: `MEDTRANS_DEMO_DATA`, `data/demo` under the working
@@ -105,17 +121,7 @@ pub fn run(args: Args) -> Result<()> {
     prepare_out(&args.out)?;
 
     say!("[1/5] preparing a T1 -> T2 dataset from {}", data.display());
-    let mut spec = PrepareSpec::new(
-        vec![SubjectSpec {
-            a: data.join("t1.nii.gz"),
-            b: data.join("t2.nii.gz"),
-            mask: Some(data.join("mask.nii.gz")),
-        }],
-        &dataset,
-    );
-    spec.size = 64;
-    spec.min_foreground = 0.1;
-    spec.split = SplitSpec::default();
+    let spec = demo_spec(&data, &dataset, 64);
     crate::prepare::run_prepare(&spec)?;
 
     say!("[2/5] picturing misalignment noise level 5");
@@ -141,7 +147,11 @@ pub fn run(args: Args) -> Result<()> {
     );
     let mut trainer = Trainer::new(cfg)?;
     let summary = trainer.run(false)?;
-    say!("      {} steps, {:.3} s/step", summary.steps, summary.seconds_per_step);
+    say!(
+        "      {} steps, {:.3} s/step",
+        summary.steps,
+        summary.seconds_per_step
+    );
 
     say!("[4/5] scoring on the held-out test slab");
     let test = SliceDataset::open(&spec.out, "test")?;

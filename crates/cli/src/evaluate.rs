@@ -48,17 +48,20 @@ pub fn run(args: Args) -> Result<()> {
         say!("scoring {name} on {} {} slices", ds.len(), args.split);
         scores.push(m.evaluate(&ds, 16)?);
     }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| run_folder(&models[0].1.checkpoint).join(format!("evaluation-{}", args.split)));
+    let out = args.out.clone().unwrap_or_else(|| {
+        run_folder(&models[0].1.checkpoint).join(format!("evaluation-{}", args.split))
+    });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let names: Vec<String> = models.iter().map(|m| m.0.clone()).collect();
     write_scores(&out.join("scores.csv"), &names, &scores)?;
     let md = summary_table(&names, &scores);
     std::fs::write(out.join("summary.md"), &md)?;
     say!("{md}");
-    say!("wrote {} and {}", out.join("scores.csv").display(), out.join("summary.md").display());
+    say!(
+        "wrote {} and {}",
+        out.join("scores.csv").display(),
+        out.join("summary.md").display()
+    );
     Ok(())
 }
 
@@ -73,15 +76,21 @@ fn run_folder(ckpt: &Path) -> PathBuf {
 }
 
 fn label(p: &Path) -> String {
-    p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+    p.file_name()
+        .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
 }
 
 pub fn write_scores(path: &Path, names: &[String], scores: &[Vec<SliceScore>]) -> Result<()> {
-    let mut f = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
     writeln!(f, "model,slice,nmae,psnr,ssim")?;
     for (name, sc) in names.iter().zip(scores) {
         for s in sc {
-            writeln!(f, "{name},{},{:.6},{:.4},{:.6}", s.slice, s.nmae, s.psnr, s.ssim)?;
+            writeln!(
+                f,
+                "{name},{},{:.6},{:.4},{:.6}",
+                s.slice, s.nmae, s.psnr, s.ssim
+            )?;
         }
     }
     Ok(())
@@ -97,7 +106,8 @@ const METRICS: [(&str, Metric); 3] = [
 /// Markdown: one row per model with mean +- std, and with two models a row
 /// of Wilcoxon p-values over the slices both could score.
 pub fn summary_table(names: &[String], scores: &[Vec<SliceScore>]) -> String {
-    let mut md = String::from("| model | slices | NMAE | PSNR (dB) | SSIM |\n|---|---|---|---|---|\n");
+    let mut md =
+        String::from("| model | slices | NMAE | PSNR (dB) | SSIM |\n|---|---|---|---|---|\n");
     for (name, sc) in names.iter().zip(scores) {
         let cells: Vec<String> = METRICS
             .iter()
@@ -111,7 +121,12 @@ pub fn summary_table(names: &[String], scores: &[Vec<SliceScore>]) -> String {
     if scores.len() == 2 {
         let common: Vec<(&SliceScore, &SliceScore)> = scores[0]
             .iter()
-            .filter_map(|a| scores[1].iter().find(|b| b.slice == a.slice).map(|b| (a, b)))
+            .filter_map(|a| {
+                scores[1]
+                    .iter()
+                    .find(|b| b.slice == a.slice)
+                    .map(|b| (a, b))
+            })
             .collect();
         let cells: Vec<String> = METRICS
             .iter()
@@ -121,7 +136,11 @@ pub fn summary_table(names: &[String], scores: &[Vec<SliceScore>]) -> String {
                 wilcoxon_signed_rank(&a, &b).map_or("n/a".into(), |w| format_p(w.p_value))
             })
             .collect();
-        md += &format!("| Wilcoxon (paired) | {} | {} |\n", common.len(), cells.join(" | "));
+        md += &format!(
+            "| Wilcoxon (paired) | {} | {} |\n",
+            common.len(),
+            cells.join(" | ")
+        );
     }
     md
 }

@@ -1,6 +1,6 @@
 //! `medtrans train`: one trainer, every mode.
 use anyhow::{bail, Result};
-use medtrans_training::{Trainer, TrainConfig, PRESETS};
+use medtrans_training::{TrainConfig, Trainer, PRESETS};
 use std::path::PathBuf;
 
 /// Train a translation model.
@@ -44,7 +44,12 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut trainer = if let Some(run) = &args.resume {
         let t = Trainer::resume(run, &set)?;
-        say!("resuming {} at step {}/{}", run.display(), t.step, t.total_steps());
+        say!(
+            "resuming {} at step {}/{}",
+            run.display(),
+            t.step,
+            t.total_steps()
+        );
         t
     } else {
         let cfg = match (&args.config, &args.mode) {
@@ -80,7 +85,12 @@ pub fn run(args: Args) -> Result<()> {
     );
     let summary = trainer.run(false)?;
     if let Some(v) = summary.last_val {
-        say!("validation: NMAE {:.4}  PSNR {:.2} dB  SSIM {:.4}", v.nmae, v.psnr, v.ssim);
+        say!(
+            "validation: NMAE {:.4}  PSNR {:.2} dB  SSIM {:.4}",
+            v.nmae,
+            v.psnr,
+            v.ssim
+        );
     }
     say!(
         "{} steps done ({:.3} s/step); run folder {}",

@@ -38,11 +38,17 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     if args.output.exists() && !args.overwrite {
-        bail!("{} exists; pass --overwrite to replace it", args.output.display());
+        bail!(
+            "{} exists; pass --overwrite to replace it",
+            args.output.display()
+        );
     }
     let name = args.output.to_string_lossy();
     if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
-        bail!("{}: the output must be a NIfTI file (.nii or .nii.gz)", args.output.display());
+        bail!(
+            "{}: the output must be a NIfTI file (.nii or .nii.gz)",
+            args.output.display()
+        );
     }
     let model = Model::load(&args.model, &args.device)?;
     let vol = read_input(&args.input)?;

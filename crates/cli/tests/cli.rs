@@ -152,7 +152,12 @@ fn demo_trains_scores_and_translates_from_the_shipped_data() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
     // A short schedule: the full demo's numbers are checked by hand (README).
-    let short = ["--set", "train.epochs=1", "--set", "train.steps_per_epoch=4"];
+    let short = [
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.steps_per_epoch=4",
+    ];
     let mut args = vec!["demo", "--out", out.to_str().unwrap()];
     args.extend(short);
     let o = medtrans(&args);
@@ -161,23 +166,38 @@ fn demo_trains_scores_and_translates_from_the_shipped_data() {
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     let identity: Vec<&&str> = rows.iter().filter(|l| l.starts_with("identity,")).collect();
     let reggan: Vec<&&str> = rows.iter().filter(|l| l.starts_with("reggan,")).collect();
-    assert!(!identity.is_empty() && identity.len() == reggan.len(), "{csv}");
+    assert!(
+        !identity.is_empty() && identity.len() == reggan.len(),
+        "{csv}"
+    );
     // The identity baseline is poor on the paper's metrics (T1 contrast is inverted w.r.t. T2).
     for l in identity {
         let psnr: f64 = l.split(',').nth(3).unwrap().parse().unwrap();
         assert!(psnr > 3.0 && psnr < 15.0, "{l}");
     }
-    assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("Wilcoxon"));
-    for f in ["misalignment_level5.png", "samples.png", "run/checkpoints/last/R.safetensors"] {
+    assert!(std::fs::read_to_string(out.join("summary.md"))
+        .unwrap()
+        .contains("Wilcoxon"));
+    for f in [
+        "misalignment_level5.png",
+        "samples.png",
+        "run/checkpoints/last/R.safetensors",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    let t1 = medtrans_io::read_volume(root().join("data/demo/t1.nii.gz"), &Default::default()).unwrap();
-    let t2 = medtrans_io::read_volume(out.join("translated_t2.nii.gz"), &Default::default()).unwrap();
+    let t1 =
+        medtrans_io::read_volume(root().join("data/demo/t1.nii.gz"), &Default::default()).unwrap();
+    let t2 =
+        medtrans_io::read_volume(out.join("translated_t2.nii.gz"), &Default::default()).unwrap();
     assert_eq!(t2.shape(), t1.shape());
     assert_eq!(t2.geometry.affine, t1.geometry.affine);
     // Rerunning replaces the earlier demo; an unknown mode touches nothing.
     let o = medtrans(&["demo", "--out", out.to_str().unwrap(), "--mode", "regan"]);
-    assert!(!o.status.success() && stderr(&o).contains("regan"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("regan"),
+        "{}",
+        stderr(&o)
+    );
     assert!(out.join("translated_t2.nii.gz").is_file());
 }
 
@@ -187,15 +207,32 @@ fn train_evaluate_translate_from_the_command_line() {
     let data = dir.path().join("data");
     let d = root().join("data/demo");
     let o = medtrans(&[
-        "prepare", "--a", d.join("t1.nii.gz").to_str().unwrap(), "--b", d.join("t2.nii.gz").to_str().unwrap(),
-        "--mask", d.join("mask.nii.gz").to_str().unwrap(), "--size", "32", "--out", data.to_str().unwrap(),
+        "prepare",
+        "--a",
+        d.join("t1.nii.gz").to_str().unwrap(),
+        "--b",
+        d.join("t2.nii.gz").to_str().unwrap(),
+        "--mask",
+        d.join("mask.nii.gz").to_str().unwrap(),
+        "--size",
+        "32",
+        "--out",
+        data.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let train = |mode: &str, run: &Path, extra: &[&str]| {
         let data_set = format!("data.path={:?}", data.to_str().unwrap());
         let out_set = format!("out={:?}", run.to_str().unwrap());
-        let mut a = vec!["train", "--mode", mode, "--set", &data_set, "--set", &out_set];
-        for s in ["generator.ngf=8", "generator.n_blocks=1", "discriminator.ndf=8", "train.epochs=1", "train.steps_per_epoch=3"] {
+        let mut a = vec![
+            "train", "--mode", mode, "--set", &data_set, "--set", &out_set,
+        ];
+        for s in [
+            "generator.ngf=8",
+            "generator.n_blocks=1",
+            "discriminator.ndf=8",
+            "train.epochs=1",
+            "train.steps_per_epoch=3",
+        ] {
             a.extend(["--set", s]);
         }
         a.extend(extra);
@@ -208,39 +245,75 @@ fn train_evaluate_translate_from_the_command_line() {
     assert!(r1.join("config.toml").is_file() && r1.join("losses.csv").is_file());
     // A second start in the same folder is refused, with the way out.
     let o = train("reggan", &r1, &[]);
-    assert!(!o.status.success() && stderr(&o).contains("--resume"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("--resume"),
+        "{}",
+        stderr(&o)
+    );
     // Unknown keys are named.
     let o = train("reggan", &r2, &["--set", "train.epoc=2"]);
-    assert!(!o.status.success() && stderr(&o).contains("epoc"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("epoc"),
+        "{}",
+        stderr(&o)
+    );
     let o = train("pix2pix", &r2, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     let ev = dir.path().join("eval");
     let o = medtrans(&[
-        "evaluate", "--model", r1.to_str().unwrap(), "--data", data.to_str().unwrap(),
-        "--compare", r2.to_str().unwrap(), "--out", ev.to_str().unwrap(),
+        "evaluate",
+        "--model",
+        r1.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--compare",
+        r2.to_str().unwrap(),
+        "--out",
+        ev.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let md = std::fs::read_to_string(ev.join("summary.md")).unwrap();
-    assert!(md.contains("| reggan |") && md.contains("| p2p |") && md.contains("Wilcoxon"), "{md}");
+    assert!(
+        md.contains("| reggan |") && md.contains("| p2p |") && md.contains("Wilcoxon"),
+        "{md}"
+    );
 
     let synth = dir.path().join("synth.nii.gz");
     let tr = |input: &Path| {
         medtrans(&[
-            "translate", "--model", r1.to_str().unwrap(), "--input", input.to_str().unwrap(),
-            "--output", synth.to_str().unwrap(),
+            "translate",
+            "--model",
+            r1.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            synth.to_str().unwrap(),
         ])
     };
     let o = tr(&d.join("t1.nii.gz"));
     assert!(o.status.success(), "{}", stderr(&o));
     let o = tr(&d.join("t1.nii.gz"));
-    assert!(!o.status.success() && stderr(&o).contains("--overwrite"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("--overwrite"),
+        "{}",
+        stderr(&o)
+    );
     let bad = dir.path().join("broken.nii.gz");
     std::fs::write(&bad, b"not a nifti").unwrap();
     let o = medtrans(&[
-        "translate", "--model", r1.to_str().unwrap(), "--input", bad.to_str().unwrap(),
-        "--output", dir.path().join("x.nii.gz").to_str().unwrap(),
+        "translate",
+        "--model",
+        r1.to_str().unwrap(),
+        "--input",
+        bad.to_str().unwrap(),
+        "--output",
+        dir.path().join("x.nii.gz").to_str().unwrap(),
     ]);
-    assert!(!o.status.success() && stderr(&o).contains("broken.nii.gz"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("broken.nii.gz"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
 }

@@ -4,7 +4,9 @@ use medtrans_losses::{correction, l1, smoothness, GanLoss};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/torch").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/torch")
+        .join(name)
 }
 
 fn load(name: &str, device: &Device) -> Tensor<4> {
@@ -42,9 +44,20 @@ fn smoothness_value_and_gradient_match_pytorch() {
     let loss = smoothness(field.clone());
     let grads = loss.clone().backward();
     assert_rel(scalar(loss), expected("smoothness"), "smoothness");
-    let got: Vec<f32> = field.grad(&grads).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
-    let want = medtrans_io::read_npy(&fixture("smoothness_grad.npy")).unwrap().data;
-    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let got: Vec<f32> = field
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap();
+    let want = medtrans_io::read_npy(&fixture("smoothness_grad.npy"))
+        .unwrap()
+        .data;
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     assert!(worst < 1e-6, "smoothness gradient differs by {worst}");
 }
 
@@ -52,10 +65,26 @@ fn smoothness_value_and_gradient_match_pytorch() {
 fn gan_losses_match_pytorch() {
     let d = Device::flex();
     let scores = load("weights.npy", &d);
-    assert_rel(scalar(GanLoss::Lsgan.loss(scores.clone(), true)), expected("lsgan_real"), "LSGAN real");
-    assert_rel(scalar(GanLoss::Lsgan.loss(scores.clone(), false)), expected("lsgan_fake"), "LSGAN fake");
-    assert_rel(scalar(GanLoss::Vanilla.loss(scores.clone(), true)), expected("bce_real"), "BCE real");
-    assert_rel(scalar(GanLoss::Vanilla.loss(scores, false)), expected("bce_fake"), "BCE fake");
+    assert_rel(
+        scalar(GanLoss::Lsgan.loss(scores.clone(), true)),
+        expected("lsgan_real"),
+        "LSGAN real",
+    );
+    assert_rel(
+        scalar(GanLoss::Lsgan.loss(scores.clone(), false)),
+        expected("lsgan_fake"),
+        "LSGAN fake",
+    );
+    assert_rel(
+        scalar(GanLoss::Vanilla.loss(scores.clone(), true)),
+        expected("bce_real"),
+        "BCE real",
+    );
+    assert_rel(
+        scalar(GanLoss::Vanilla.loss(scores, false)),
+        expected("bce_fake"),
+        "BCE fake",
+    );
 }
 
 #[test]

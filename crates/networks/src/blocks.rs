@@ -52,7 +52,10 @@ impl ResidualBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = relu(self.norm1.forward(self.conv1.forward(reflect(x.clone(), 1))));
+        let h = relu(
+            self.norm1
+                .forward(self.conv1.forward(reflect(x.clone(), 1))),
+        );
         let h = self.norm2.forward(self.conv2.forward(reflect(h, 1)));
         x + h
     }

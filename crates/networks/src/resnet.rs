@@ -64,7 +64,10 @@ impl ResnetGeneratorConfig {
                         .init(device)
                 })
                 .collect(),
-            down_norm: down.iter().map(|&(_, o)| instance_norm(o, device)).collect(),
+            down_norm: down
+                .iter()
+                .map(|&(_, o)| instance_norm(o, device))
+                .collect(),
             blocks: (0..self.n_blocks)
                 .map(|_| ResidualBlock::new(4 * f, &init, device))
                 .collect(),

@@ -49,7 +49,13 @@ impl UnetGeneratorConfig {
         let f = self.ngf;
         let inner: Vec<usize> = (0..n).map(|l| f * (1 << l.min(3))).collect();
         let outer: Vec<usize> = (0..n)
-            .map(|l| if l == 0 { self.out_channels } else { inner[l - 1] })
+            .map(|l| {
+                if l == 0 {
+                    self.out_channels
+                } else {
+                    inner[l - 1]
+                }
+            })
             .collect();
         let init = crate::gan_init();
         let down = (0..n)
@@ -74,7 +80,9 @@ impl UnetGeneratorConfig {
             .collect();
         UnetGenerator {
             down,
-            down_norm: (1..n - 1).map(|l| instance_norm(inner[l], device)).collect(),
+            down_norm: (1..n - 1)
+                .map(|l| instance_norm(inner[l], device))
+                .collect(),
             up,
             up_norm: (1..n).map(|l| instance_norm(outer[l], device)).collect(),
             dropout: DropoutConfig::new(if self.dropout { 0.5 } else { 0.0 }).init(),

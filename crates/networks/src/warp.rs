@@ -32,10 +32,7 @@ pub fn warp(image: Tensor<4>, field: Tensor<4>) -> Tensor<4> {
     .permute([0, 2, 3, 1]);
     let pos = identity_grid(h, w, &device).expand([n, h, w, 2]) + disp;
     let scale = Tensor::<1>::from_floats(
-        [
-            2.0 / (w.max(2) - 1) as f32,
-            2.0 / (h.max(2) - 1) as f32,
-        ],
+        [2.0 / (w.max(2) - 1) as f32, 2.0 / (h.max(2) - 1) as f32],
         &device,
     )
     .reshape([1, 1, 1, 2]);

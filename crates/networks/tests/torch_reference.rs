@@ -7,7 +7,9 @@ use medtrans_networks::{
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/torch").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/torch")
+        .join(name)
 }
 
 fn load(name: &str, device: &Device) -> Tensor<4> {
@@ -16,7 +18,10 @@ fn load(name: &str, device: &Device) -> Tensor<4> {
     while shape.len() < 4 {
         shape.insert(0, 1);
     }
-    Tensor::from_data(TensorData::new(a.data, [shape[0], shape[1], shape[2], shape[3]]), device)
+    Tensor::from_data(
+        TensorData::new(a.data, [shape[0], shape[1], shape[2], shape[3]]),
+        device,
+    )
 }
 
 fn values(t: Tensor<4>) -> Vec<f32> {
@@ -46,10 +51,24 @@ fn warp_and_its_gradients_match_pytorch() {
     assert_close(&values(warped), &want, 1e-5, "warped image");
     let gi = img.grad(&grads).unwrap();
     let gf = field.grad(&grads).unwrap();
-    let want_gi = medtrans_io::read_npy(&fixture("warp_grad_image.npy")).unwrap().data;
-    let want_gf = medtrans_io::read_npy(&fixture("warp_grad_field.npy")).unwrap().data;
-    assert_close(&gi.into_data().try_into_vec_as::<f32>().unwrap(), &want_gi, 1e-4, "d warp / d image");
-    assert_close(&gf.into_data().try_into_vec_as::<f32>().unwrap(), &want_gf, 1e-4, "d warp / d field");
+    let want_gi = medtrans_io::read_npy(&fixture("warp_grad_image.npy"))
+        .unwrap()
+        .data;
+    let want_gf = medtrans_io::read_npy(&fixture("warp_grad_field.npy"))
+        .unwrap()
+        .data;
+    assert_close(
+        &gi.into_data().try_into_vec_as::<f32>().unwrap(),
+        &want_gi,
+        1e-4,
+        "d warp / d image",
+    );
+    assert_close(
+        &gf.into_data().try_into_vec_as::<f32>().unwrap(),
+        &want_gf,
+        1e-4,
+        "d warp / d field",
+    );
 }
 
 #[test]
@@ -59,7 +78,10 @@ fn zero_field_warp_is_the_identity() {
     let out = warp(img.clone(), Tensor::zeros([1, 2, 32, 32], &d));
     assert_close(&values(out), &values(img), 1e-5, "identity warp");
     let g = identity_grid(2, 3, &d);
-    assert_eq!(values(g), vec![0., 0., 1., 0., 2., 0., 0., 1., 1., 1., 2., 1.]);
+    assert_eq!(
+        values(g),
+        vec![0., 0., 1., 0., 2., 0., 0., 1., 1., 1., 2., 1.]
+    );
 }
 
 #[test]
@@ -74,12 +96,15 @@ fn resnet_generator_with_pytorch_weights_matches_pytorch() {
     let g = ResnetGenerator::load_pytorch(&cfg, &fixture("resnet_ngf8_blocks2.safetensors"), &d)
         .unwrap();
     let out = g.forward(load("t1_32.npy", &d));
-    let want = medtrans_io::read_npy(&fixture("resnet_out.npy")).unwrap().data;
+    let want = medtrans_io::read_npy(&fixture("resnet_out.npy"))
+        .unwrap()
+        .data;
     assert_close(&values(out), &want, 1e-4, "generator output");
     // A file for another architecture is refused, not half-loaded.
     let wrong = ResnetGeneratorConfig { n_blocks: 3, ..cfg };
-    let err = ResnetGenerator::load_pytorch(&wrong, &fixture("resnet_ngf8_blocks2.safetensors"), &d)
-        .unwrap_err();
+    let err =
+        ResnetGenerator::load_pytorch(&wrong, &fixture("resnet_ngf8_blocks2.safetensors"), &d)
+            .unwrap_err();
     assert!(err.contains("resnet_ngf8_blocks2"), "{err}");
 }
 
@@ -119,5 +144,8 @@ fn output_shapes() {
     let field = r.forward(x.clone(), x);
     assert_eq!(field.dims(), [2, 2, 64, 64]);
     let max = values(field.abs()).into_iter().fold(0f32, f32::max);
-    assert!(max < 1e-2, "R should start near the identity, max |field| {max}");
+    assert!(
+        max < 1e-2,
+        "R should start near the identity, max |field| {max}"
+    );
 }

@@ -107,7 +107,11 @@ impl CheckpointState {
         let s: CheckpointState = serde_json::from_str(&text)
             .with_context(|| format!("{}: unreadable checkpoint state", p.display()))?;
         if s.format_version != 1 {
-            bail!("{}: checkpoint format {} is not supported", p.display(), s.format_version);
+            bail!(
+                "{}: checkpoint format {} is not supported",
+                p.display(),
+                s.format_version
+            );
         }
         Ok(s)
     }

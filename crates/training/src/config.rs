@@ -15,7 +15,10 @@ pub const PRESETS: [(&str, &str); 6] = [
     ("nc", include_str!("../../../configs/nc.toml")),
     ("cycle+reg", include_str!("../../../configs/cycle+reg.toml")),
     ("reggan", include_str!("../../../configs/reggan.toml")),
-    ("asymmetric", include_str!("../../../configs/asymmetric.toml")),
+    (
+        "asymmetric",
+        include_str!("../../../configs/asymmetric.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,7 +212,8 @@ impl TrainConfig {
         let cfg: TrainConfig = value
             .try_into()
             .map_err(|e: toml::de::Error| anyhow::anyhow!("{origin}: {}", e.message()))?;
-        cfg.check().with_context(|| format!("{origin}: invalid config"))?;
+        cfg.check()
+            .with_context(|| format!("{origin}: invalid config"))?;
         Ok(cfg)
     }
 

@@ -47,7 +47,11 @@ impl Model {
     pub fn translate_slices(&self, xs: &[&Slice], batch: usize) -> Result<Vec<Slice>> {
         let s = self.info.size;
         if let Some(bad) = xs.iter().find(|x| x.width != s || x.height != s) {
-            bail!("a {}x{} slice was given to a model for {s}x{s}", bad.width, bad.height);
+            bail!(
+                "a {}x{} slice was given to a model for {s}x{s}",
+                bad.width,
+                bad.height
+            );
         }
         Ok(xs
             .chunks(batch.max(1))
@@ -74,7 +78,12 @@ impl Model {
         };
         if let Some(m) = mask {
             if m.shape() != vol.shape() {
-                bail!("{}: mask shape {:?} differs from the volume's {:?}", m.source.display(), m.shape(), vol.shape());
+                bail!(
+                    "{}: mask shape {:?} differs from the volume's {:?}",
+                    m.source.display(),
+                    m.shape(),
+                    vol.shape()
+                );
             }
         }
         let inside: Option<Vec<bool>> = mask.map(|m| m.data.iter().map(|&v| v > 0.5).collect());
@@ -123,7 +132,11 @@ impl Model {
                 let mut back = fit.inverse(&fake, Interp::Bilinear);
                 for (i, v) in back.data.iter_mut().enumerate() {
                     let keep = ms.as_ref().is_none_or(|m| m.data[i] > 0.5);
-                    *v = if keep { target.inverse(v.clamp(-1.0, 1.0)) } else { background };
+                    *v = if keep {
+                        target.inverse(v.clamp(-1.0, 1.0))
+                    } else {
+                        background
+                    };
                 }
                 back.write_plane(&mut out, axis, k);
             }
@@ -138,7 +151,11 @@ impl Model {
     pub fn evaluate(&self, ds: &SliceDataset, batch: usize) -> Result<Vec<SliceScore>> {
         let (w, h) = ds.dims();
         if (w, h) != (self.info.size, self.info.size) {
-            bail!("{}: slices are {w}x{h} but the model was trained at {s}x{s}", ds.root.display(), s = self.info.size);
+            bail!(
+                "{}: slices are {w}x{h} but the model was trained at {s}x{s}",
+                ds.root.display(),
+                s = self.info.size
+            );
         }
         let xs: Vec<&Slice> = ds.a.iter().collect();
         let mut fakes = self.translate_slices(&xs, batch)?;

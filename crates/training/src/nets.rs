@@ -3,15 +3,15 @@
 //! smoothness losses, D_B with an adversarial weight.
 use crate::config::TrainConfig;
 use anyhow::{Context, Result};
+use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Gradients;
 use burn::tensor::Device;
+use burn::tensor::Gradients;
 use medtrans_networks::{
     stable_param_ids, Discriminator, DiscriminatorConfig, Generator, RegistrationNet,
 };
-use burn::module::Module;
 use std::path::Path;
 
 /// A network and its Adam, stepped together.
@@ -56,7 +56,10 @@ impl<M: Module> Trained<M> {
     }
 
     pub fn load(&mut self, dir: &Path) -> Result<()> {
-        load_weights(&mut self.net, &dir.join(format!("{}.safetensors", self.name)))?;
+        load_weights(
+            &mut self.net,
+            &dir.join(format!("{}.safetensors", self.name)),
+        )?;
         self.net = stable_param_ids(self.net.clone(), self.name);
         let o = dir.join(format!("{}.adam.bpk", self.name));
         self.optim = self
@@ -109,10 +112,14 @@ impl Nets {
             .uses_cycle()
             .then(|| Trained::new(cfg.generator.init(size, device), "F", cfg));
         let d_b = adv.then(|| {
-            Trained::new(d_cfg(cfg.discriminator.conditional).init(device), "D_B", cfg)
+            Trained::new(
+                d_cfg(cfg.discriminator.conditional).init(device),
+                "D_B",
+                cfg,
+            )
         });
-        let d_a = (adv && cfg.uses_cycle())
-            .then(|| Trained::new(d_cfg(false).init(device), "D_A", cfg));
+        let d_a =
+            (adv && cfg.uses_cycle()).then(|| Trained::new(d_cfg(false).init(device), "D_A", cfg));
         let r = cfg
             .uses_registration()
             .then(|| Trained::new(cfg.registration.init(size, device), "R", cfg));

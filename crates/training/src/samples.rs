@@ -30,7 +30,12 @@ pub fn write_sample_grid(
         if let Some((_, fields)) = registered {
             // fields holds two channels (rows, columns) per image.
             let (dy, dx) = (&fields[2 * i], &fields[2 * i + 1]);
-            let mag: Vec<f32> = dy.data.iter().zip(&dx.data).map(|(a, b)| a.hypot(*b)).collect();
+            let mag: Vec<f32> = dy
+                .data
+                .iter()
+                .zip(&dx.data)
+                .map(|(a, b)| a.hypot(*b))
+                .collect();
             let max = mag.iter().cloned().fold(1e-6f32, f32::max);
             row.push(Slice::new(
                 mag.iter().map(|m| m / max * 2.0 - 1.0).collect(),

@@ -7,7 +7,11 @@ pub fn stack(slices: &[&Slice], device: &Device) -> Tensor<4> {
     let (w, h) = (slices[0].width, slices[0].height);
     let mut v = Vec::with_capacity(slices.len() * w * h);
     for s in slices {
-        assert_eq!((s.width, s.height), (w, h), "slices of one batch differ in size");
+        assert_eq!(
+            (s.width, s.height),
+            (w, h),
+            "slices of one batch differ in size"
+        );
         v.extend_from_slice(&s.data);
     }
     Tensor::from_data(TensorData::new(v, [slices.len(), 1, h, w]), device)

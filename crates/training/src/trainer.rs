@@ -75,7 +75,11 @@ impl Trainer {
         let train = SliceDataset::open(&cfg.data.path, &cfg.data.train_split)
             .with_context(|| format!("opening the training data in {}", cfg.data.path.display()))?;
         if train.is_empty() {
-            bail!("{}: the {} split has no slices", cfg.data.path.display(), cfg.data.train_split);
+            bail!(
+                "{}: the {} split has no slices",
+                cfg.data.path.display(),
+                cfg.data.train_split
+            );
         }
         let val = match SliceDataset::open(&cfg.data.path, &cfg.data.val_split) {
             Ok(v) if !v.is_empty() => Some(v),
@@ -146,7 +150,9 @@ impl Trainer {
         let within = step % self.steps_per_epoch;
         let n = self.train.len();
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(self.cfg.train.seed ^ mix(epoch as u64 + 1))));
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
+            self.cfg.train.seed ^ mix(epoch as u64 + 1)
+        )));
         let bs = self.cfg.train.batch_size;
         let idx = (0..bs).map(|k| order[(within * bs + k) % n]).collect();
         (epoch, idx)
@@ -159,14 +165,21 @@ impl Trainer {
         let (epoch, idx) = self.batch_indices(step);
         let lr = self.cfg.optim.lr * self.cfg.lr_factor(epoch);
         // Dropout and any other device randomness replay on resume.
-        self.device.seed(mix(self.cfg.train.seed ^ mix(step as u64 + 0x5eed)));
+        self.device
+            .seed(mix(self.cfg.train.seed ^ mix(step as u64 + 0x5eed)));
         let opts = self.pair_options();
         let pairs: Vec<_> = idx
             .iter()
             .map(|&i| self.train.pair(i, epoch as u64, &opts))
             .collect();
-        let x = stack(&pairs.iter().map(|p| &p.a).collect::<Vec<_>>(), &self.device);
-        let y = stack(&pairs.iter().map(|p| &p.b).collect::<Vec<_>>(), &self.device);
+        let x = stack(
+            &pairs.iter().map(|p| &p.a).collect::<Vec<_>>(),
+            &self.device,
+        );
+        let y = stack(
+            &pairs.iter().map(|p| &p.b).collect::<Vec<_>>(),
+            &self.device,
+        );
         let w = self.cfg.loss.clone();
         let gan = w.gan;
         let conditional = self.cfg.discriminator.conditional;
@@ -203,15 +216,24 @@ impl Trainer {
             let g = &self.nets.g.net;
             let fa = f.net.forward(y.clone());
             if let Some(d) = &self.nets.d_a {
-                terms.push(("f_adv", gan.loss(d.net.forward(fa.clone()), true) * w.adversarial));
+                terms.push((
+                    "f_adv",
+                    gan.loss(d.net.forward(fa.clone()), true) * w.adversarial,
+                ));
             }
             match w.cycle_direction {
                 CycleDirection::Both => {
-                    terms.push(("cycle_a", l1(f.net.forward(fake_b.clone()), x.clone()) * w.cycle));
+                    terms.push((
+                        "cycle_a",
+                        l1(f.net.forward(fake_b.clone()), x.clone()) * w.cycle,
+                    ));
                     terms.push(("cycle_b", l1(g.forward(fa.clone()), y.clone()) * w.cycle));
                 }
                 CycleDirection::TargetOnly => {
-                    terms.push(("cycle_b", l1(g.forward(fa.clone()), y.clone()) * (2.0 * w.cycle)));
+                    terms.push((
+                        "cycle_b",
+                        l1(g.forward(fa.clone()), y.clone()) * (2.0 * w.cycle),
+                    ));
                 }
             }
             if w.identity > 0.0 {
@@ -241,7 +263,8 @@ impl Trainer {
 
         // --- discriminators ---------------------------------------------
         let mut d_terms: Vec<(&'static str, Tensor<1>)> = Vec::new();
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(self.cfg.train.seed ^ mix(step as u64 + 0xd00d)));
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(mix(self.cfg.train.seed ^ mix(step as u64 + 0xd00d)));
         if let Some(d) = &self.nets.d_b {
             let fake = if self.cfg.train.regenerate_fake {
                 self.nets.g.net.forward(x.clone()).detach()
@@ -307,7 +330,9 @@ impl Trainer {
         let fakes = self.translate(&xs);
         let (mut m, mut p, mut s) = (vec![], vec![], vec![]);
         for (fake, real) in fakes.iter().zip(&val.b) {
-            if let (Some(a), Some(b), Some(c)) = (nmae(fake, real), psnr(fake, real), ssim(fake, real)) {
+            if let (Some(a), Some(b), Some(c)) =
+                (nmae(fake, real), psnr(fake, real), ssim(fake, real))
+            {
                 m.push(a);
                 p.push(b);
                 s.push(c);
@@ -350,7 +375,9 @@ impl Trainer {
             pairing: Pairing::Paired,
             ..self.pair_options()
         };
-        let pairs: Vec<_> = (0..n).map(|i| ds.pair(i * ds.len() / n, 0, &opts)).collect();
+        let pairs: Vec<_> = (0..n)
+            .map(|i| ds.pair(i * ds.len() / n, 0, &opts))
+            .collect();
         let xs: Vec<&Slice> = pairs.iter().map(|p| &p.a).collect();
         let ys: Vec<&Slice> = pairs.iter().map(|p| &p.b).collect();
         let fakes = self.translate(&xs);
@@ -384,7 +411,11 @@ impl Trainer {
         let mut last_val = None;
         while self.step < stop {
             let row = self.train_step()?;
-            log.write(self.step, self.step.saturating_sub(1) / self.steps_per_epoch, &row)?;
+            log.write(
+                self.step,
+                self.step.saturating_sub(1) / self.steps_per_epoch,
+                &row,
+            )?;
             bar.set_position(self.step as u64);
             bar.set_message(
                 row.iter()
@@ -427,7 +458,12 @@ impl Trainer {
 }
 
 /// Route fakes through an image pool (a no-op for a pool of size 0).
-fn pooled(pool: &mut ImagePool, fake: Tensor<4>, rng: &mut ChaCha8Rng, device: &Device) -> Tensor<4> {
+fn pooled(
+    pool: &mut ImagePool,
+    fake: Tensor<4>,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> Tensor<4> {
     if pool.capacity() == 0 {
         return fake;
     }
@@ -520,7 +556,11 @@ impl ValLog {
     }
 
     fn write(&mut self, epoch: usize, step: usize, v: &ValScores) -> Result<()> {
-        writeln!(self.file, "{epoch},{step},{:.6},{:.4},{:.6}", v.nmae, v.psnr, v.ssim)?;
+        writeln!(
+            self.file,
+            "{epoch},{step},{:.6},{:.4},{:.6}",
+            v.nmae, v.psnr, v.ssim
+        )?;
         Ok(())
     }
 }

@@ -3,10 +3,17 @@ use medtrans_training::TrainConfig;
 
 #[test]
 fn set_overrides_fields_and_presets_hold_the_paper_weights() {
-    let c = TrainConfig::preset("reggan", &["train.epochs=3".into(), "data.noise_level=4".into()]).unwrap();
+    let c = TrainConfig::preset(
+        "reggan",
+        &["train.epochs=3".into(), "data.noise_level=4".into()],
+    )
+    .unwrap();
     assert_eq!(c.train.epochs, 3);
     assert_eq!(c.data.noise_level, 4);
-    assert_eq!((c.loss.adversarial, c.loss.correction, c.loss.smoothness), (1.0, 20.0, 10.0));
+    assert_eq!(
+        (c.loss.adversarial, c.loss.correction, c.loss.smoothness),
+        (1.0, 20.0, 10.0)
+    );
     assert!(c.uses_registration() && !c.uses_cycle());
     let p = TrainConfig::preset("pix2pix", &[]).unwrap();
     assert_eq!(p.loss.l1, 100.0);
@@ -26,12 +33,17 @@ fn unknown_keys_are_errors_that_name_them() {
     assert!(msg.contains("unknown field"), "{msg}");
     let err = TrainConfig::from_toml("[loss]\ncorection = 20.0\n", &[], "my.toml").unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("my.toml") && msg.contains("corection"), "{msg}");
+    assert!(
+        msg.contains("my.toml") && msg.contains("corection"),
+        "{msg}"
+    );
     let err = TrainConfig::preset("regan", &[]).unwrap_err().to_string();
     assert!(err.contains("regan") && err.contains("reggan"), "{err}");
     let err = TrainConfig::preset("reggan", &["loss.l1=-1".into()]).unwrap_err();
     assert!(format!("{err:#}").contains("loss.l1"), "{err:#}");
-    let err = TrainConfig::preset("reggan", &["noequals".into()]).unwrap_err().to_string();
+    let err = TrainConfig::preset("reggan", &["noequals".into()])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("key=value"), "{err}");
 }
 
@@ -44,8 +56,15 @@ fn the_effective_config_round_trips() {
 
 #[test]
 fn learning_rate_decays_linearly_over_the_last_epochs() {
-    let c = TrainConfig::preset("reggan", &["train.epochs=10".into(), "optim.decay_epochs=4".into()]).unwrap();
+    let c = TrainConfig::preset(
+        "reggan",
+        &["train.epochs=10".into(), "optim.decay_epochs=4".into()],
+    )
+    .unwrap();
     let f: Vec<f64> = (0..10).map(|e| c.lr_factor(e)).collect();
     assert_eq!(&f[..6], &[1.0; 6]);
-    assert!((f[6] - 0.8).abs() < 1e-12 && (f[9] - 0.2).abs() < 1e-12, "{f:?}");
+    assert!(
+        (f[6] - 0.8).abs() < 1e-12 && (f[9] - 0.2).abs() < 1e-12,
+        "{f:?}"
+    );
 }

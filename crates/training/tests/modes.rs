@@ -24,13 +24,19 @@ fn train(mode: &str, steps: usize) -> (Trainer, Vec<medtrans_training::LossRow>)
 
 /// First-5 versus last-5 mean of a term.
 fn drop_of(rows: &[medtrans_training::LossRow], name: &str) -> (f64, f64) {
-    let v: Vec<f64> = rows.iter().map(|r| term(r, name).unwrap_or_else(|| panic!("no {name} term"))).collect();
+    let v: Vec<f64> = rows
+        .iter()
+        .map(|r| term(r, name).unwrap_or_else(|| panic!("no {name} term")))
+        .collect();
     (mean(&v[..5]), mean(&v[v.len() - 5..]))
 }
 
 fn assert_decreases(rows: &[medtrans_training::LossRow], name: &str, mode: &str) {
     let (first, last) = drop_of(rows, name);
-    assert!(last < first, "{mode}: {name} did not decrease ({first:.4} -> {last:.4})");
+    assert!(
+        last < first,
+        "{mode}: {name} did not decrease ({first:.4} -> {last:.4})"
+    );
 }
 
 #[test]

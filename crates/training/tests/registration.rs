@@ -39,7 +39,8 @@ fn r_recovers_a_known_shift() {
     let y = stack(&b.iter().collect::<Vec<_>>(), &device);
     for _ in 0..150 {
         let field = r.forward(x.clone(), y.clone());
-        let loss = correction(x.clone(), field.clone(), y.clone()) * 20.0 + smoothness(field) * 10.0;
+        let loss =
+            correction(x.clone(), field.clone(), y.clone()) * 20.0 + smoothness(field) * 10.0;
         let grads = GradientsParams::from_grads(loss.backward(), &r);
         r = adam.step(1e-3, r, grads);
     }

@@ -1,6 +1,6 @@
 //! Stopping at step k and resuming gives exactly the run that never stopped.
 mod common;
-use medtrans_training::{Trainer, CheckpointState};
+use medtrans_training::{CheckpointState, Trainer};
 
 fn losses(run: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(run.join("losses.csv"))
@@ -14,7 +14,11 @@ fn losses(run: &std::path::Path) -> Vec<String> {
 fn resumed_run_matches_the_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     // C+R has every network, both pools and R: the most state to restore.
-    let extra = ["train.epochs=2", "train.steps_per_epoch=6", "train.pool_size=3"];
+    let extra = [
+        "train.epochs=2",
+        "train.steps_per_epoch=6",
+        "train.pool_size=3",
+    ];
     let whole = dir.path().join("whole");
     let mut t = Trainer::new(common::small_config("cycle+reg", &whole, &extra)).unwrap();
     t.run(true).unwrap();
@@ -39,7 +43,9 @@ fn resumed_run_matches_the_uninterrupted_one() {
     let val = std::fs::read_to_string(parts.join("validation.csv")).unwrap();
     assert_eq!(val.lines().count(), 3, "{val}");
     for f in ["G", "F", "D_A", "D_B", "R"] {
-        assert!(parts.join(format!("checkpoints/last/{f}.safetensors")).is_file());
+        assert!(parts
+            .join(format!("checkpoints/last/{f}.safetensors"))
+            .is_file());
     }
     assert!(parts.join("samples/epoch_002.png").is_file());
 }

@@ -34,10 +34,17 @@ fn translate_keeps_shape_and_affine_and_maps_to_target_units() {
     assert_eq!(out.len(), t1.data.len());
     let target = model.info.target_map.unwrap();
     assert!(out.iter().all(|v| v.is_finite()));
-    assert!(out.iter().all(|&v| v >= target.low as f32 - 1e-3 && v <= target.high as f32 + 1e-3));
+    assert!(out
+        .iter()
+        .all(|&v| v >= target.low as f32 - 1e-3 && v <= target.high as f32 + 1e-3));
     // Outside the mask: the target's background value.
     let bg = target.low as f32;
-    let (i, _) = mask.data.iter().enumerate().find(|(_, &m)| m < 0.5).unwrap();
+    let (i, _) = mask
+        .data
+        .iter()
+        .enumerate()
+        .find(|(_, &m)| m < 0.5)
+        .unwrap();
     assert!((out[i] - bg).abs() < 1e-3);
     let p = dir.path().join("synth.nii.gz");
     write_nifti(&p, &out, &t1.geometry, false).unwrap();
@@ -59,7 +66,9 @@ fn translate_works_on_a_t1_no_model_has_seen() {
         &Default::default(),
     )
     .unwrap();
-    let out = model.translate_volume(&t1, None, 32, &mut |_, _| {}).unwrap();
+    let out = model
+        .translate_volume(&t1, None, 32, &mut |_, _| {})
+        .unwrap();
     assert_eq!(out.len(), t1.data.len());
     assert!(out.iter().all(|v| v.is_finite()));
 }
@@ -71,7 +80,9 @@ fn evaluate_scores_every_test_slice_and_refuses_other_sizes() {
     let test = SliceDataset::open(common::dataset(32), "test").unwrap();
     let scores = model.evaluate(&test, 4).unwrap();
     assert_eq!(scores.len(), test.len());
-    assert!(scores.iter().all(|s| s.nmae > 0.0 && s.psnr.is_finite() && s.ssim <= 1.0));
+    assert!(scores
+        .iter()
+        .all(|s| s.nmae > 0.0 && s.psnr.is_finite() && s.ssim <= 1.0));
     let err = Model::load(dir.path(), "cpu").err().unwrap().to_string();
     assert!(err.contains("neither a checkpoint"), "{err}");
 }
