@@ -424,7 +424,7 @@ impl Trainer {
                     .collect::<Vec<_>>()
                     .join(" "),
             );
-            if self.step % self.steps_per_epoch == 0 {
+            if self.step.is_multiple_of(self.steps_per_epoch) {
                 let epoch = self.step / self.steps_per_epoch;
                 let val = self.validate();
                 if let Some(v) = val {
@@ -443,7 +443,7 @@ impl Trainer {
                 self.checkpoint(&out.join("checkpoints/last"), val)?;
             }
         }
-        if self.step % self.steps_per_epoch != 0 {
+        if !self.step.is_multiple_of(self.steps_per_epoch) {
             self.checkpoint(&out.join("checkpoints/last"), None)?;
         }
         bar.finish_and_clear();
