@@ -113,10 +113,11 @@ pub fn run(args: Args) -> Result<()> {
     let run_dir = args.out.join("run");
     let dataset = args.out.join("dataset");
     let mut set: Vec<String> = DEMO_SETTINGS.iter().map(|s| s.to_string()).collect();
+    set.extend(args.set.iter().cloned());
+    // The demo's own folders come last: --set cannot point it elsewhere.
     set.push(format!("data.path={:?}", dataset.display().to_string()));
     set.push(format!("out={:?}", run_dir.display().to_string()));
     set.push(format!("train.device={:?}", args.device));
-    set.extend(args.set.iter().cloned());
     let cfg = TrainConfig::preset(&args.mode, &set)?;
     prepare_out(&args.out)?;
 

@@ -32,6 +32,9 @@ pub struct Args {
     out: Option<PathBuf>,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Replace the scores of an earlier evaluation in the output folder.
+    #[arg(long)]
+    overwrite: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -41,7 +44,17 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut models = vec![(label(&args.model), Model::load(&args.model, &args.device)?)];
     if let Some(c) = &args.compare {
-        models.push((label(c), Model::load(c, &args.device)?));
+        let mut name = label(c);
+        if name == models[0].0 {
+            name.push_str(" (2)");
+        }
+        models.push((name, Model::load(c, &args.device)?));
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        run_folder(&models[0].1.checkpoint).join(format!("evaluation-{}", args.split))
+    });
+    if out.join("scores.csv").exists() && !args.overwrite {
+        bail!("{} already holds an evaluation; pass --overwrite to replace it or --out to write elsewhere", out.display());
     }
     let mut scores = Vec::new();
     for (name, m) in &models {
@@ -83,13 +96,13 @@ fn label(p: &Path) -> String {
 pub fn write_scores(path: &Path, names: &[String], scores: &[Vec<SliceScore>]) -> Result<()> {
     let mut f =
         std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    writeln!(f, "model,slice,nmae,psnr,ssim")?;
+    writeln!(f, "model,subject,slice,nmae,psnr,ssim")?;
     for (name, sc) in names.iter().zip(scores) {
         for s in sc {
             writeln!(
                 f,
-                "{name},{},{:.6},{:.4},{:.6}",
-                s.slice, s.nmae, s.psnr, s.ssim
+                "{name},{},{},{:.6},{:.4},{:.6}",
+                s.subject, s.slice, s.nmae, s.psnr, s.ssim
             )?;
         }
     }
@@ -124,7 +137,7 @@ pub fn summary_table(names: &[String], scores: &[Vec<SliceScore>]) -> String {
             .filter_map(|a| {
                 scores[1]
                     .iter()
-                    .find(|b| b.slice == a.slice)
+                    .find(|b| b.position == a.position)
                     .map(|b| (a, b))
             })
             .collect();

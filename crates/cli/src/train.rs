@@ -32,7 +32,7 @@ pub struct Args {
     /// Device: cpu (default) or wgpu (needs a build with --features wgpu).
     #[arg(long)]
     device: Option<String>,
-    /// Start over in a run folder that already has checkpoints (they are replaced).
+    /// Start over in a folder that is not empty (an earlier run's checkpoints and logs are replaced).
     #[arg(long)]
     overwrite: bool,
 }
@@ -60,19 +60,31 @@ pub fn run(args: Args) -> Result<()> {
                 PRESETS.map(|p| p.0).join(", ")
             ),
         };
-        if cfg.out.join("checkpoints").exists() && !args.overwrite {
+        let out = cfg.out.clone();
+        let is_run = out.join("checkpoints").exists();
+        let non_empty = std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some());
+        if non_empty && !args.overwrite {
+            if is_run {
+                bail!(
+                    "{} already holds a run; use --resume {} to continue it, --overwrite to start over, or --set out=OTHER",
+                    out.display(),
+                    out.display()
+                );
+            }
             bail!(
-                "{} already holds a run; use --resume {} to continue it, --overwrite to start over, or --set out=OTHER",
-                cfg.out.display(),
-                cfg.out.display()
+                "{} exists and is not empty; choose another --set out=DIR (or --overwrite)",
+                out.display()
             );
         }
-        if args.overwrite && cfg.out.join("checkpoints").exists() {
-            std::fs::remove_dir_all(cfg.out.join("checkpoints"))?;
-            let _ = std::fs::remove_file(cfg.out.join("losses.csv"));
-            let _ = std::fs::remove_file(cfg.out.join("validation.csv"));
+        // Check data and config before anything is removed.
+        let trainer = Trainer::new(cfg)?;
+        if args.overwrite && is_run {
+            std::fs::remove_dir_all(out.join("checkpoints"))?;
+            for f in ["losses.csv", "validation.csv"] {
+                let _ = std::fs::remove_file(out.join(f));
+            }
         }
-        Trainer::new(cfg)?
+        trainer
     };
     say!(
         "mode {}: {} train slices of {}px, {} steps/epoch x {} epochs, device {}",

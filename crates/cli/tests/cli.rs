@@ -172,7 +172,7 @@ fn demo_trains_scores_and_translates_from_the_shipped_data() {
     );
     // The identity baseline is poor on the paper's metrics (T1 contrast is inverted w.r.t. T2).
     for l in identity {
-        let psnr: f64 = l.split(',').nth(3).unwrap().parse().unwrap();
+        let psnr: f64 = l.split(',').nth(4).unwrap().parse().unwrap();
         assert!(psnr > 3.0 && psnr < 15.0, "{l}");
     }
     assert!(std::fs::read_to_string(out.join("summary.md"))

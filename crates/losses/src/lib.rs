@@ -14,6 +14,7 @@ pub enum GanLoss {
     #[default]
     Lsgan,
     /// The original GAN loss: binary cross-entropy on logits.
+    #[serde(alias = "bce")]
     Vanilla,
 }
 

@@ -48,7 +48,7 @@ impl DiscriminatorConfig {
             (8 * f, 1, 1),
         ];
         let init = crate::gan_init();
-        Discriminator {
+        let net = Discriminator {
             convs: plan
                 .iter()
                 .map(|&(i, o, s)| {
@@ -64,7 +64,8 @@ impl DiscriminatorConfig {
                 .map(|&(_, o, _)| instance_norm(o, device))
                 .collect(),
             per_image: self.per_image,
-        }
+        };
+        crate::zero_biases(net)
     }
 }
 

@@ -38,3 +38,35 @@ impl ModuleMapper for StableIds {
         param
     }
 }
+
+/// Set every bias to zero, as the reference `init_weights` does (Burn's
+/// initialisers fill biases from the weight distribution).
+pub(crate) fn zero_biases<M: Module>(module: M) -> M {
+    module.map(&mut ZeroBias { path: Vec::new() })
+}
+
+struct ZeroBias {
+    path: Vec<String>,
+}
+
+impl ModuleMapper for ZeroBias {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.path.last().is_some_and(|n| n == "bias") {
+            // zeros_like drops the autodiff flag; keep the bias trainable.
+            param.map(|t| {
+                let trainable = t.is_require_grad();
+                t.zeros_like().set_require_grad(trainable)
+            })
+        } else {
+            param
+        }
+    }
+}

@@ -20,6 +20,7 @@ pub use blocks::ResidualBlock;
 pub use discriminator::{Discriminator, DiscriminatorConfig};
 pub use generator::{Generator, GeneratorConfig, GeneratorKind};
 pub use ids::stable_param_ids;
+pub(crate) use ids::zero_biases;
 pub use registration::{RegistrationConfig, RegistrationNet};
 pub use resnet::{ResnetGenerator, ResnetGeneratorConfig};
 pub use unet::{UnetGenerator, UnetGeneratorConfig};

@@ -95,7 +95,7 @@ impl RegistrationConfig {
                 c
             })
             .collect();
-        RegistrationNet {
+        let net = RegistrationNet {
             down,
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             bottleneck_in: conv_same(deepest, 2 * deepest, 1, &init, device),
@@ -117,7 +117,8 @@ impl RegistrationConfig {
                 },
                 device,
             ),
-        }
+        };
+        crate::zero_biases(net)
     }
 }
 

@@ -51,7 +51,7 @@ impl ResnetGeneratorConfig {
         let f = self.ngf;
         let down = [(f, 2 * f), (2 * f, 4 * f)];
         let up = [(4 * f, 2 * f), (2 * f, f)];
-        ResnetGenerator {
+        let net = ResnetGenerator {
             head: conv(self.in_channels, f, 7, &init, device),
             head_norm: instance_norm(f, device),
             down: down
@@ -84,7 +84,8 @@ impl ResnetGeneratorConfig {
                 .collect(),
             up_norm: up.iter().map(|&(_, o)| instance_norm(o, device)).collect(),
             tail: conv(f, self.out_channels, 7, &init, device),
-        }
+        };
+        crate::zero_biases(net)
     }
 
     /// Parameter names of the reference PyTorch implementation

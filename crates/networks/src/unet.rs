@@ -78,7 +78,7 @@ impl UnetGeneratorConfig {
                     .init(device)
             })
             .collect();
-        UnetGenerator {
+        let net = UnetGenerator {
             down,
             down_norm: (1..n - 1)
                 .map(|l| instance_norm(inner[l], device))
@@ -87,7 +87,8 @@ impl UnetGeneratorConfig {
             up_norm: (1..n).map(|l| instance_norm(outer[l], device)).collect(),
             dropout: DropoutConfig::new(if self.dropout { 0.5 } else { 0.0 }).init(),
             dropout_from: 4,
-        }
+        };
+        crate::zero_biases(net)
     }
 }
 

@@ -149,3 +149,51 @@ fn output_shapes() {
         "R should start near the identity, max |field| {max}"
     );
 }
+
+#[test]
+fn biases_start_at_zero_and_train() {
+    use burn::module::Module;
+    let d = Device::flex().autodiff();
+    let g = ResnetGeneratorConfig {
+        ngf: 4,
+        n_blocks: 1,
+        ..Default::default()
+    }
+    .init(&d);
+    let out = g.forward(Tensor::ones([1, 1, 16, 16], &d)).mean();
+    let grads = out.backward();
+    let mut biases = 0;
+    g.visit(&mut BiasCheck {
+        grads: &grads,
+        path: vec![],
+        biases: &mut biases,
+    });
+    assert!(biases > 5, "{biases}");
+}
+
+struct BiasCheck<'a> {
+    grads: &'a burn::tensor::Gradients,
+    path: Vec<String>,
+    biases: &'a mut usize,
+}
+
+impl burn::module::ModuleVisitor for BiasCheck<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let name = self.path.join(".");
+        assert!(
+            param.val().grad(self.grads).is_some(),
+            "{name} gets no gradient"
+        );
+        if name.ends_with("bias") {
+            *self.biases += 1;
+            let v = param.val().abs().max().into_scalar::<f32>();
+            assert_eq!(v, 0.0, "{name} starts at {v}");
+        }
+    }
+}

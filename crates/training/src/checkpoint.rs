@@ -84,10 +84,19 @@ pub fn write_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resul
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     fill(&tmp)?;
+    // Old aside, new in, old gone: a crash leaves a complete checkpoint in
+    // `dir`, `dir.part` or `dir.old` (see `last_checkpoint`).
+    let old = dir.with_extension("old");
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
     if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("replacing {}", dir.display()))?;
+        std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
     }
     std::fs::rename(&tmp, dir).with_context(|| format!("renaming into {}", dir.display()))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
     Ok(())
 }
 
@@ -115,6 +124,25 @@ impl CheckpointState {
         }
         Ok(s)
     }
+}
+
+/// The newest complete `last` checkpoint of a run. `state.json` is written
+/// last, so a folder holding it is complete.
+pub fn last_checkpoint(run_dir: &Path) -> Result<PathBuf> {
+    let last = run_dir.join("checkpoints/last");
+    for p in [
+        last.clone(),
+        last.with_extension("part"),
+        last.with_extension("old"),
+    ] {
+        if p.join(STATE_FILE).is_file() {
+            return Ok(p);
+        }
+    }
+    bail!(
+        "{}: not a medtrans checkpoint (no checkpoints/last/{STATE_FILE}); is this a run folder?",
+        run_dir.display()
+    )
 }
 
 /// A checkpoint folder from a run folder (its best, else last checkpoint)

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::Pairing;
 use medtrans_losses::GanLoss;
-use medtrans_networks::{GeneratorConfig, RegistrationConfig};
+use medtrans_networks::{GeneratorConfig, GeneratorKind, RegistrationConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -83,6 +83,9 @@ pub struct LossConfig {
     pub identity: f64,
     pub correction: f64,
     pub smoothness: f64,
+    /// Factor on the discriminators' real + fake loss: 0.5 in the
+    /// CycleGAN/pix2pix code, 1 in the RegGAN code.
+    pub discriminator: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,7 +96,8 @@ pub struct OptimConfig {
     pub beta2: f64,
     pub weight_decay: f64,
     /// Decay the learning rate linearly to 0 over the last this-many epochs
-    /// (over all of them when larger than train.epochs).
+    /// (when larger than train.epochs, the decay is already under way at
+    /// the first epoch).
     pub decay_epochs: usize,
 }
 
@@ -169,6 +173,7 @@ impl Default for LossConfig {
             identity: 0.0,
             correction: 0.0,
             smoothness: 0.0,
+            discriminator: 0.5,
         }
     }
 }
@@ -255,6 +260,7 @@ impl TrainConfig {
             ("identity", l.identity),
             ("correction", l.correction),
             ("smoothness", l.smoothness),
+            ("discriminator", l.discriminator),
         ] {
             if !(w.is_finite() && w >= 0.0) {
                 bail!("loss.{name} must be a finite weight >= 0, not {w}");
@@ -265,6 +271,25 @@ impl TrainConfig {
         }
         if self.discriminator.conditional && self.uses_cycle() {
             bail!("discriminator.conditional (pix2pix) does not combine with the cycle loss");
+        }
+        if self.data.pairing == Pairing::Unpaired && (l.l1 > 0.0 || self.discriminator.conditional)
+        {
+            bail!("data.pairing = \"unpaired\" leaves loss.l1 and a conditional discriminator nothing to compare; use the cycle or nc presets");
+        }
+        if self.discriminator.conditional && self.train.pool_size > 0 {
+            bail!("train.pool_size must be 0 with a conditional discriminator (a pooled fake would meet another x)");
+        }
+        let o = &self.optim;
+        if !((0.0..1.0).contains(&o.beta1) && (0.0..1.0).contains(&o.beta2))
+            || !(o.weight_decay >= 0.0)
+        {
+            bail!("optim.beta1 and optim.beta2 must lie in [0, 1) and optim.weight_decay be >= 0");
+        }
+        if self.generator.kind == GeneratorKind::Unet
+            && self.generator.levels != 0
+            && self.generator.levels < 5
+        {
+            bail!("generator.levels must be at least 5 for the U-Net (0 picks log2 of the image size)");
         }
         if self.data.noise_level > medtrans_transforms::MAX_NOISE_LEVEL {
             bail!("data.noise_level must be 0-5");
@@ -283,7 +308,8 @@ impl TrainConfig {
     }
 
     /// Learning-rate factor for `epoch` (0-based): 1, then a linear decay
-    /// to 0 over the last `decay_epochs`.
+    /// towards 0 over the last `decay_epochs` (the line ends at 0 one epoch
+    /// after the last, as in the CycleGAN code).
     pub fn lr_factor(&self, epoch: usize) -> f64 {
         let (e, k) = (self.train.epochs, self.optim.decay_epochs);
         if k == 0 || epoch + k < e {

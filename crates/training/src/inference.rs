@@ -159,24 +159,32 @@ impl Model {
         }
         let xs: Vec<&Slice> = ds.a.iter().collect();
         let mut fakes = self.translate_slices(&xs, batch)?;
-        // With masks, the model answers inside them only, as `translate`
-        // does with --mask: outside is background (-1), as in the targets.
-        if let Some(masks) = &ds.mask {
-            for (f, m) in fakes.iter_mut().zip(masks) {
-                for (v, &k) in f.data.iter_mut().zip(&m.data) {
-                    if k < 0.5 {
-                        *v = -1.0;
-                    }
-                }
-            }
-        }
+        mask_outside(&mut fakes, ds);
         Ok(score_slices(ds, &fakes))
     }
 }
 
-/// One test slice's scores; `slice` is the index in its volume where known.
+/// With masks, the model answers inside them only, as `translate` does
+/// with --mask: outside is background (-1), as in the prepared targets.
+pub fn mask_outside(fakes: &mut [Slice], ds: &SliceDataset) {
+    if let Some(masks) = &ds.mask {
+        for (f, m) in fakes.iter_mut().zip(masks) {
+            for (v, &k) in f.data.iter_mut().zip(&m.data) {
+                if k < 0.5 {
+                    *v = -1.0;
+                }
+            }
+        }
+    }
+}
+
+/// One test slice's scores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SliceScore {
+    /// Position in the split: the key two models are paired on.
+    pub position: usize,
+    /// Subject (volume) and slice index in it, where the dataset knows them.
+    pub subject: usize,
     pub slice: usize,
     pub nmae: f64,
     pub psnr: f64,
@@ -193,6 +201,8 @@ pub fn score_slices(ds: &SliceDataset, fakes: &[Slice]) -> Vec<SliceScore> {
         .enumerate()
         .filter_map(|(i, (fake, real))| {
             Some(SliceScore {
+                position: i,
+                subject: refs.get(i).map_or(0, |r| r.subject),
                 slice: refs.get(i).map_or(i, |r| r.index),
                 nmae: nmae(fake, real)?,
                 psnr: psnr(fake, real)?,

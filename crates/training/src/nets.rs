@@ -27,7 +27,9 @@ impl<M: Module> Trained<M> {
         let o = &cfg.optim;
         let mut adam = AdamConfig::new()
             .with_beta_1(o.beta1 as f32)
-            .with_beta_2(o.beta2 as f32);
+            .with_beta_2(o.beta2 as f32)
+            // PyTorch's default; Burn's is 1e-5.
+            .with_epsilon(1e-8);
         if o.weight_decay > 0.0 {
             adam = adam.with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32)));
         }

@@ -29,6 +29,10 @@ pub(crate) fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Config keys `--set` may change when resuming: neither alters the
+/// trajectory.
+const RESUMABLE_KEYS: [&str; 2] = ["train.stop_at_step", "train.device"];
+
 /// Loss values of one step, in a fixed order for a given config.
 pub type LossRow = Vec<(&'static str, f64)>;
 
@@ -81,10 +85,7 @@ impl Trainer {
                 cfg.data.train_split
             );
         }
-        let val = match SliceDataset::open(&cfg.data.path, &cfg.data.val_split) {
-            Ok(v) if !v.is_empty() => Some(v),
-            _ => None,
-        };
+        let val = open_validation(&cfg)?;
         let (w, h) = train.dims();
         if w != h {
             bail!("{}: slices are {w}x{h}; training needs square slices (medtrans prepare makes them)", cfg.data.path.display());
@@ -92,6 +93,23 @@ impl Trainer {
         let m = cfg.generator.size_multiple(w);
         if w % m != 0 || w < 16 {
             bail!("{}: {w} px slices do not fit this generator (the side must be a multiple of {m}, at least 16)", cfg.data.path.display());
+        }
+        if let Some(v) = &val {
+            if v.dims() != (w, h) {
+                bail!(
+                    "{}: the {} split has {:?} px slices, the {} split {w}x{h}",
+                    cfg.data.path.display(),
+                    cfg.data.val_split,
+                    v.dims(),
+                    cfg.data.train_split
+                );
+            }
+        }
+        if cfg.generator.kind == medtrans_networks::GeneratorKind::Unet
+            && cfg.generator.levels == 0
+            && w.ilog2() < 5
+        {
+            bail!("the U-Net needs slices of at least 32 px; these are {w} px");
         }
         let nets = Nets::new(&cfg, w, &device);
         let info = ModelInfo::from_dataset(&train);
@@ -118,10 +136,21 @@ impl Trainer {
     /// Continue the run in `run_dir` from its last checkpoint; `overrides`
     /// may change only the schedule's end (`train.stop_at_step`).
     pub fn resume(run_dir: &Path, overrides: &[String]) -> Result<Self> {
-        let ckpt = run_dir.join("checkpoints/last");
+        for o in overrides {
+            let key = o.split('=').next().unwrap_or("").trim();
+            if !RESUMABLE_KEYS.contains(&key) {
+                bail!(
+                    "--set {o}: a resumed run keeps its config; only {} may change",
+                    RESUMABLE_KEYS.join(" and ")
+                );
+            }
+        }
+        let ckpt = crate::checkpoint::last_checkpoint(run_dir)?;
         let state = CheckpointState::load(&ckpt)?;
         let text = state.config.to_toml();
-        let cfg = TrainConfig::from_toml(&text, overrides, &format!("{}", ckpt.display()))?;
+        let mut cfg = TrainConfig::from_toml(&text, overrides, &format!("{}", ckpt.display()))?;
+        // The run lives where it is now, wherever it was started from.
+        cfg.out = run_dir.to_path_buf();
         let mut t = Self::new(cfg)?;
         t.nets.load(&ckpt)?;
         t.step = state.step;
@@ -274,13 +303,19 @@ impl Trainer {
             let fake = pooled(&mut self.pool_b, fake, &mut rng, &self.device);
             let real_loss = gan.loss(d.net.forward(d_input(&x, y.clone())), true);
             let fake_loss = gan.loss(d.net.forward(d_input(&x, fake)), false);
-            d_terms.push(("d_b", (real_loss + fake_loss) * (0.5 * w.adversarial)));
+            d_terms.push((
+                "d_b",
+                (real_loss + fake_loss) * (w.discriminator * w.adversarial),
+            ));
         }
         if let (Some(d), Some(fa)) = (&self.nets.d_a, fake_a) {
             let fake = pooled(&mut self.pool_a, fa.detach(), &mut rng, &self.device);
             let real_loss = gan.loss(d.net.forward(x.clone()), true);
             let fake_loss = gan.loss(d.net.forward(fake), false);
-            d_terms.push(("d_a", (real_loss + fake_loss) * (0.5 * w.adversarial)));
+            d_terms.push((
+                "d_a",
+                (real_loss + fake_loss) * (w.discriminator * w.adversarial),
+            ));
         }
         if !d_terms.is_empty() {
             let total = d_terms
@@ -327,7 +362,8 @@ impl Trainer {
     pub fn validate(&self) -> Option<ValScores> {
         let val = self.val.as_ref()?;
         let xs: Vec<&Slice> = val.a.iter().collect();
-        let fakes = self.translate(&xs);
+        let mut fakes = self.translate(&xs);
+        crate::inference::mask_outside(&mut fakes, val);
         let (mut m, mut p, mut s) = (vec![], vec![], vec![]);
         for (fake, real) in fakes.iter().zip(&val.b) {
             if let (Some(a), Some(b), Some(c)) =
@@ -397,7 +433,8 @@ impl Trainer {
         let out = self.cfg.out.clone();
         std::fs::create_dir_all(out.join("samples"))
             .with_context(|| format!("creating the run folder {}", out.display()))?;
-        std::fs::write(out.join("config.toml"), self.cfg.to_toml())?;
+        std::fs::write(out.join("config.toml"), self.cfg.to_toml())
+            .with_context(|| format!("writing {}", out.join("config.toml").display()))?;
         let total = self.total_steps();
         let stop = match self.cfg.train.stop_at_step {
             0 => total,
@@ -455,6 +492,25 @@ impl Trainer {
             seconds_per_step: start.elapsed().as_secs_f64() / done.max(1) as f64,
         })
     }
+}
+
+/// The validation split, or None (with a warning) when the dataset has
+/// none; any other problem with it is an error.
+fn open_validation(cfg: &TrainConfig) -> Result<Option<SliceDataset>> {
+    let split = &cfg.data.val_split;
+    let exists = cfg.data.path.join(split).exists()
+        || medtrans_datasets::Manifest::load(&cfg.data.path.join("manifest.json"))
+            .is_ok_and(|m| m.splits.get(split).is_some_and(|s| !s.is_empty()));
+    if !exists {
+        tracing::warn!(
+            "{}: no {split} split; training without validation or a best checkpoint",
+            cfg.data.path.display()
+        );
+        return Ok(None);
+    }
+    let v = SliceDataset::open(&cfg.data.path, split)
+        .with_context(|| format!("opening the {split} split of {}", cfg.data.path.display()))?;
+    Ok((!v.is_empty()).then_some(v))
 }
 
 /// Route fakes through an image pool (a no-op for a pool of size 0).

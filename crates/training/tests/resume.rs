@@ -32,6 +32,18 @@ fn resumed_run_matches_the_uninterrupted_one() {
     let state = CheckpointState::load(&parts.join("checkpoints/last")).unwrap();
     assert_eq!(state.step, 8);
     drop(t);
+    // Changing the schedule would break the match: refused.
+    let err = Trainer::resume(&parts, &["optim.lr=0.1".to_string()])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("optim.lr") && err.contains("train.stop_at_step"),
+        "{err}"
+    );
+    // A crash between checkpoint swaps leaves `last.old`; resume finds it.
+    let ck = parts.join("checkpoints");
+    std::fs::rename(ck.join("last"), ck.join("last.old")).unwrap();
     let mut t = Trainer::resume(&parts, &["train.stop_at_step=0".to_string()]).unwrap();
     assert_eq!(t.step, 8);
     t.run(true).unwrap();
