@@ -53,6 +53,9 @@ pub fn run(args: Args) -> Result<()> {
     let model = Model::load(&args.model, &args.device)?;
     let vol = read_input(&args.input)?;
     let mask = args.mask.as_deref().map(read_input).transpose()?;
+    if model.info.masked && mask.is_none() {
+        eprintln!("note: this model was trained on masked volumes (intensities scaled inside the mask); without --mask the scaling uses the whole volume and may differ");
+    }
     let depth = vol.shape()[model.info.axis.unwrap_or(2)];
     let bar = crate::progress::bar(depth as u64, "translate");
     let data = model.translate_volume(&vol, mask.as_ref(), args.batch, &mut |done, _| {
