@@ -280,9 +280,10 @@ impl TrainConfig {
             bail!("train.pool_size must be 0 with a conditional discriminator (a pooled fake would meet another x)");
         }
         let o = &self.optim;
-        if !((0.0..1.0).contains(&o.beta1) && (0.0..1.0).contains(&o.beta2))
-            || !(o.weight_decay >= 0.0)
-        {
+        let betas_ok = (0.0..1.0).contains(&o.beta1) && (0.0..1.0).contains(&o.beta2);
+        // Written so that NaN fails too.
+        let decay_ok = o.weight_decay.is_finite() && o.weight_decay >= 0.0;
+        if !betas_ok || !decay_ok {
             bail!("optim.beta1 and optim.beta2 must lie in [0, 1) and optim.weight_decay be >= 0");
         }
         if self.generator.kind == GeneratorKind::Unet
