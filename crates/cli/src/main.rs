@@ -12,6 +12,7 @@ mod bench;
 mod demo;
 mod demo_data;
 mod evaluate;
+mod experiment;
 mod info;
 mod prepare;
 mod preview;
@@ -43,6 +44,7 @@ enum Command {
     Evaluate(evaluate::Args),
     Demo(demo::Args),
     Bench(bench::Args),
+    Experiment(experiment::Args),
     DemoData(demo_data::Args),
 }
 
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Experiment(a) => experiment::run(a),
         Command::DemoData(a) => demo_data::run(a),
     };
     match result {

@@ -1,0 +1,8 @@
+//! Experiments: grids of training runs that reproduce a paper's table.
+//!
+//! Each run has its own folder and is resumable, so a sweep that takes
+//! longer than one sitting is simply started again: finished runs are
+//! skipped, unfinished ones continue from their last checkpoint.
+pub mod noise_sweep;
+
+pub use noise_sweep::{run_noise_sweep, SweepConfig, SweepRow};
