@@ -58,11 +58,27 @@ pub struct SliceDataset {
 }
 
 /// Mix seed, epoch and index into one well-spread RNG seed (splitmix64).
-fn mix(mut z: u64) -> u64 {
+pub fn mix_seed(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// The first `<split>*` folder of `root` holding an `A/` folder.
+fn split_dir(root: &Path, split: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(split))
+                && p.join("A").is_dir()
+        })
+        .collect();
+    dirs.sort();
+    dirs.into_iter().next()
 }
 
 fn load_stack(path: &Path) -> Result<Vec<Slice>> {
@@ -99,21 +115,8 @@ impl SliceDataset {
         if root.join("A").is_dir() && root.join("B").is_dir() {
             return Self::open_reggan(root, root, split);
         }
-        if let Ok(rd) = std::fs::read_dir(root) {
-            let mut dirs: Vec<PathBuf> = rd
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_dir()
-                        && p.file_name()
-                            .map(|n| n.to_string_lossy().starts_with(split))
-                            .unwrap_or(false)
-                        && p.join("A").is_dir()
-                })
-                .collect();
-            dirs.sort();
-            if let Some(d) = dirs.first() {
-                return Self::open_reggan(root, d, split);
-            }
+        if let Some(d) = split_dir(root, split) {
+            return Self::open_reggan(root, &d, split);
         }
         Err(DatasetError::Volume {
             path: root.to_path_buf(),
@@ -121,6 +124,17 @@ impl SliceDataset {
                 "not a dataset: no {MANIFEST_FILE} (run `medtrans prepare`), no A/ and B/ folders of .npy slices, and no {split}*/A folder"
             ),
         })
+    }
+
+    /// Whether `root` holds a separate `split`: a non-empty split in a
+    /// prepared dataset's manifest, or a `<split>*/A` folder. RegGAN's flat
+    /// A/ B/ layout has no separate splits.
+    pub fn has_split(root: &Path, split: &str) -> bool {
+        if root.join(MANIFEST_FILE).is_file() {
+            return Manifest::load(&root.join(MANIFEST_FILE))
+                .is_ok_and(|m| m.splits.get(split).is_some_and(|s| !s.is_empty()));
+        }
+        split_dir(root, split).is_some()
     }
 
     fn open_prepared(root: &Path, split: &str) -> Result<SliceDataset> {
@@ -267,7 +281,8 @@ impl SliceDataset {
             opts.noise_level <= MAX_NOISE_LEVEL,
             "noise level above {MAX_NOISE_LEVEL}"
         );
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(mix(opts.seed ^ mix(epoch)) ^ i as u64));
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(mix_seed(mix_seed(opts.seed ^ mix_seed(epoch)) ^ i as u64));
         let b_index = match opts.pairing {
             Pairing::Paired => i,
             Pairing::Unpaired => self.unpaired_index(i, &mut rng),

@@ -10,7 +10,7 @@ mod dataset;
 mod manifest;
 mod prepare;
 
-pub use dataset::{Pair, PairOptions, Pairing, SliceDataset};
+pub use dataset::{mix_seed, Pair, PairOptions, Pairing, SliceDataset};
 pub use manifest::{
     Manifest, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
 };

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use medtrans_datasets::{prepare, PrepareSpec, SplitSpec, SubjectSpec, MANIFEST_FILE};
 use medtrans_metrics::mean_std;
 use medtrans_training::checkpoint::last_checkpoint;
-use medtrans_training::{CheckpointState, Model, TrainConfig, Trainer};
+use medtrans_training::{Model, TrainConfig, Trainer};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -145,13 +145,11 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
     let mut steps_done = 0usize;
     for (k, ((mode, level), tc)) in cells.iter().zip(&configs).enumerate() {
         let dir = cfg.run_dir(mode, *level);
-        let done_step = last_checkpoint(&dir)
-            .ok()
-            .and_then(|c| CheckpointState::load(&c).ok())
-            .map(|s| s.step);
-        let mut trainer = match done_step {
-            Some(_) => Trainer::resume(&dir, &[])?,
-            None => Trainer::new(tc.clone())?,
+        // A run with a checkpoint continues (or turns out finished).
+        let mut trainer = if last_checkpoint(&dir).is_ok() {
+            Trainer::resume(&dir, &[])?
+        } else {
+            Trainer::new(tc.clone())?
         };
         let total = trainer.total_steps();
         if trainer.step >= total {

@@ -3,7 +3,7 @@ use crate::checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 use crate::config::TrainConfig;
 use crate::device::device_from_name;
 use crate::nets::load_weights;
-use crate::tensors::{stack, unstack};
+use crate::tensors::generate;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
@@ -53,10 +53,7 @@ impl Model {
                 bad.height
             );
         }
-        Ok(xs
-            .chunks(batch.max(1))
-            .flat_map(|c| unstack(self.g.forward(stack(c, &self.device))))
-            .collect())
+        Ok(generate(&self.g, xs, batch, &self.device))
     }
 
     /// Translate a whole volume slice by slice along the training axis.

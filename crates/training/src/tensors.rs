@@ -1,6 +1,7 @@
 //! Moving slices in and out of Burn tensors.
 use burn::tensor::{Device, Tensor, TensorData};
 use medtrans_io::Slice;
+use medtrans_networks::Generator;
 
 /// Stack same-sized slices into `[N, 1, H, W]`.
 pub fn stack(slices: &[&Slice], device: &Device) -> Tensor<4> {
@@ -26,5 +27,12 @@ pub fn unstack(t: Tensor<4>) -> Vec<Slice> {
         .expect("f32 tensor data");
     (0..n * c)
         .map(|i| Slice::new(data[i * h * w..(i + 1) * h * w].to_vec(), w, h))
+        .collect()
+}
+
+/// G(x) for same-sized slices, `batch` at a time.
+pub fn generate(g: &Generator, xs: &[&Slice], batch: usize, device: &Device) -> Vec<Slice> {
+    xs.chunks(batch.max(1))
+        .flat_map(|c| unstack(g.forward(stack(c, device))))
         .collect()
 }

@@ -3,31 +3,24 @@
 use crate::checkpoint::{load_pool, save_pool, write_atomic, CheckpointState, ModelInfo};
 use crate::config::{CycleDirection, TrainConfig};
 use crate::device::device_from_name;
+use crate::inference::{score_slices, SliceScore};
 use crate::nets::Nets;
 use crate::pool::ImagePool;
 use crate::samples::write_sample_grid;
-use crate::tensors::{stack, unstack};
+use crate::tensors::{generate, stack, unstack};
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use medtrans_datasets::{PairOptions, Pairing, SliceDataset};
+use medtrans_datasets::{mix_seed, PairOptions, Pairing, SliceDataset};
 use medtrans_io::Slice;
 use medtrans_losses::{l1, smoothness};
-use medtrans_metrics::{mean_std, nmae, psnr, ssim};
+use medtrans_metrics::mean_std;
 use medtrans_networks::warp;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// splitmix64: spreads (seed, counter) into independent RNG seeds.
-pub(crate) fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
 
 /// Config keys `--set` may change when resuming: neither alters the
 /// trajectory.
@@ -179,8 +172,8 @@ impl Trainer {
         let within = step % self.steps_per_epoch;
         let n = self.train.len();
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
-            self.cfg.train.seed ^ mix(epoch as u64 + 1)
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(
+            self.cfg.train.seed ^ mix_seed(epoch as u64 + 1),
         )));
         let bs = self.cfg.train.batch_size;
         let idx = (0..bs).map(|k| order[(within * bs + k) % n]).collect();
@@ -194,8 +187,9 @@ impl Trainer {
         let (epoch, idx) = self.batch_indices(step);
         let lr = self.cfg.optim.lr * self.cfg.lr_factor(epoch);
         // Dropout and any other device randomness replay on resume.
-        self.device
-            .seed(mix(self.cfg.train.seed ^ mix(step as u64 + 0x5eed)));
+        self.device.seed(mix_seed(
+            self.cfg.train.seed ^ mix_seed(step as u64 + 0x5eed),
+        ));
         let opts = self.pair_options();
         let pairs: Vec<_> = idx
             .iter()
@@ -292,8 +286,9 @@ impl Trainer {
 
         // --- discriminators ---------------------------------------------
         let mut d_terms: Vec<(&'static str, Tensor<1>)> = Vec::new();
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(mix(self.cfg.train.seed ^ mix(step as u64 + 0xd00d)));
+        let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(
+            self.cfg.train.seed ^ mix_seed(step as u64 + 0xd00d),
+        ));
         if let Some(d) = &self.nets.d_b {
             let fake = if self.cfg.train.regenerate_fake {
                 self.nets.g.net.forward(x.clone()).detach()
@@ -350,11 +345,12 @@ impl Trainer {
 
     /// G(x) for slices, on the plain device and without dropout.
     pub fn translate(&self, xs: &[&Slice]) -> Vec<Slice> {
-        let g = self.nets.g.net.valid();
-        let dev = self.device.clone().inner();
-        xs.chunks(8)
-            .flat_map(|c| unstack(g.forward(stack(c, &dev))))
-            .collect()
+        generate(
+            &self.nets.g.net.valid(),
+            xs,
+            8,
+            &self.device.clone().inner(),
+        )
     }
 
     /// NMAE, PSNR and SSIM of G(x) against the aligned target on the
@@ -364,20 +360,14 @@ impl Trainer {
         let xs: Vec<&Slice> = val.a.iter().collect();
         let mut fakes = self.translate(&xs);
         crate::inference::mask_outside(&mut fakes, val);
-        let (mut m, mut p, mut s) = (vec![], vec![], vec![]);
-        for (fake, real) in fakes.iter().zip(&val.b) {
-            if let (Some(a), Some(b), Some(c)) =
-                (nmae(fake, real), psnr(fake, real), ssim(fake, real))
-            {
-                m.push(a);
-                p.push(b);
-                s.push(c);
-            }
-        }
+        let scores = score_slices(val, &fakes);
+        let mean = |f: fn(&SliceScore) -> f64| {
+            mean_std(&scores.iter().map(f).collect::<Vec<_>>()).map(|m| m.0)
+        };
         Some(ValScores {
-            nmae: mean_std(&m)?.0,
-            psnr: mean_std(&p)?.0,
-            ssim: mean_std(&s)?.0,
+            nmae: mean(|s| s.nmae)?,
+            psnr: mean(|s| s.psnr)?,
+            ssim: mean(|s| s.ssim)?,
         })
     }
 
@@ -498,10 +488,7 @@ impl Trainer {
 /// none; any other problem with it is an error.
 fn open_validation(cfg: &TrainConfig) -> Result<Option<SliceDataset>> {
     let split = &cfg.data.val_split;
-    let exists = cfg.data.path.join(split).exists()
-        || medtrans_datasets::Manifest::load(&cfg.data.path.join("manifest.json"))
-            .is_ok_and(|m| m.splits.get(split).is_some_and(|s| !s.is_empty()));
-    if !exists {
+    if !SliceDataset::has_split(&cfg.data.path, split) {
         tracing::warn!(
             "{}: no {split} split; training without validation or a best checkpoint",
             cfg.data.path.display()
@@ -547,23 +534,21 @@ fn progress(total: u64, pos: u64, quiet: bool) -> indicatif::ProgressBar {
 /// dropped so the log matches an uninterrupted run.
 fn reopen_csv(path: &Path, resume_step: usize, step_col: usize) -> Result<(std::fs::File, bool)> {
     let mut has_header = false;
-    if path.exists() {
+    if resume_step == 0 {
+        // A new run: an old log there is stale.
+        if path.exists() {
+            std::fs::remove_file(path).with_context(|| format!("replacing {}", path.display()))?;
+        }
+    } else if path.exists() {
         let text = std::fs::read_to_string(path)?;
         let mut keep = String::new();
         for (i, line) in text.lines().enumerate() {
             let step: Option<usize> = line.split(',').nth(step_col).and_then(|s| s.parse().ok());
-            if i == 0 {
-                has_header = true;
-                keep.push_str(line);
-                keep.push('\n');
-            } else if step.is_some_and(|s| s <= resume_step) {
+            if i == 0 || step.is_some_and(|s| s <= resume_step) {
+                has_header |= i == 0;
                 keep.push_str(line);
                 keep.push('\n');
             }
-        }
-        if resume_step == 0 {
-            keep.clear();
-            has_header = false;
         }
         std::fs::write(path, keep)?;
     }
