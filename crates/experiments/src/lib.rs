@@ -3,6 +3,8 @@
 //! Each run has its own folder and is resumable, so a sweep that takes
 //! longer than one sitting is simply started again: finished runs are
 //! skipped, unfinished ones continue from their last checkpoint.
+pub mod figures;
 pub mod noise_sweep;
+pub mod plot;
 
-pub use noise_sweep::{run_noise_sweep, SweepConfig, SweepRow};
+pub use noise_sweep::{check_claims, run_noise_sweep, SweepConfig, SweepRow};

@@ -1,6 +1,6 @@
 //! A tiny sweep end to end: every cell trains and is scored; a rerun skips
 //! the finished runs and reproduces the table.
-use medtrans_experiments::{run_noise_sweep, SweepConfig};
+use medtrans_experiments::{check_claims, run_noise_sweep, SweepConfig, SweepRow};
 use std::path::PathBuf;
 
 #[test]
@@ -36,7 +36,35 @@ size = 32
     assert!(rows.iter().all(|r| r.slices > 0 && r.psnr.0.is_finite()));
     assert!(dir.path().join("runs/reggan-noise3/losses.csv").is_file());
     let md = std::fs::read_to_string(dir.path().join("results/results.md")).unwrap();
-    assert_eq!(md.lines().count(), 6, "{md}");
+    assert_eq!(
+        md.lines().filter(|l| l.starts_with("| reggan |")).count(),
+        2,
+        "{md}"
+    );
+    assert!(md.contains("--config") && md.contains("sweep.toml"), "{md}");
+    // Levels 0 and 3 only: claims 1 and 4 cannot be checked and say so.
+    assert!(
+        md.contains("1. RegGAN at noise 5 vs Pix2Pix at noise 0: not run."),
+        "{md}"
+    );
+    assert!(md.contains("4. RegGAN vs CycleGAN (C): not run."), "{md}");
+    assert!(md.contains("2. Pix2Pix degrades"), "{md}");
+    for fig in [
+        "metrics_vs_noise.png",
+        "validation_curves.png",
+        "smoothness.png",
+        "examples_noise0.png",
+        "examples_noise3.png",
+        "fields_reggan.png",
+    ] {
+        let img = image::open(dir.path().join("results").join(fig))
+            .unwrap_or_else(|e| panic!("{fig}: {e}"))
+            .to_rgb8();
+        // Drawn on: neither blank nor a single colour.
+        let first = *img.get_pixel(0, 0);
+        let other = img.pixels().filter(|p| **p != first).count();
+        assert!(other > img.len() / 3 / 50, "{fig} is nearly blank");
+    }
 
     let mut log2 = Vec::new();
     let again = run_noise_sweep(&cfg, &mut |l| log2.push(l.to_string())).unwrap();
@@ -59,4 +87,63 @@ fn unknown_sweep_keys_and_modes_are_named() {
     .unwrap();
     let err = SweepConfig::load(&path).unwrap_err().to_string();
     assert!(err.contains("modez") && err.contains("bad.toml"), "{err}");
+}
+
+fn row(mode: &str, level: u32, nmae: f64, psnr: f64) -> SweepRow {
+    SweepRow {
+        mode: mode.into(),
+        noise_level: level,
+        slices: 10,
+        nmae: (nmae, 0.01),
+        psnr: (psnr, 0.5),
+        ssim: (0.8, 0.01),
+    }
+}
+
+#[test]
+fn claims_are_judged_from_the_means() {
+    // The paper's picture: Pix2Pix falls, RegGAN flat and above CycleGAN.
+    let mut rows = Vec::new();
+    for l in 0..=5u32 {
+        rows.push(row(
+            "pix2pix",
+            l,
+            0.10 + 0.02 * l as f64,
+            24.0 - 2.0 * l as f64,
+        ));
+        rows.push(row("cycle", l, 0.15, 21.0));
+        rows.push(row("reggan", l, 0.09, 24.5 - 0.1 * l as f64));
+    }
+    let c = check_claims(&rows);
+    assert_eq!(c.len(), 4);
+    assert!(c.iter().all(|l| l.contains("**holds**")), "{c:?}");
+    assert!(c[1].contains("-10.00 dB"), "{}", c[1]);
+
+    // CycleGAN wins at level 2 only; RegGAN spreads 2 dB; claim 1 fails.
+    for r in rows.iter_mut() {
+        if r.mode == "cycle" && r.noise_level == 2 {
+            r.psnr.0 = 30.0;
+        }
+        if r.mode == "reggan" && r.noise_level == 5 {
+            r.psnr.0 = 22.0;
+        }
+    }
+    let c = check_claims(&rows);
+    assert!(
+        c[0].contains("**fails**") && c[0].contains("22.00 vs 24.00"),
+        "{}",
+        c[0]
+    );
+    assert!(c[1].contains("**holds**"));
+    assert!(
+        c[2].contains("**fails**") && c[2].contains("spread of 2.50"),
+        "{}",
+        c[2]
+    );
+    assert!(
+        c[3].contains("**fails**") && c[3].contains("not better at noise 2"),
+        "{}",
+        c[3]
+    );
+    assert!(!c[3].contains("noise 3:"), "{}", c[3]);
 }

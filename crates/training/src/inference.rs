@@ -146,6 +146,12 @@ impl Model {
     /// Per-slice NMAE, PSNR and SSIM of G(A) against B on a dataset split
     /// (the aligned targets: no noise is applied here).
     pub fn evaluate(&self, ds: &SliceDataset, batch: usize) -> Result<Vec<SliceScore>> {
+        let fakes = self.translate_split(ds, batch)?;
+        Ok(score_slices(ds, &fakes))
+    }
+
+    /// G(A) for every slice of a split, background outside its masks.
+    pub fn translate_split(&self, ds: &SliceDataset, batch: usize) -> Result<Vec<Slice>> {
         let (w, h) = ds.dims();
         if (w, h) != (self.info.size, self.info.size) {
             bail!(
@@ -157,7 +163,7 @@ impl Model {
         let xs: Vec<&Slice> = ds.a.iter().collect();
         let mut fakes = self.translate_slices(&xs, batch)?;
         mask_outside(&mut fakes, ds);
-        Ok(score_slices(ds, &fakes))
+        Ok(fakes)
     }
 }
 

@@ -407,14 +407,20 @@ impl Trainer {
         let xs: Vec<&Slice> = pairs.iter().map(|p| &p.a).collect();
         let ys: Vec<&Slice> = pairs.iter().map(|p| &p.b).collect();
         let fakes = self.translate(&xs);
-        let registered = self.nets.r.as_ref().map(|r| {
+        let registered = self.register(&fakes, &ys);
+        write_sample_grid(path, &xs, &fakes, registered.as_ref(), &ys)
+    }
+
+    /// R's view of (G(x), y): warp(G(x)) and the field, two slices (rows,
+    /// columns, in px) per image. `None` for modes without R.
+    pub fn register(&self, fakes: &[Slice], ys: &[&Slice]) -> Option<(Vec<Slice>, Vec<Slice>)> {
+        self.nets.r.as_ref().map(|r| {
             let r = r.net.valid();
             let dev = self.device.clone().inner();
             let f = stack(&fakes.iter().collect::<Vec<_>>(), &dev);
-            let field = r.forward(f.clone(), stack(&ys, &dev));
+            let field = r.forward(f.clone(), stack(ys, &dev));
             (unstack(warp(f, field.clone())), unstack(field))
-        });
-        write_sample_grid(path, &xs, &fakes, registered.as_ref(), &ys)
+        })
     }
 
     /// Train to the end of the schedule (or `train.stop_at_step`), with a
