@@ -15,6 +15,7 @@ generator and compare outputs to 1e-4.
 """
 import json
 import os
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -25,6 +26,9 @@ from safetensors.torch import save_file
 from skimage.transform import resize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+# One home for the PyTorch networks: the benchmark's reference.
+from torch_reference import resnet_generator, smoothness, warp  # noqa: E402
 DATA = os.path.join(ROOT, "..", "shared", "data", "icbm152-2009c")
 OUT = os.path.join(ROOT, "fixtures", "torch")
 
@@ -37,59 +41,6 @@ def t1_slice(size):
     sl = resize(sl, (size, size), order=1, anti_aliasing=False)
     lo, hi = np.percentile(sl, [0.5, 99.5])
     return np.clip((sl - lo) / (hi - lo) * 2 - 1, -1, 1).astype(np.float32)
-
-
-def warp(src, flow):
-    """RegGAN's Transformer_2D: flow channel 0 = rows, 1 = columns, in px."""
-    _, _, h, w = flow.shape
-    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    grid = torch.stack([rows, cols]).unsqueeze(0).float()
-    loc = grid + flow
-    loc = torch.stack(
-        [2 * (loc[:, 0] / (h - 1) - 0.5), 2 * (loc[:, 1] / (w - 1) - 0.5)], dim=1
-    )
-    loc = loc.permute(0, 2, 3, 1)[..., [1, 0]]
-    return F.grid_sample(src, loc, mode="bilinear", padding_mode="border", align_corners=True)
-
-
-def smoothness(flow):
-    dy = flow[:, :, 1:, :] - flow[:, :, :-1, :]
-    dx = flow[:, :, :, 1:] - flow[:, :, :, :-1]
-    return (dy * dy).mean() + (dx * dx).mean()
-
-
-class ResnetBlock(nn.Module):
-    def __init__(self, dim):
-        super().__init__()
-        self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), nn.InstanceNorm2d(dim), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), nn.InstanceNorm2d(dim),
-        )
-
-    def forward(self, x):
-        return x + self.conv_block(x)
-
-
-def resnet_generator(cin, cout, ngf, n_blocks):
-    """Layer for layer (and index for index) CycleGAN's ResnetGenerator with
-    InstanceNorm and no dropout."""
-    m = [nn.ReflectionPad2d(3), nn.Conv2d(cin, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
-    for i in range(2):
-        f = ngf * 2**i
-        m += [nn.Conv2d(f, 2 * f, 3, stride=2, padding=1), nn.InstanceNorm2d(2 * f), nn.ReLU(True)]
-    m += [ResnetBlock(4 * ngf) for _ in range(n_blocks)]
-    for i in range(2):
-        f = ngf * 2 ** (2 - i)
-        m += [
-            nn.ConvTranspose2d(f, f // 2, 3, stride=2, padding=1, output_padding=1),
-            nn.InstanceNorm2d(f // 2),
-            nn.ReLU(True),
-        ]
-    m += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, cout, 7), nn.Tanh()]
-    net = nn.Sequential(*m)
-    holder = nn.Module()
-    holder.model = net
-    return holder
 
 
 def main():

@@ -1,16 +1,24 @@
 //! `medtrans bench`: seconds per training step of each mode.
 use anyhow::{Context, Result};
-use medtrans_training::{TrainConfig, Trainer, PRESETS};
+use medtrans_datasets::SliceDataset;
+use medtrans_io::Slice;
+use medtrans_training::{device_from_name, generate, TrainConfig, Trainer, PRESETS};
 use std::path::PathBuf;
 use std::time::Instant;
 
 /// Time training steps of each mode at the presets' full network sizes
 /// (ResNet ngf 64 with 9 blocks, PatchGAN ndf 64, R), on slices of the
-/// shipped demo data prepared at --size px. Prints a markdown table.
+/// shipped demo data prepared at --size px. Prints a markdown table, or
+/// with --json one line per mode (median step time, peak memory) for
+/// bench/run.py, which sets medtrans beside PyTorch.
+///
+/// With --inference it times G alone instead: slices per second through
+/// the first mode's generator, --batch slices at a time.
 ///
 /// Example:
 ///   medtrans bench --size 128 --steps 5
-///   medtrans bench --mode reggan --mode pix2pix --device wgpu
+///   medtrans bench --mode reggan --set generator.ngf=16 --set generator.n_blocks=4
+///   medtrans bench --inference --size 256 --slices 32 --batch 8
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -31,11 +39,23 @@ pub struct Args {
     /// Demo data folder (default: data/demo of this checkout).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Time inference (G's forward pass) instead of training steps.
+    #[arg(long)]
+    inference: bool,
+    /// Slices translated when timing inference.
+    #[arg(long, default_value_t = 32)]
+    slices: usize,
+    /// Slices per forward pass when timing inference.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let data = match args.data {
-        Some(d) => d,
+    let data = match &args.data {
+        Some(d) => d.clone(),
         None => crate::demo::find_demo_data()
             .context("the demo data (data/demo) was not found; pass --data DIR")?,
     };
@@ -48,22 +68,33 @@ pub fn run(args: Args) -> Result<()> {
     let _cleanup = RemoveOnDrop(scratch.clone());
     let spec = crate::demo::demo_spec(&data, &scratch.join("data"), args.size);
     medtrans_datasets::prepare(&spec, &mut |_, _, _| {})?;
-    say!("| mode | networks | s/step | steps/s |\n|---|---|---|---|");
-    for mode in &modes {
+    let config = |mode: &str| -> Result<TrainConfig> {
         let mut set = vec![
             format!("data.path={:?}", spec.out.display().to_string()),
             format!("out={:?}", scratch.join(mode).display().to_string()),
             format!("train.device={:?}", args.device),
         ];
         set.extend(args.set.iter().cloned());
-        let cfg = TrainConfig::preset(mode, &set)?;
+        TrainConfig::preset(mode, &set)
+    };
+    if args.inference {
+        return inference(&args, config(&modes[0])?, &spec.out);
+    }
+    if !args.json {
+        say!("| mode | networks | s/step (median) | steps/s |\n|---|---|---|---|");
+    }
+    for mode in &modes {
+        let cfg = config(mode)?;
+        let (ngf, blocks) = (cfg.generator.ngf, cfg.generator.n_blocks);
         let mut t = Trainer::new(cfg)?;
         t.train_step()?;
-        let start = Instant::now();
-        for _ in 0..args.steps {
+        let mut times = Vec::with_capacity(args.steps);
+        for _ in 0..args.steps.max(1) {
+            let start = Instant::now();
             t.train_step()?;
+            times.push(start.elapsed().as_secs_f64());
         }
-        let s = start.elapsed().as_secs_f64() / args.steps.max(1) as f64;
+        let s = median(&times);
         let nets: Vec<&str> = [
             Some("G"),
             t.nets.f.as_ref().map(|_| "F"),
@@ -74,9 +105,80 @@ pub fn run(args: Args) -> Result<()> {
         .into_iter()
         .flatten()
         .collect();
-        say!("| {mode} | {} | {s:.3} | {:.2} |", nets.join(" "), 1.0 / s);
+        if args.json {
+            say!(
+                "{}",
+                serde_json::json!({
+                    "framework": "medtrans", "mode": mode, "size": args.size,
+                    "ngf": ngf, "blocks": blocks, "s_per_step": s, "times": times,
+                    "peak_rss_mb": peak_rss_mb(),
+                })
+            );
+        } else {
+            say!("| {mode} | {} | {s:.3} | {:.2} |", nets.join(" "), 1.0 / s);
+        }
     }
     Ok(())
+}
+
+/// Slices per second through G, `--batch` at a time, after one warm-up
+/// batch.
+fn inference(args: &Args, cfg: TrainConfig, dataset: &std::path::Path) -> Result<()> {
+    let device = device_from_name(&args.device)?;
+    let g = cfg.generator.init(args.size, &device);
+    let train = SliceDataset::open(dataset, "train")?;
+    let xs: Vec<&Slice> = (0..args.slices.max(1))
+        .map(|i| &train.a[i % train.len()])
+        .collect();
+    generate(&g, &xs[..args.batch.min(xs.len())], args.batch, &device);
+    let start = Instant::now();
+    generate(&g, &xs, args.batch, &device);
+    let s = start.elapsed().as_secs_f64();
+    let rate = xs.len() as f64 / s;
+    if args.json {
+        say!(
+            "{}",
+            serde_json::json!({
+                "framework": "medtrans", "size": args.size, "ngf": cfg.generator.ngf,
+                "blocks": cfg.generator.n_blocks, "batch": args.batch,
+                "slices_per_s": rate, "seconds": s, "peak_rss_mb": peak_rss_mb(),
+            })
+        );
+    } else {
+        say!(
+            "G at {0}x{0}, batch {1}: {rate:.2} slices/s ({2} slices in {s:.2} s)",
+            args.size,
+            args.batch,
+            xs.len()
+        );
+    }
+    Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// Peak resident memory of this process (Linux; 0 where unknown).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 struct RemoveOnDrop(PathBuf);

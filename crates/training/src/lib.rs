@@ -18,5 +18,5 @@ pub use config::{TrainConfig, PRESETS};
 pub use device::device_from_name;
 pub use inference::{score_slices, Model, SliceScore};
 pub use pool::ImagePool;
-pub use tensors::{stack, unstack};
+pub use tensors::{generate, stack, unstack};
 pub use trainer::{LossRow, RunSummary, Trainer, ValScores};

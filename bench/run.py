@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""medtrans beside PyTorch on the same CPU: training steps, inference and
+end-to-end translate, interleaved round by round so drifts in machine
+load hit both alike. Prints markdown tables of medians and the ratio
+medtrans / PyTorch (below 1: medtrans is faster), and keeps every raw
+measurement in a JSON file.
+
+Run from the repository root after `cargo build --release` and
+`bash bench/setup.sh`:
+
+    python3 bench/run.py --rounds 3 --json bench/results.json
+
+Peak memory is the maximum resident set size of each process, from
+/usr/bin/time. The PyTorch side uses random weights and inputs of the same
+shapes: speed does not depend on their values.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MEDTRANS = os.path.join(ROOT, "target", "release", "medtrans")
+TORCH_REF = os.path.join(ROOT, "bench", "torch_reference.py")
+ICBM = os.path.join(ROOT, "..", "shared", "data", "icbm152-2009c")
+T1 = os.path.join(ICBM, "mni_icbm152_t1_tal_nlin_sym_09c.nii.gz")
+T2 = os.path.join(ICBM, "mni_icbm152_t2_tal_nlin_sym_09c.nii.gz")
+
+ARCHS = {"paper": (64, 9, 64), "demo": (16, 4, 16)}
+
+
+def measure(cmd):
+    """Run `cmd` under /usr/bin/time; return (last JSON line or None, wall
+    seconds, peak RSS in MB)."""
+    start = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB %M"] + cmd,
+                       capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    if p.returncode != 0:
+        sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout}\n{p.stderr}")
+    rss = next((int(l.split()[1]) / 1024 for l in p.stderr.splitlines()
+                if l.startswith("MAXRSS_KB")), float("nan"))
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    return (json.loads(lines[-1]) if lines else None), wall, rss
+
+
+def arch_flags_medtrans(arch):
+    ngf, blocks, ndf = ARCHS[arch]
+    return ["--set", f"generator.ngf={ngf}", "--set", f"generator.n_blocks={blocks}",
+            "--set", f"discriminator.ndf={ndf}"]
+
+
+def arch_flags_torch(arch):
+    ngf, blocks, ndf = ARCHS[arch]
+    return ["--ngf", str(ngf), "--blocks", str(blocks), "--ndf", str(ndf)]
+
+
+def cases(args, scratch):
+    """(name, medtrans command, PyTorch command, key of the JSON number)."""
+    py = args.python
+    out = []
+    if "train" in args.what:
+        for arch in ["paper", "demo"]:
+            for size in args.sizes:
+                for mode in ["pix2pix", "reggan"]:
+                    steps = ["--steps", str(args.steps)]
+                    out.append((
+                        f"train {mode} {size}px {arch}",
+                        [MEDTRANS, "bench", "--json", "--mode", mode, "--size", str(size)]
+                        + steps + arch_flags_medtrans(arch),
+                        [py, TORCH_REF, "train", "--mode", mode, "--size", str(size)]
+                        + steps + arch_flags_torch(arch),
+                        "s_per_step",
+                    ))
+    if "infer" in args.what:
+        for arch, size in [("paper", 256), ("demo", 128)]:
+            n = ["--slices", "32", "--batch", "8"]
+            out.append((
+                f"infer G {size}px {arch}, batch 8",
+                [MEDTRANS, "bench", "--json", "--inference", "--mode", "pix2pix", "--size",
+                 str(size)] + n + arch_flags_medtrans(arch),
+                [py, TORCH_REF, "infer", "--size", str(size)] + n + arch_flags_torch(arch),
+                "slices_per_s",
+            ))
+    if "translate" in args.what:
+        model = os.path.join(scratch, "model")
+        out.append((
+            "translate ICBM T1 (193 slices), 256px paper",
+            [MEDTRANS, "translate", "--model", model, "--input", T1, "--output",
+             os.path.join(scratch, "medtrans.nii.gz"), "--batch", "8", "--overwrite"],
+            [py, TORCH_REF, "translate", "--input", T1, "--output",
+             os.path.join(scratch, "torch.nii.gz"), "--size", "256", "--batch", "8"]
+            + arch_flags_torch("paper"),
+            "wall",
+        ))
+    return out
+
+
+def make_model(scratch):
+    """A 256 px pix2pix checkpoint at the paper's size for `translate`
+    (one training step: speed does not depend on the weights)."""
+    data = os.path.join(scratch, "data")
+    subprocess.run([MEDTRANS, "prepare", "--a", T1, "--b", T2, "--size", "256", "--out", data],
+                   check=True, cwd=ROOT, capture_output=True)
+    subprocess.run([MEDTRANS, "train", "--mode", "pix2pix", "--set", f"data.path={data!r}",
+                    "--set", f"out={os.path.join(scratch, 'model')!r}", "--set",
+                    "train.stop_at_step=1"], check=True, cwd=ROOT, capture_output=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=3, help="timed training steps per process")
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    p.add_argument("--what", nargs="+", default=["train", "infer", "translate"],
+                   choices=["train", "infer", "translate"])
+    p.add_argument("--python", default=os.environ.get("BENCH_PYTHON",
+                                                       os.path.join(ROOT, ".venv-bench", "bin",
+                                                                    "python")))
+    p.add_argument("--json", help="write every measurement here")
+    args = p.parse_args()
+    if not os.path.exists(MEDTRANS):
+        sys.exit(f"{MEDTRANS} is missing: run `cargo build --release` first")
+    if not os.path.exists(args.python):
+        sys.exit(f"{args.python} is missing: run `bash bench/setup.sh` or set BENCH_PYTHON")
+    scratch = tempfile.mkdtemp(prefix="medtrans-bench-")
+    if "translate" in args.what:
+        make_model(scratch)
+    todo = cases(args, scratch)
+    raw = {name: {"medtrans": [], "pytorch": []} for name, *_ in todo}
+    for r in range(args.rounds):
+        for name, ours, theirs, key in todo:
+            # Alternate who goes first, so neither always runs on a warm cache.
+            order = [("medtrans", ours), ("pytorch", theirs)]
+            if r % 2:
+                order.reverse()
+            for who, cmd in order:
+                res, wall, rss = measure(cmd)
+                value = wall if key == "wall" else res[key]
+                raw[name][who].append({"value": value, "rss_mb": rss, "result": res})
+                print(f"round {r + 1}/{args.rounds} {name} {who}: {value:.4g} "
+                      f"({rss:.0f} MB)", file=sys.stderr, flush=True)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"rounds: {args.rounds}\n")
+    print("| benchmark | medtrans | PyTorch | medtrans / PyTorch time | peak RSS medtrans / PyTorch (MB) |")
+    print("|---|---|---|---|---|")
+    for name, _, _, key in todo:
+        m = statistics.median(x["value"] for x in raw[name]["medtrans"])
+        t = statistics.median(x["value"] for x in raw[name]["pytorch"])
+        rm = max(x["rss_mb"] for x in raw[name]["medtrans"])
+        rt = max(x["rss_mb"] for x in raw[name]["pytorch"])
+        if key == "slices_per_s":
+            cell, ratio = (f"{m:.2f} slices/s", f"{t:.2f} slices/s"), t / m
+        else:
+            cell, ratio = (f"{m:.3f} s", f"{t:.3f} s"), m / t
+        print(f"| {name} | {cell[0]} | {cell[1]} | {ratio:.2f} | {rm:.0f} / {rt:.0f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rounds": args.rounds, "steps": args.steps, "raw": raw}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

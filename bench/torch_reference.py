@@ -1,0 +1,319 @@
+"""PyTorch reference of medtrans' networks and training steps, for speed
+comparisons (bench/run.py) and for the test fixtures
+(scripts/make_torch_fixtures.py).
+
+Layer for layer the same as medtrans: CycleGAN's ResnetGenerator
+(InstanceNorm, reflection padding), the PatchGAN discriminator, RegGAN's
+registration U-Net R and its bilinear spatial transformer. The steps are
+medtrans' Pix2Pix and RegGAN (NC+R) steps with the presets' loss weights,
+Adam as configured there, batch 1, float32.
+
+  python bench/torch_reference.py train --mode reggan --size 128 --steps 3
+  python bench/torch_reference.py infer --size 256 --slices 32 --batch 8
+  python bench/torch_reference.py translate --input T1.nii.gz --output out.nii.gz
+
+Each command prints one JSON line with its timings and the peak RSS.
+"""
+import argparse
+import json
+import math
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def warp(src, flow):
+    """RegGAN's Transformer_2D: flow channel 0 = rows, 1 = columns, in px."""
+    _, _, h, w = flow.shape
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    grid = torch.stack([rows, cols]).unsqueeze(0).float()
+    loc = grid + flow
+    loc = torch.stack(
+        [2 * (loc[:, 0] / (h - 1) - 0.5), 2 * (loc[:, 1] / (w - 1) - 0.5)], dim=1
+    )
+    loc = loc.permute(0, 2, 3, 1)[..., [1, 0]]
+    return F.grid_sample(src, loc, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def smoothness(flow):
+    dy = flow[:, :, 1:, :] - flow[:, :, :-1, :]
+    dx = flow[:, :, :, 1:] - flow[:, :, :, :-1]
+    return (dy * dy).mean() + (dx * dx).mean()
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), nn.InstanceNorm2d(dim), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), nn.InstanceNorm2d(dim),
+        )
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+def resnet_generator(cin, cout, ngf, n_blocks):
+    """Layer for layer (and index for index) CycleGAN's ResnetGenerator with
+    InstanceNorm and no dropout."""
+    m = [nn.ReflectionPad2d(3), nn.Conv2d(cin, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+    for i in range(2):
+        f = ngf * 2**i
+        m += [nn.Conv2d(f, 2 * f, 3, stride=2, padding=1), nn.InstanceNorm2d(2 * f), nn.ReLU(True)]
+    m += [ResnetBlock(4 * ngf) for _ in range(n_blocks)]
+    for i in range(2):
+        f = ngf * 2 ** (2 - i)
+        m += [
+            nn.ConvTranspose2d(f, f // 2, 3, stride=2, padding=1, output_padding=1),
+            nn.InstanceNorm2d(f // 2),
+            nn.ReLU(True),
+        ]
+    m += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, cout, 7), nn.Tanh()]
+    net = nn.Sequential(*m)
+    holder = nn.Module()
+    holder.model = net
+    holder.forward = net.forward
+    return holder
+
+
+class PatchGAN(nn.Module):
+    """70x70 PatchGAN; `per_image` averages the patch scores (RegGAN)."""
+
+    def __init__(self, cin, ndf, per_image):
+        super().__init__()
+        plan = [(cin, ndf, 2), (ndf, 2 * ndf, 2), (2 * ndf, 4 * ndf, 2), (4 * ndf, 8 * ndf, 1),
+                (8 * ndf, 1, 1)]
+        self.convs = nn.ModuleList(nn.Conv2d(i, o, 4, stride=s, padding=1) for i, o, s in plan)
+        self.norms = nn.ModuleList(nn.InstanceNorm2d(o) for _, o, _ in plan[1:4])
+        self.per_image = per_image
+
+    def forward(self, x):
+        h = F.leaky_relu(self.convs[0](x), 0.2)
+        for c, n in zip(self.convs[1:4], self.norms):
+            h = F.leaky_relu(n(c(h)), 0.2)
+        out = self.convs[4](h)
+        return out.mean(dim=(2, 3), keepdim=True) if self.per_image else out
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(c, c, 3), nn.Conv2d(c, c, 3)
+        self.norm1, self.norm2 = nn.InstanceNorm2d(c), nn.InstanceNorm2d(c)
+
+    def forward(self, x):
+        h = F.relu(self.norm1(self.conv1(F.pad(x, (1, 1, 1, 1), mode="reflect"))))
+        return x + self.norm2(self.conv2(F.pad(h, (1, 1, 1, 1), mode="reflect")))
+
+
+DOWN = [32, 64, 64, 64, 64, 64, 64]
+
+
+def reg_levels(size, max_levels=7):
+    return max(1, min(int(math.log2(max(size, 4))) - 1, max_levels))
+
+
+class RegNet(nn.Module):
+    """RegGAN's registration U-Net R as medtrans builds it."""
+
+    def __init__(self, size):
+        super().__init__()
+        levels = reg_levels(size)
+        down = DOWN[:levels]
+        same = lambda i, o, k: nn.Conv2d(i, o, k, padding=k // 2)  # noqa: E731
+        self.down_convs, self.down_res = nn.ModuleList(), nn.ModuleList()
+        cin = 2
+        for c in down:
+            self.down_convs.append(same(cin, c, 3))
+            self.down_res.append(ResBlock(c))
+            cin = c
+        d = down[-1]
+        self.b_in, self.b_out = same(d, 2 * d, 1), same(2 * d, d, 1)
+        self.bottleneck = nn.ModuleList(ResBlock(2 * d) for _ in range(3))
+        self.up = nn.ModuleList()
+        ch = d
+        for j in range(levels):
+            out = 32 if j == levels - 1 else 64
+            self.up.append(same(ch + down[levels - 1 - j], out, 3))
+            ch = out
+        self.refine, self.refine_conv = ResBlock(32), same(32, 32, 1)
+        self.output = same(32, 2, 3)
+        nn.init.normal_(self.output.weight, 0.0, 1e-5)
+        nn.init.zeros_(self.output.bias)
+
+    def forward(self, moving, fixed):
+        h = torch.cat([moving, fixed], 1)
+        skips = []
+        for conv, res in zip(self.down_convs, self.down_res):
+            h = res(F.leaky_relu(conv(h), 0.2))
+            skips.append(h)
+            h = F.max_pool2d(h, 2)
+        h = F.leaky_relu(self.b_in(h), 0.2)
+        for b in self.bottleneck:
+            h = b(h)
+        h = F.leaky_relu(self.b_out(h), 0.2)
+        for conv in self.up:
+            skip = skips.pop()
+            up = F.interpolate(h, size=skip.shape[2:], mode="bilinear", align_corners=False)
+            h = F.leaky_relu(conv(torch.cat([up, skip], 1)), 0.2)
+        h = F.leaky_relu(self.refine_conv(self.refine(h)), 0.2)
+        return self.output(h)
+
+
+def lsgan(pred, real):
+    return F.mse_loss(pred, torch.full_like(pred, 1.0 if real else 0.0))
+
+
+def adam(net, lr=1e-4):
+    return torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999), weight_decay=1e-4)
+
+
+class Pix2Pix:
+    """medtrans' pix2pix preset: conditional PatchGAN, LSGAN, L1 x100,
+    D's real + fake halved."""
+
+    def __init__(self, a):
+        self.g = resnet_generator(1, 1, a.ngf, a.blocks)
+        self.d = PatchGAN(2, a.ndf, per_image=False)
+        self.og, self.od = adam(self.g), adam(self.d)
+
+    def step(self, x, y):
+        fake = self.g(x)
+        loss_g = lsgan(self.d(torch.cat([x, fake], 1)), True) + 100 * F.l1_loss(fake, y)
+        self.og.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.og.step()
+        fake = fake.detach()
+        loss_d = 0.5 * (lsgan(self.d(torch.cat([x, y], 1)), True)
+                        + lsgan(self.d(torch.cat([x, fake], 1)), False))
+        self.od.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.od.step()
+
+
+class RegGAN:
+    """medtrans' reggan preset (NC+R): per-image PatchGAN, LSGAN,
+    correction x20, smoothness x10; R and G step together, then D on a
+    fresh G(x)."""
+
+    def __init__(self, a):
+        self.g = resnet_generator(1, 1, a.ngf, a.blocks)
+        self.d = PatchGAN(1, a.ndf, per_image=True)
+        self.r = RegNet(a.size)
+        self.og, self.od, self.orr = adam(self.g), adam(self.d), adam(self.r)
+
+    def step(self, x, y):
+        self.og.zero_grad(set_to_none=True)
+        self.orr.zero_grad(set_to_none=True)
+        fake = self.g(x)
+        field = self.r(fake, y)
+        loss = (lsgan(self.d(fake), True) + 20 * F.l1_loss(warp(fake, field), y)
+                + 10 * smoothness(field))
+        loss.backward()
+        self.og.step()
+        self.orr.step()
+        with torch.no_grad():
+            fake = self.g(x)
+        loss_d = lsgan(self.d(y), True) + lsgan(self.d(fake), False)
+        self.od.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.od.step()
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def cmd_train(a):
+    torch.manual_seed(0)
+    model = {"pix2pix": Pix2Pix, "reggan": RegGAN}[a.mode](a)
+    x = torch.rand(1, 1, a.size, a.size) * 2 - 1
+    y = torch.rand(1, 1, a.size, a.size) * 2 - 1
+    model.step(x, y)  # warm-up, untimed
+    times = []
+    for _ in range(a.steps):
+        t = time.perf_counter()
+        model.step(x, y)
+        times.append(time.perf_counter() - t)
+    return {"s_per_step": statistics.median(times), "times": times}
+
+
+def cmd_infer(a):
+    torch.manual_seed(0)
+    g = resnet_generator(1, 1, a.ngf, a.blocks).eval()
+    xs = torch.rand(a.slices, 1, a.size, a.size) * 2 - 1
+    with torch.inference_mode():
+        g(xs[: a.batch])
+        t = time.perf_counter()
+        for i in range(0, a.slices, a.batch):
+            g(xs[i: i + a.batch])
+        s = time.perf_counter() - t
+    return {"slices_per_s": a.slices / s, "seconds": s}
+
+
+def cmd_translate(a):
+    """Volume in, volume out, as `medtrans translate` does: read, scale by
+    the 0.5/99.5 percentiles, fit each axial slice into the model's square,
+    G in batches, undo the fit and the scaling, write with the same affine."""
+    import nibabel as nib
+    import numpy as np
+
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    g = resnet_generator(1, 1, a.ngf, a.blocks).eval()
+    img = nib.load(a.input)
+    vol = np.asarray(img.dataobj, dtype=np.float32)
+    lo, hi = np.percentile(vol, [0.5, 99.5])
+    v = torch.from_numpy(np.clip((vol - lo) / (hi - lo) * 2 - 1, -1, 1))
+    nx, ny, nz = v.shape
+    side = max(nx, ny)
+    slices = v.permute(2, 0, 1).unsqueeze(1)  # axial: (z, 1, x, y)
+    px, py = (side - nx) // 2, (side - ny) // 2
+    sq = F.pad(slices, (py, side - ny - py, px, side - nx - px), value=-1.0)
+    sq = F.interpolate(sq, size=(a.size, a.size), mode="bilinear", align_corners=False)
+    out = torch.empty_like(sq)
+    with torch.inference_mode():
+        for i in range(0, nz, a.batch):
+            out[i: i + a.batch] = g(sq[i: i + a.batch])
+    back = F.interpolate(out, size=(side, side), mode="bilinear", align_corners=False)
+    back = back[:, 0, px: px + nx, py: py + ny].permute(1, 2, 0)
+    res = ((back.numpy() + 1) / 2 * (hi - lo) + lo).astype(np.float32)
+    nib.save(nib.Nifti1Image(res, img.affine, img.header), a.output)
+    return {"seconds": time.perf_counter() - t0, "slices": nz}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ["train", "infer", "translate"]:
+        s = sub.add_parser(name)
+        s.add_argument("--size", type=int, default=128 if name == "train" else 256)
+        s.add_argument("--ngf", type=int, default=64)
+        s.add_argument("--blocks", type=int, default=9)
+        s.add_argument("--ndf", type=int, default=64)
+        s.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
+        if name == "train":
+            s.add_argument("--mode", choices=["pix2pix", "reggan"], required=True)
+            s.add_argument("--steps", type=int, default=3)
+        if name == "infer":
+            s.add_argument("--slices", type=int, default=32)
+        if name in ("infer", "translate"):
+            s.add_argument("--batch", type=int, default=8)
+        if name == "translate":
+            s.add_argument("--input", required=True)
+            s.add_argument("--output", required=True)
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    result = {"train": cmd_train, "infer": cmd_infer, "translate": cmd_translate}[a.cmd](a)
+    result.update(framework="pytorch", torch=torch.__version__, threads=torch.get_num_threads(),
+                  peak_rss_mb=peak_rss_mb())
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
