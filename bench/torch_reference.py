@@ -268,7 +268,7 @@ def cmd_translate(a):
     img = nib.load(a.input)
     vol = np.asarray(img.dataobj, dtype=np.float32)
     lo, hi = np.percentile(vol, [0.5, 99.5])
-    v = torch.from_numpy(np.clip((vol - lo) / (hi - lo) * 2 - 1, -1, 1))
+    v = torch.from_numpy(np.clip((vol - lo) / (hi - lo) * 2 - 1, -1, 1).astype(np.float32))
     nx, ny, nz = v.shape
     side = max(nx, ny)
     slices = v.permute(2, 0, 1).unsqueeze(1)  # axial: (z, 1, x, y)

@@ -217,8 +217,11 @@ impl Trainer {
         // --- generators and R -------------------------------------------
         let mut terms: Vec<(&'static str, Tensor<1>)> = Vec::new();
         let fake_b = self.nets.g.net.forward(x.clone());
+        // The generators' step needs gradients through D to its input, not
+        // for D's weights: a frozen copy skips that work (D steps later on
+        // its own loss).
         if let Some(d) = &self.nets.d_b {
-            let pred = d.net.forward(d_input(&x, fake_b.clone()));
+            let pred = d.net.clone().no_grad().forward(d_input(&x, fake_b.clone()));
             terms.push(("g_adv", gan.loss(pred, true) * w.adversarial));
         }
         if w.l1 > 0.0 {
@@ -239,10 +242,8 @@ impl Trainer {
             let g = &self.nets.g.net;
             let fa = f.net.forward(y.clone());
             if let Some(d) = &self.nets.d_a {
-                terms.push((
-                    "f_adv",
-                    gan.loss(d.net.forward(fa.clone()), true) * w.adversarial,
-                ));
+                let pred = d.net.clone().no_grad().forward(fa.clone());
+                terms.push(("f_adv", gan.loss(pred, true) * w.adversarial));
             }
             match w.cycle_direction {
                 CycleDirection::Both => {
@@ -291,7 +292,8 @@ impl Trainer {
         ));
         if let Some(d) = &self.nets.d_b {
             let fake = if self.cfg.train.regenerate_fake {
-                self.nets.g.net.forward(x.clone()).detach()
+                // Inference only: no autodiff graph for this forward pass.
+                Tensor::from_inner(self.nets.g.net.valid().forward(x.clone().inner()))
             } else {
                 fake_b.detach()
             };
