@@ -1,5 +1,11 @@
 //! `medtrans`: a thin command line over the medtrans library crates.
 
+/// Burn's CPU backend allocates and frees tensor-sized buffers on every
+/// operation. glibc hands large ones back to the kernel each time, so every
+/// step paid page faults; mimalloc keeps and reuses them (docs/benchmarks.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Print a line to stdout, ignoring a closed pipe (`medtrans info x | head`).
 macro_rules! say {
     ($($t:tt)*) => {{
