@@ -1,6 +1,6 @@
 //! `medtrans experiment`: the papers' experiments.
 use anyhow::Result;
-use medtrans_experiments::{run_noise_sweep, SweepConfig};
+use medtrans_experiments::{report_noise_sweep, run_noise_sweep, SweepConfig};
 use std::path::PathBuf;
 
 /// Reproduce a paper's experiment from a config file.
@@ -21,14 +21,25 @@ enum Which {
         /// Sweep config (see configs/experiments/noise-sweep.toml).
         #[arg(long)]
         config: PathBuf,
+        /// Train nothing: score the runs finished so far and redraw the
+        /// table and figures (for a look at a sweep still under way).
+        #[arg(long)]
+        report_only: bool,
     },
 }
 
 pub fn run(args: Args) -> Result<()> {
     match args.which {
-        Which::NoiseSweep { config } => {
+        Which::NoiseSweep {
+            config,
+            report_only,
+        } => {
             let cfg = SweepConfig::load(&config)?;
-            let rows = run_noise_sweep(&cfg, &mut |line| say!("{line}"))?;
+            let rows = if report_only {
+                report_noise_sweep(&cfg, &mut |line| say!("{line}"))?
+            } else {
+                run_noise_sweep(&cfg, &mut |line| say!("{line}"))?
+            };
             say!(
                 "{}",
                 std::fs::read_to_string(cfg.results.join("results.md")).unwrap_or_default()

@@ -54,6 +54,11 @@ impl Table {
     }
 }
 
+/// The noise levels at which `mode` has a finished run.
+fn levels_of(cells: &[(String, u32)], mode: &str) -> Vec<u32> {
+    cells.iter().filter(|c| c.0 == mode).map(|c| c.1).collect()
+}
+
 /// Means of `name` per epoch (x = epoch number from 1).
 fn epoch_means(t: &Table, name: &str) -> Option<Vec<(f64, f64)>> {
     let (epochs, values) = (t.column("epoch")?, t.column(name)?);
@@ -101,12 +106,12 @@ pub fn metrics_vs_noise(path: &Path, modes: &[String], rows: &[SweepRow]) -> Res
 
 /// Validation NMAE and PSNR per epoch: one panel per mode and metric, a
 /// line per noise level (paper Fig. 4a/b).
-pub fn validation_curves(path: &Path, cfg: &SweepConfig) -> Result<()> {
+pub fn validation_curves(path: &Path, cfg: &SweepConfig, cells: &[(String, u32)]) -> Result<()> {
     let mut panels = Vec::new();
     for (metric, unit) in [("nmae", "val NMAE"), ("psnr", "val PSNR (dB)")] {
         for mode in &cfg.modes {
             let mut series = Vec::new();
-            for &level in &cfg.noise_levels {
+            for level in levels_of(cells, mode) {
                 let t = Table::read(&cfg.run_dir(mode, level).join("validation.csv"))?;
                 let (Some(e), Some(v)) = (t.column("epoch"), t.column(metric)) else {
                     continue;
@@ -129,11 +134,11 @@ pub fn validation_curves(path: &Path, cfg: &SweepConfig) -> Result<()> {
 
 /// The smoothness term of every mode that has one, mean per epoch, a line
 /// per noise level (paper Fig. 4c). Returns false when no mode has R.
-pub fn smoothness_curves(path: &Path, cfg: &SweepConfig) -> Result<bool> {
+pub fn smoothness_curves(path: &Path, cfg: &SweepConfig, cells: &[(String, u32)]) -> Result<bool> {
     let mut panels = Vec::new();
     for mode in &cfg.modes {
         let mut series = Vec::new();
-        for &level in &cfg.noise_levels {
+        for level in levels_of(cells, mode) {
             let t = Table::read(&cfg.run_dir(mode, level).join("losses.csv"))?;
             if let Some(points) = epoch_means(&t, "smoothness") {
                 series.push(Series {
@@ -214,12 +219,18 @@ pub fn example_panel(
 /// R on misaligned test pairs, a row per noise level: x and y (each moved
 /// by the level's noise), G(x), warp(G(x)), the sampling grid of the warp
 /// drawn on G(x), and |field| (paper Fig. 5).
-pub fn field_panel(path: &Path, cfg: &SweepConfig, mode: &str, test: &SliceDataset) -> Result<()> {
+pub fn field_panel(
+    path: &Path,
+    cfg: &SweepConfig,
+    mode: &str,
+    levels: &[u32],
+    test: &SliceDataset,
+) -> Result<()> {
     let i = test.len() / 2;
     let mut rows = Vec::new();
     let mut names = Vec::new();
     let mut max_shift = 0f32;
-    for &level in &cfg.noise_levels {
+    for &level in levels {
         let trainer = Trainer::resume(&cfg.run_dir(mode, level), &[])?;
         let opts = PairOptions {
             noise_level: level,

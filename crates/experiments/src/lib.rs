@@ -7,4 +7,4 @@ pub mod figures;
 pub mod noise_sweep;
 pub mod plot;
 
-pub use noise_sweep::{check_claims, run_noise_sweep, SweepConfig, SweepRow};
+pub use noise_sweep::{check_claims, report_noise_sweep, run_noise_sweep, SweepConfig, SweepRow};

@@ -82,6 +82,14 @@ impl SweepConfig {
         self.runs.join(format!("{mode}-noise{level}"))
     }
 
+    /// Every (mode, noise level) pair, modes outermost.
+    pub fn cells(&self) -> Vec<(String, u32)> {
+        self.modes
+            .iter()
+            .flat_map(|m| self.noise_levels.iter().map(move |&l| (m.clone(), l)))
+            .collect()
+    }
+
     pub fn dataset(&self) -> PathBuf {
         self.runs.join("dataset")
     }
@@ -139,11 +147,7 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
         spec.split = SplitSpec::default();
         prepare(&spec, &mut |_, _, _| {})?;
     }
-    let cells: Vec<(String, u32)> = cfg
-        .modes
-        .iter()
-        .flat_map(|m| cfg.noise_levels.iter().map(move |&l| (m.clone(), l)))
-        .collect();
+    let cells = cfg.cells();
     // Check every config before the first hour of training.
     let configs: Vec<TrainConfig> = cells
         .iter()
@@ -193,7 +197,34 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
         r.0 += start.elapsed().as_secs_f64();
         r.1 += trainer.step - first;
     }
-    report("scoring every run's last checkpoint on the test slab");
+    report_noise_sweep(cfg, report)
+}
+
+/// Score the finished runs and draw the figures, without training: the
+/// table and figures of a sweep still under way cover the runs done so far.
+pub fn report_noise_sweep(
+    cfg: &SweepConfig,
+    report: &mut dyn FnMut(&str),
+) -> Result<Vec<SweepRow>> {
+    let all = cfg.cells();
+    let mut cells = Vec::new();
+    for (mode, level) in &all {
+        let dir = cfg.run_dir(mode, *level);
+        if last_checkpoint(&dir).is_ok() {
+            let t = Trainer::resume(&dir, &[])?;
+            if t.step >= t.total_steps() {
+                cells.push((mode.clone(), *level));
+            }
+        }
+    }
+    if cells.is_empty() {
+        bail!("no finished runs in {} yet", cfg.runs.display());
+    }
+    report(&format!(
+        "scoring the last checkpoints of {} of {} runs on the test slab",
+        cells.len(),
+        all.len()
+    ));
     let test = SliceDataset::open(&cfg.dataset(), "test")?;
     // Outputs kept for the example panels: the lowest and highest levels.
     let lo = *cfg.noise_levels.iter().min().unwrap_or(&0);
@@ -225,12 +256,18 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
                 .push((mode.clone(), fakes));
         }
     }
-    write_results(cfg, &rows, steps_per_run(cfg)?)?;
+    let (m0, l0) = &cells[0];
+    let t = Trainer::resume(&cfg.run_dir(m0, *l0), &[])?;
+    let scale = (
+        t.total_steps(),
+        SliceDataset::open(&cfg.dataset(), "train")?.len(),
+    );
+    write_results(cfg, &rows, scale, all.len())?;
     report("drawing the figures");
     let dir = &cfg.results;
     figures::metrics_vs_noise(&dir.join("metrics_vs_noise.png"), &cfg.modes, &rows)?;
-    figures::validation_curves(&dir.join("validation_curves.png"), cfg)?;
-    figures::smoothness_curves(&dir.join("smoothness.png"), cfg)?;
+    figures::validation_curves(&dir.join("validation_curves.png"), cfg, &cells)?;
+    figures::smoothness_curves(&dir.join("smoothness.png"), cfg, &cells)?;
     for (level, outputs) in &examples {
         figures::example_panel(
             &dir.join(format!("examples_noise{level}.png")),
@@ -240,28 +277,21 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
     }
     // R's fields, for the first mode that has R.
     for mode in &cfg.modes {
-        if cfg.train_config(mode, lo)?.uses_registration() {
-            figures::field_panel(&dir.join(format!("fields_{mode}.png")), cfg, mode, &test)?;
+        let levels: Vec<u32> = cells.iter().filter(|c| &c.0 == mode).map(|c| c.1).collect();
+        if !levels.is_empty() && cfg.train_config(mode, lo)?.uses_registration() {
+            let path = dir.join(format!("fields_{mode}.png"));
+            figures::field_panel(&path, cfg, mode, &levels, &test)?;
             break;
         }
     }
     Ok(rows)
 }
 
-/// Training steps of one run, and the training slices they cycle over.
-fn steps_per_run(cfg: &SweepConfig) -> Result<(usize, usize)> {
-    let (mode, level) = (&cfg.modes[0], cfg.noise_levels[0]);
-    let t = Trainer::resume(&cfg.run_dir(mode, level), &[])?;
-    Ok((
-        t.total_steps(),
-        SliceDataset::open(&cfg.dataset(), "train")?.len(),
-    ))
-}
-
 fn write_results(
     cfg: &SweepConfig,
     rows: &[SweepRow],
     (steps, train): (usize, usize),
+    planned: usize,
 ) -> Result<()> {
     let dir = &cfg.results;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -291,11 +321,20 @@ fn write_results(
          Scale: {size} px slices along axis {axis}; {train} training slices; \
          {steps} steps per run, batch 1; shared overrides: `{set}`. \
          Each cell is its run's last checkpoint, scored on the test slab against \
-         the aligned targets (mean +- std over slices).\n\n{table}\n\
+         the aligned targets (mean +- std over slices).\n\n{partial}{table}\n\
          ## The paper's claims, checked automatically\n\n{claims}",
         size = cfg.data.size,
         axis = cfg.data.axis,
         set = cfg.set.join(" "),
+        partial = if rows.len() < planned {
+            format!(
+                "**Partial: {} of {planned} runs have finished;** rerun the command to \
+                 train the rest.\n\n",
+                rows.len()
+            )
+        } else {
+            String::new()
+        },
         claims = check_claims(rows)
             .iter()
             .map(|c| format!("{c}\n"))

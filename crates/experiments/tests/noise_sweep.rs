@@ -1,6 +1,8 @@
 //! A tiny sweep end to end: every cell trains and is scored; a rerun skips
 //! the finished runs and reproduces the table.
-use medtrans_experiments::{check_claims, run_noise_sweep, SweepConfig, SweepRow};
+use medtrans_experiments::{
+    check_claims, report_noise_sweep, run_noise_sweep, SweepConfig, SweepRow,
+};
 use std::path::PathBuf;
 
 #[test]
@@ -30,6 +32,10 @@ size = 32
     let path = dir.path().join("sweep.toml");
     std::fs::write(&path, text).unwrap();
     let cfg = SweepConfig::load(&path).unwrap();
+    let err = report_noise_sweep(&cfg, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no finished runs"), "{err}");
     let mut log = Vec::new();
     let rows = run_noise_sweep(&cfg, &mut |l| log.push(l.to_string())).unwrap();
     assert_eq!(rows.len(), 4);
@@ -74,6 +80,15 @@ size = 32
         "{log2:?}"
     );
     assert_eq!(rows, again);
+
+    // A level not trained yet: the report covers the finished runs and
+    // says it is partial.
+    let mut wider = cfg.clone();
+    wider.noise_levels.push(5);
+    let partial = report_noise_sweep(&wider, &mut |_| {}).unwrap();
+    assert_eq!(partial, rows);
+    let md = std::fs::read_to_string(dir.path().join("results/results.md")).unwrap();
+    assert!(md.contains("Partial: 4 of 6 runs"), "{md}");
 }
 
 #[test]
