@@ -204,20 +204,15 @@ pub fn image_grid(
 ) -> Result<()> {
     font()?;
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
-    let tw = rows
-        .iter()
-        .flatten()
-        .map(|t| t.image.width)
-        .max()
-        .unwrap_or(0) as u32
-        * scale;
-    let th = rows
-        .iter()
-        .flatten()
-        .map(|t| t.image.height)
-        .max()
-        .unwrap_or(0) as u32
-        * scale;
+    let largest = |side: fn(&Slice) -> usize| {
+        rows.iter()
+            .flatten()
+            .map(|t| side(&t.image))
+            .max()
+            .unwrap_or(0) as u32
+            * scale
+    };
+    let (tw, th) = (largest(|s| s.width), largest(|s| s.height));
     if cols == 0 || tw == 0 {
         bail!("{}: an image grid needs at least one image", path.display());
     }
