@@ -1,4 +1,4 @@
-use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::Tensor;
 
 /// Give every parameter an id derived from `namespace` and its path.
@@ -39,6 +39,25 @@ impl ModuleMapper for StableIds {
     }
 }
 
+/// Materialise every lazily initialised parameter now.
+///
+/// Burn 0.22 parameters start lazy, and clones share that lazy state: a
+/// `clone().no_grad()` of a module never run yet would switch gradients
+/// off for the original too once it initialises. Materialised parameters
+/// make clones independent, so a frozen copy (D inside G's step) is safe.
+pub fn materialize<M: Module>(module: M) -> M {
+    module.visit(&mut Materialize);
+    module
+}
+
+struct Materialize;
+
+impl ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
 /// Set every bias to zero, as the reference `init_weights` does (Burn's
 /// initialisers fill biases from the weight distribution).
 pub(crate) fn zero_biases<M: Module>(module: M) -> M {
@@ -68,5 +87,37 @@ impl ModuleMapper for ZeroBias {
         } else {
             param
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DiscriminatorConfig;
+    use burn::tensor::Device;
+
+    struct AllTrainable(bool);
+
+    impl ModuleVisitor for AllTrainable {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0 &= param.val().is_require_grad();
+        }
+    }
+
+    fn trainable<M: Module>(m: &M) -> bool {
+        let mut v = AllTrainable(true);
+        m.visit(&mut v);
+        v.0
+    }
+
+    /// Without `materialize` this fails: the frozen clone's setting
+    /// reaches the original through the shared lazy state.
+    #[test]
+    fn a_frozen_clone_leaves_a_materialised_module_trainable() {
+        let device = Device::flex().autodiff();
+        let d = materialize(DiscriminatorConfig::default().init(&device));
+        let frozen = d.clone().no_grad();
+        assert!(!trainable(&frozen));
+        assert!(trainable(&d));
     }
 }

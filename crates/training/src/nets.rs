@@ -10,7 +10,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use burn::tensor::Gradients;
 use medtrans_networks::{
-    stable_param_ids, Discriminator, DiscriminatorConfig, Generator, RegistrationNet,
+    materialize, stable_param_ids, Discriminator, DiscriminatorConfig, Generator, RegistrationNet,
 };
 use std::path::Path;
 
@@ -34,7 +34,7 @@ impl<M: Module> Trained<M> {
             adam = adam.with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32)));
         }
         Self {
-            net: stable_param_ids(net, name),
+            net: materialize(stable_param_ids(net, name)),
             optim: adam.init(),
             name,
         }

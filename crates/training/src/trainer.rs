@@ -217,8 +217,11 @@ impl Trainer {
         // --- generators and R -------------------------------------------
         let mut terms: Vec<(&'static str, Tensor<1>)> = Vec::new();
         let fake_b = self.nets.g.net.forward(x.clone());
+        // G's step needs gradients through D to its input, not for D's
+        // weights: a frozen copy skips that work (D steps later on its own
+        // loss). Safe because Trained::new materialised D's parameters.
         if let Some(d) = &self.nets.d_b {
-            let pred = d.net.forward(d_input(&x, fake_b.clone()));
+            let pred = d.net.clone().no_grad().forward(d_input(&x, fake_b.clone()));
             terms.push(("g_adv", gan.loss(pred, true) * w.adversarial));
         }
         if w.l1 > 0.0 {
@@ -239,7 +242,7 @@ impl Trainer {
             let g = &self.nets.g.net;
             let fa = f.net.forward(y.clone());
             if let Some(d) = &self.nets.d_a {
-                let pred = d.net.forward(fa.clone());
+                let pred = d.net.clone().no_grad().forward(fa.clone());
                 terms.push(("f_adv", gan.loss(pred, true) * w.adversarial));
             }
             match w.cycle_direction {
