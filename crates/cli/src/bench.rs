@@ -3,6 +3,7 @@ use anyhow::{Context, Result};
 use medtrans_datasets::SliceDataset;
 use medtrans_io::Slice;
 use medtrans_training::{device_from_name, generate, TrainConfig, Trainer, PRESETS};
+use medtrans_transforms::percentile;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -94,7 +95,9 @@ pub fn run(args: Args) -> Result<()> {
             t.train_step()?;
             times.push(start.elapsed().as_secs_f64());
         }
-        let s = median(&times);
+        // The 50th percentile: one home for order statistics.
+        let f32_times: Vec<f32> = times.iter().map(|&t| t as f32).collect();
+        let s = percentile(&f32_times, &[50.0]).map_or(f64::NAN, |p| p[0]);
         let nets: Vec<&str> = [
             Some("G"),
             t.nets.f.as_ref().map(|_| "F"),
@@ -155,19 +158,8 @@ fn inference(args: &Args, cfg: TrainConfig, dataset: &std::path::Path) -> Result
     Ok(())
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
 /// Peak resident memory of this process (Linux; 0 where unknown).
-pub fn peak_rss_mb() -> f64 {
+fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

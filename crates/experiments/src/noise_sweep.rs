@@ -349,7 +349,12 @@ fn write_results(
 pub fn check_claims(rows: &[SweepRow]) -> Vec<String> {
     let get = |m: &str, l: u32| rows.iter().find(|r| r.mode == m && r.noise_level == l);
     let verdict = |ok: bool| if ok { "**holds**" } else { "**fails**" };
-    let levels = |m: &str| -> Vec<&SweepRow> { rows.iter().filter(|r| r.mode == m).collect() };
+    // In level order, whatever order the config listed them in.
+    let levels = |m: &str| -> Vec<&SweepRow> {
+        let mut v: Vec<&SweepRow> = rows.iter().filter(|r| r.mode == m).collect();
+        v.sort_by_key(|r| r.noise_level);
+        v
+    };
     let mut out = Vec::new();
     match (get("reggan", 5), get("pix2pix", 0)) {
         (Some(r), Some(p)) => out.push(format!(
