@@ -16,6 +16,12 @@ enum Which {
     /// on a disjoint test slab against the aligned targets. Resumable: run
     /// the same command again to continue; finished runs are skipped.
     ///
+    /// Writes results.md/.csv (with the paper's claims checked), plots,
+    /// example panels and, for modes with R, how much of the injected
+    /// misalignment R undoes on validation pairs (registration.csv).
+    /// `extra_seeds = [2, 3]` in the config repeats every cell per seed
+    /// beside its base run, to show how much of a difference is seed noise.
+    ///
     /// Example: medtrans experiment noise-sweep --config configs/experiments/noise-sweep.toml
     NoiseSweep {
         /// Sweep config (see configs/experiments/noise-sweep.toml).

@@ -7,4 +7,7 @@ pub mod figures;
 pub mod noise_sweep;
 pub mod plot;
 
-pub use noise_sweep::{check_claims, report_noise_sweep, run_noise_sweep, SweepConfig, SweepRow};
+pub use noise_sweep::{
+    check_claims, registration_check, report_noise_sweep, run_noise_sweep, RegistrationRow,
+    SweepConfig, SweepRow,
+};

@@ -4,12 +4,13 @@
 use crate::figures;
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::{
-    prepare, PrepareSpec, SliceDataset, SplitSpec, SubjectSpec, MANIFEST_FILE,
+    prepare, PairOptions, Pairing, PrepareSpec, SliceDataset, SplitSpec, SubjectSpec, MANIFEST_FILE,
 };
 use medtrans_io::Slice;
 use medtrans_metrics::mean_std;
 use medtrans_training::checkpoint::last_checkpoint;
 use medtrans_training::{score_slices, Model, SliceScore, TrainConfig, Trainer};
+use medtrans_transforms::{ideal_field, percentile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,12 @@ pub struct SweepConfig {
     /// `key=value` overrides applied to every run (the shared budget).
     #[serde(default)]
     pub set: Vec<String>,
+    /// Further training seeds. Every cell also trains once per seed, in
+    /// `MODE-noiseL-seedS` beside its base run (which keeps the seed `set`
+    /// gives), so the table can tell a difference from seed noise. Adding
+    /// seeds to a finished sweep reuses its base runs.
+    #[serde(default)]
+    pub extra_seeds: Vec<u64>,
     /// The file this config was read from, for the report's command line.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -78,8 +85,26 @@ impl SweepConfig {
         Ok(cfg)
     }
 
+    /// The folder of a cell's base run.
     pub fn run_dir(&self, mode: &str, level: u32) -> PathBuf {
-        self.runs.join(format!("{mode}-noise{level}"))
+        self.seed_dir(mode, level, None)
+    }
+
+    /// The folder of a cell's run with an extra seed (`None`: the base run).
+    pub fn seed_dir(&self, mode: &str, level: u32, seed: Option<u64>) -> PathBuf {
+        match seed {
+            None => self.runs.join(format!("{mode}-noise{level}")),
+            Some(s) => self.runs.join(format!("{mode}-noise{level}-seed{s}")),
+        }
+    }
+
+    /// Every run: all base runs first, then all cells again per extra seed,
+    /// so a sweep cut short has its whole grid once before any repeat.
+    pub fn runs(&self) -> Vec<(String, u32, Option<u64>)> {
+        std::iter::once(None)
+            .chain(self.extra_seeds.iter().copied().map(Some))
+            .flat_map(|seed| self.cells().into_iter().map(move |(m, l)| (m, l, seed)))
+            .collect()
     }
 
     /// Every (mode, noise level) pair, modes outermost.
@@ -95,7 +120,7 @@ impl SweepConfig {
     }
 
     /// The training config of one run.
-    fn train_config(&self, mode: &str, level: u32) -> Result<TrainConfig> {
+    fn train_config(&self, mode: &str, level: u32, seed: Option<u64>) -> Result<TrainConfig> {
         let mut set = self.set.clone();
         set.push(format!(
             "data.path={:?}",
@@ -103,14 +128,18 @@ impl SweepConfig {
         ));
         set.push(format!(
             "out={:?}",
-            self.run_dir(mode, level).display().to_string()
+            self.seed_dir(mode, level, seed).display().to_string()
         ));
         set.push(format!("data.noise_level={level}"));
+        if let Some(s) = seed {
+            set.push(format!("train.seed={s}"));
+        }
         TrainConfig::preset(mode, &set).with_context(|| format!("run {mode} at noise {level}"))
     }
 }
 
-/// Scores of one (mode, noise level) cell: mean and std over test slices.
+/// Scores of one (mode, noise level) cell: mean and std over the test
+/// slices of all its finished runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepRow {
     pub mode: String,
@@ -119,6 +148,35 @@ pub struct SweepRow {
     pub nmae: (f64, f64),
     pub psnr: (f64, f64),
     pub ssim: (f64, f64),
+    /// Each run's mean PSNR, the base run first: one per seed.
+    pub psnr_by_run: Vec<f64>,
+}
+
+impl SweepRow {
+    /// The sample std of the runs' mean PSNRs: how far the seed alone
+    /// moves this cell. `None` with fewer than two runs.
+    pub fn seed_std(&self) -> Option<f64> {
+        let v = &self.psnr_by_run;
+        (v.len() >= 2).then(|| {
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+        })
+    }
+}
+
+/// How well R undid the injected misalignment of one base run, on the
+/// validation split (endpoint errors over the moved target's foreground).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrationRow {
+    pub mode: String,
+    pub noise_level: u32,
+    /// Mean length of the ideal field: the misalignment to undo, px.
+    pub misalignment_px: f64,
+    /// Mean length of (R's field - ideal field), px.
+    pub residual_px: f64,
+    /// Mean |G(x) - y| and |warp(G(x)) - y| against the moved target.
+    pub l1_unwarped: f64,
+    pub l1_warped: f64,
 }
 
 /// Prepare once, then train (or resume, or skip) every run and score each
@@ -147,18 +205,18 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
         spec.split = SplitSpec::default();
         prepare(&spec, &mut |_, _, _| {})?;
     }
-    let cells = cfg.cells();
+    let cells = cfg.runs();
     // Check every config before the first hour of training.
     let configs: Vec<TrainConfig> = cells
         .iter()
-        .map(|(m, l)| cfg.train_config(m, *l))
+        .map(|(m, l, s)| cfg.train_config(m, *l, *s))
         .collect::<Result<_>>()?;
     // Seconds per step of each mode, measured as the sweep goes: modes
     // differ several-fold (CycleGAN trains four networks), so one rate
     // for all would mislead.
     let mut rates: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
-    for (k, ((mode, level), tc)) in cells.iter().zip(&configs).enumerate() {
-        let dir = cfg.run_dir(mode, *level);
+    for (k, ((mode, level, seed), tc)) in cells.iter().zip(&configs).enumerate() {
+        let dir = cfg.seed_dir(mode, *level, *seed);
         // A run with a checkpoint continues (or turns out finished).
         let mut trainer = if last_checkpoint(&dir).is_ok() {
             Trainer::resume(&dir, &[])?
@@ -166,13 +224,18 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
             Trainer::new(tc.clone())?
         };
         let total = trainer.total_steps();
-        let tag = format!("[{}/{}] {mode} noise {level}", k + 1, cells.len());
+        let tag = format!(
+            "[{}/{}] {mode} noise {level}{}",
+            k + 1,
+            cells.len(),
+            seed.map_or(String::new(), |s| format!(" seed {s}"))
+        );
         if trainer.step >= total {
             report(&format!("{tag}: finished earlier, skipped"));
             continue;
         }
         let (mut eta, mut untimed) = (0.0, Vec::new());
-        for (j, (m, _)) in cells.iter().enumerate().skip(k) {
+        for (j, (m, _, _)) in cells.iter().enumerate().skip(k) {
             let steps = if j == k { total - trainer.step } else { total };
             match rates.get(m.as_str()) {
                 Some((s, n)) => eta += s / *n as f64 * steps as f64,
@@ -206,23 +269,23 @@ pub fn report_noise_sweep(
     cfg: &SweepConfig,
     report: &mut dyn FnMut(&str),
 ) -> Result<Vec<SweepRow>> {
-    let all = cfg.cells();
-    let mut cells = Vec::new();
-    for (mode, level) in &all {
-        let dir = cfg.run_dir(mode, *level);
+    let all = cfg.runs();
+    let mut finished = Vec::new();
+    for (mode, level, seed) in &all {
+        let dir = cfg.seed_dir(mode, *level, *seed);
         if last_checkpoint(&dir).is_ok() {
             let t = Trainer::resume(&dir, &[])?;
             if t.step >= t.total_steps() {
-                cells.push((mode.clone(), *level));
+                finished.push((mode.clone(), *level, *seed));
             }
         }
     }
-    if cells.is_empty() {
+    if finished.is_empty() {
         bail!("no finished runs in {} yet", cfg.runs.display());
     }
     report(&format!(
         "scoring the last checkpoints of {} of {} runs on the test slab",
-        cells.len(),
+        finished.len(),
         all.len()
     ));
     let test = SliceDataset::open(&cfg.dataset(), "test")?;
@@ -230,39 +293,82 @@ pub fn report_noise_sweep(
     let lo = *cfg.noise_levels.iter().min().unwrap_or(&0);
     let hi = *cfg.noise_levels.iter().max().unwrap_or(&0);
     let mut examples: BTreeMap<u32, Vec<(String, Vec<Slice>)>> = BTreeMap::new();
-    let mut rows = Vec::new();
-    for (mode, level) in &cells {
+    // Per cell: every finished run's slice scores, the base run first.
+    let mut scored: BTreeMap<(String, u32), Vec<Vec<SliceScore>>> = BTreeMap::new();
+    for (mode, level, seed) in &finished {
         // The fixed budget's end, not the best validation epoch: choosing
-        // epochs on aligned validation data would be help a user with
+        // epochs on aligned validation data would use help a user with
         // misaligned data does not have.
-        let model = Model::load(&cfg.run_dir(mode, *level).join("checkpoints/last"), "cpu")?;
+        let dir = cfg.seed_dir(mode, *level, *seed);
+        let model = Model::load(&dir.join("checkpoints/last"), "cpu")?;
         let fakes = model.translate_split(&test, 16)?;
         let scores = score_slices(&test, &fakes);
-        let stat = |f: fn(&SliceScore) -> f64| {
-            mean_std(&scores.iter().map(f).collect::<Vec<_>>()).unwrap_or((f64::NAN, f64::NAN))
-        };
-        rows.push(SweepRow {
-            mode: mode.clone(),
-            noise_level: *level,
-            slices: scores.len(),
-            nmae: stat(|s| s.nmae),
-            psnr: stat(|s| s.psnr),
-            ssim: stat(|s| s.ssim),
-        });
-        if *level == lo || *level == hi {
+        scored
+            .entry((mode.clone(), *level))
+            .or_default()
+            .push(scores);
+        if seed.is_none() && (*level == lo || *level == hi) {
             examples
                 .entry(*level)
                 .or_default()
                 .push((mode.clone(), fakes));
         }
     }
-    let (m0, l0) = &cells[0];
-    let t = Trainer::resume(&cfg.run_dir(m0, *l0), &[])?;
+    let rows: Vec<SweepRow> = cfg
+        .cells()
+        .into_iter()
+        .filter_map(|key| {
+            let runs = scored.get(&key)?;
+            let all: Vec<&SliceScore> = runs.iter().flatten().collect();
+            let stat = |f: fn(&SliceScore) -> f64| {
+                mean_std(&all.iter().map(|&s| f(s)).collect::<Vec<_>>())
+                    .unwrap_or((f64::NAN, f64::NAN))
+            };
+            Some(SweepRow {
+                mode: key.0,
+                noise_level: key.1,
+                slices: all.len(),
+                nmae: stat(|s| s.nmae),
+                psnr: stat(|s| s.psnr),
+                ssim: stat(|s| s.ssim),
+                psnr_by_run: runs
+                    .iter()
+                    .map(|r| {
+                        mean_std(&r.iter().map(|s| s.psnr).collect::<Vec<_>>())
+                            .map_or(f64::NAN, |m| m.0)
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
+    // Figures and R's check use the base runs.
+    let cells: Vec<(String, u32)> = finished
+        .iter()
+        .filter(|r| r.2.is_none())
+        .map(|r| (r.0.clone(), r.1))
+        .collect();
+    let (m0, l0, s0) = &finished[0];
+    let t = Trainer::resume(&cfg.seed_dir(m0, *l0, *s0), &[])?;
     let scale = (
         t.total_steps(),
         SliceDataset::open(&cfg.dataset(), "train")?.len(),
     );
-    write_results(cfg, &rows, scale, all.len())?;
+    report("checking R against the injected misalignment (validation split)");
+    let val = SliceDataset::open(&cfg.dataset(), "val")?;
+    let mut registration = Vec::new();
+    for (mode, level) in &cells {
+        if cfg.train_config(mode, *level, None)?.uses_registration() {
+            let t = Trainer::resume(&cfg.run_dir(mode, *level), &[])?;
+            registration.push(registration_check(&t, mode, *level, &val)?);
+        }
+    }
+    write_results(
+        cfg,
+        &rows,
+        &registration,
+        scale,
+        (finished.len(), all.len()),
+    )?;
     report("drawing the figures");
     let dir = &cfg.results;
     figures::metrics_vs_noise(&dir.join("metrics_vs_noise.png"), &cfg.modes, &rows)?;
@@ -278,7 +384,7 @@ pub fn report_noise_sweep(
     // R's fields, for the first mode that has R.
     for mode in &cfg.modes {
         let levels: Vec<u32> = cells.iter().filter(|c| &c.0 == mode).map(|c| c.1).collect();
-        if !levels.is_empty() && cfg.train_config(mode, lo)?.uses_registration() {
+        if !levels.is_empty() && cfg.train_config(mode, lo, None)?.uses_registration() {
             let path = dir.join(format!("fields_{mode}.png"));
             figures::field_panel(&path, cfg, mode, &levels, &test)?;
             break;
@@ -287,50 +393,134 @@ pub fn report_noise_sweep(
     Ok(rows)
 }
 
+/// Does R find the misalignment the sweep injected? On every pair of
+/// `split`, moved at `level` as in training, compare R's field on
+/// (G(x), y) with the field that exactly undoes the two known affines.
+pub fn registration_check(
+    trainer: &Trainer,
+    mode: &str,
+    level: u32,
+    split: &SliceDataset,
+) -> Result<RegistrationRow> {
+    let opts = PairOptions {
+        noise_level: level,
+        pairing: Pairing::Paired,
+        seed: 7,
+    };
+    let (mut mis, mut res, mut n) = (0f64, 0f64, 0usize);
+    let (mut l1_before, mut l1_after, mut m) = (0f64, 0f64, 0usize);
+    for i in 0..split.len() {
+        let pair = split.pair(i, 0, &opts);
+        let fake = trainer.translate(&[&pair.a]).remove(0);
+        let Some((warped, fields)) = trainer.register(std::slice::from_ref(&fake), &[&pair.b])
+        else {
+            bail!("{mode} has no registration network");
+        };
+        let (w, h) = (fake.width, fake.height);
+        let (dy, dx) = ideal_field(&pair.noise_a, &pair.noise_b, w, h);
+        for k in 0..w * h {
+            l1_before += (fake.data[k] - pair.b.data[k]).abs() as f64;
+            l1_after += (warped[0].data[k] - pair.b.data[k]).abs() as f64;
+            m += 1;
+            // Endpoint errors on the anatomy only: background is flat, so
+            // no field can be right or wrong there.
+            if pair.b.data[k] > -0.9 {
+                mis += dy.data[k].hypot(dx.data[k]) as f64;
+                res +=
+                    (fields[0].data[k] - dy.data[k]).hypot(fields[1].data[k] - dx.data[k]) as f64;
+                n += 1;
+            }
+        }
+    }
+    if n == 0 {
+        bail!("{mode} at noise {level}: the split has no foreground to check R on");
+    }
+    Ok(RegistrationRow {
+        mode: mode.into(),
+        noise_level: level,
+        misalignment_px: mis / n as f64,
+        residual_px: res / n as f64,
+        l1_unwarped: l1_before / m as f64,
+        l1_warped: l1_after / m as f64,
+    })
+}
+
 fn write_results(
     cfg: &SweepConfig,
     rows: &[SweepRow],
+    registration: &[RegistrationRow],
     (steps, train): (usize, usize),
-    planned: usize,
+    (done, planned): (usize, usize),
 ) -> Result<()> {
     let dir = &cfg.results;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let seeded = !cfg.extra_seeds.is_empty();
     let mut csv = String::from(
-        "mode,noise_level,slices,nmae_mean,nmae_std,psnr_mean,psnr_std,ssim_mean,ssim_std\n",
+        "mode,noise_level,slices,nmae_mean,nmae_std,psnr_mean,psnr_std,ssim_mean,ssim_std,runs,psnr_seed_std\n",
     );
-    let mut table = String::from(
-        "| mode | noise | slices | NMAE | PSNR (dB) | SSIM |\n|---|---|---|---|---|---|\n",
-    );
+    let mut table = String::from("| mode | noise | slices | NMAE | PSNR (dB) | SSIM |");
+    table += if seeded {
+        " PSNR by seed | seed std |\n|---|---|---|---|---|---|---|---|\n"
+    } else {
+        "\n|---|---|---|---|---|---|\n"
+    };
     for r in rows {
         let (m, l, n) = (&r.mode, r.noise_level, r.slices);
         let ((a, b), (c, d), (e, f)) = (r.nmae, r.psnr, r.ssim);
-        csv += &format!("{m},{l},{n},{a:.6},{b:.6},{c:.4},{d:.4},{e:.6},{f:.6}\n");
-        table += &format!(
-            "| {m} | {l} | {n} | {a:.4} +- {b:.4} | {c:.2} +- {d:.2} | {e:.4} +- {f:.4} |\n"
+        let sd = r.seed_std();
+        csv += &format!(
+            "{m},{l},{n},{a:.6},{b:.6},{c:.4},{d:.4},{e:.6},{f:.6},{},{}\n",
+            r.psnr_by_run.len(),
+            sd.map_or(String::new(), |v| format!("{v:.4}"))
         );
+        table += &format!(
+            "| {m} | {l} | {n} | {a:.4} +- {b:.4} | {c:.2} +- {d:.2} | {e:.4} +- {f:.4} |"
+        );
+        if seeded {
+            let by: Vec<String> = r.psnr_by_run.iter().map(|p| format!("{p:.2}")).collect();
+            table += &format!(
+                " {} | {} |",
+                by.join(" / "),
+                sd.map_or("-".into(), |v| format!("{v:.2}"))
+            );
+        }
+        table += "\n";
     }
     std::fs::write(dir.join("results.csv"), csv)?;
     let config = cfg
         .source
         .as_ref()
         .map_or("CONFIG".into(), |p| p.display().to_string());
-    let md = format!(
+    let seeds = if seeded {
+        format!(
+            " Every cell is trained once with the seed of `set` and once more with each \
+             extra seed ({}); its row pools the slices of all its finished runs, \
+             and \"PSNR by seed\" gives each run's mean.",
+            cfg.extra_seeds
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        String::new()
+    };
+    let mut md = format!(
         "# Noise sweep: results\n\n\
          Made by `medtrans experiment noise-sweep --config {config}` (run from the \
          repository root; finished runs are reused, so rerunning redraws this page).\n\n\
          Scale: {size} px slices along axis {axis}; {train} training slices; \
          {steps} steps per run, batch 1; shared overrides: `{set}`. \
          Each cell is its run's last checkpoint, scored on the test slab against \
-         the aligned targets (mean +- std over slices).\n\n{partial}{table}\n\
+         the aligned targets (mean +- std over slices).{seeds}\n\n{partial}{table}\n\
          ## The paper's claims, checked automatically\n\n{claims}",
         size = cfg.data.size,
         axis = cfg.data.axis,
         set = cfg.set.join(" "),
-        partial = if rows.len() < planned {
+        partial = if done < planned {
             format!(
-                "**Partial: {} of {planned} runs have finished;** rerun the command to \
-                 train the rest.\n\n",
-                rows.len()
+                "**Partial: {done} of {planned} runs have finished;** rerun the command to \
+                 train the rest.\n\n"
             )
         } else {
             String::new()
@@ -340,6 +530,45 @@ fn write_results(
             .map(|c| format!("{c}\n"))
             .collect::<String>(),
     );
+    let sds: Vec<f64> = rows.iter().filter_map(SweepRow::seed_std).collect();
+    if let Some(max) = sds.iter().copied().reduce(f64::max) {
+        md += &format!(
+            "\nSeed noise: across seeds, a cell's mean PSNR has a std of up to {max:.2} dB \
+             (median {:.2} dB over {} cells). A difference between two cells smaller \
+             than about twice that is not resolved by this sweep.\n",
+            percentile(&sds.iter().map(|&v| v as f32).collect::<Vec<_>>(), &[50.0])
+                .map_or(f64::NAN, |p| p[0]),
+            sds.len()
+        );
+    }
+    if !registration.is_empty() {
+        let mut reg =
+            String::from("mode,noise_level,misalignment_px,residual_px,l1_unwarped,l1_warped\n");
+        md += "\n## R against the injected misalignment\n\n\
+               Each base run's R, on every validation pair moved as in training at its \
+               level: the mean length of the field that exactly undoes the two known \
+               affines (the misalignment), and of R's error against it (the residual), \
+               over the moved target's foreground. L1 is against the moved target, \
+               before and after warping G(x) with R's field.\n\n\
+               | mode | noise | misalignment (px) | R's residual (px) | undone | L1 G(x) | L1 warp(G(x)) |\n\
+               |---|---|---|---|---|---|---|\n";
+        for r in registration {
+            reg += &format!(
+                "{},{},{:.4},{:.4},{:.5},{:.5}\n",
+                r.mode, r.noise_level, r.misalignment_px, r.residual_px, r.l1_unwarped, r.l1_warped
+            );
+            let undone = if r.misalignment_px > 0.05 {
+                format!("{:.0} %", 100.0 * (1.0 - r.residual_px / r.misalignment_px))
+            } else {
+                "-".into()
+            };
+            md += &format!(
+                "| {} | {} | {:.2} | {:.2} | {undone} | {:.4} | {:.4} |\n",
+                r.mode, r.noise_level, r.misalignment_px, r.residual_px, r.l1_unwarped, r.l1_warped
+            );
+        }
+        std::fs::write(dir.join("registration.csv"), reg)?;
+    }
     std::fs::write(dir.join("results.md"), md)?;
     Ok(())
 }

@@ -42,8 +42,12 @@ size = 32
     assert!(rows.iter().all(|r| r.slices > 0 && r.psnr.0.is_finite()));
     assert!(dir.path().join("runs/reggan-noise3/losses.csv").is_file());
     let md = std::fs::read_to_string(dir.path().join("results/results.md")).unwrap();
+    let table = md.split("## The paper's claims").next().unwrap();
     assert_eq!(
-        md.lines().filter(|l| l.starts_with("| reggan |")).count(),
+        table
+            .lines()
+            .filter(|l| l.starts_with("| reggan |"))
+            .count(),
         2,
         "{md}"
     );
@@ -89,6 +93,52 @@ size = 32
     assert_eq!(partial, rows);
     let md = std::fs::read_to_string(dir.path().join("results/results.md")).unwrap();
     assert!(md.contains("Partial: 4 of 6 runs"), "{md}");
+
+    // R's check: the injected misalignment is known exactly, so level 0 has
+    // none to undo and level 3 has some, whatever R learnt.
+    let reg = std::fs::read_to_string(dir.path().join("results/registration.csv")).unwrap();
+    let reg: Vec<Vec<String>> = reg
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    assert_eq!(reg.len(), 2, "{reg:?}");
+    let px = |r: &Vec<String>, k: usize| r[k].parse::<f64>().unwrap();
+    assert_eq!((reg[0][1].as_str(), px(&reg[0], 2)), ("0", 0.0));
+    assert!(
+        px(&reg[1], 2) > 1.0 && px(&reg[1], 3).is_finite(),
+        "{reg:?}"
+    );
+    assert!(
+        md.contains("## R against the injected misalignment"),
+        "{md}"
+    );
+
+    // Extra seeds: the base runs are reused and each cell gains a run.
+    let mut seeded = cfg.clone();
+    seeded.extra_seeds = vec![9];
+    let mut log3 = Vec::new();
+    let rows3 = run_noise_sweep(&seeded, &mut |l| log3.push(l.to_string())).unwrap();
+    assert_eq!(
+        log3.iter().filter(|l| l.contains("skipped")).count(),
+        4,
+        "{log3:?}"
+    );
+    assert!(dir
+        .path()
+        .join("runs/pix2pix-noise3-seed9/validation.csv")
+        .is_file());
+    for (r, base) in rows3.iter().zip(&rows) {
+        assert_eq!(r.psnr_by_run.len(), 2);
+        assert_eq!(r.psnr_by_run[0], base.psnr.0);
+        assert_eq!(r.slices, 2 * base.slices);
+        assert!(r.seed_std().unwrap().is_finite());
+    }
+    let md = std::fs::read_to_string(dir.path().join("results/results.md")).unwrap();
+    assert!(
+        md.contains("PSNR by seed") && md.contains("Seed noise:"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -112,6 +162,7 @@ fn row(mode: &str, level: u32, nmae: f64, psnr: f64) -> SweepRow {
         nmae: (nmae, 0.01),
         psnr: (psnr, 0.5),
         ssim: (0.8, 0.01),
+        psnr_by_run: vec![psnr],
     }
 }
 

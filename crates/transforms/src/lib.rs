@@ -9,7 +9,7 @@ mod misalign;
 mod resample;
 
 pub use intensity::{check_finite, percentile, IntensityMap, Normalization, TransformError};
-pub use misalign::{affine_warp, MisalignParams, MAX_NOISE_LEVEL};
+pub use misalign::{affine_warp, ideal_field, MisalignParams, MAX_NOISE_LEVEL};
 pub use resample::{fit_square, pad_to_square, resize, Interp, SquareFit};
 
 use medtrans_io::Slice;

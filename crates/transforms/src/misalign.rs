@@ -50,6 +50,58 @@ impl MisalignParams {
     pub fn is_identity(&self) -> bool {
         *self == Self::IDENTITY
     }
+
+    /// Where the content at `(x, y)` (column, row) of the untouched
+    /// `width` x `height` image lands after [`affine_warp`].
+    pub fn map(&self, x: f64, y: f64, width: usize, height: usize) -> (f64, f64) {
+        let (cx, cy) = centre(width, height);
+        let (s, c) = self.angle_deg.to_radians().sin_cos();
+        let (dx, dy) = (x - cx, y - cy);
+        (
+            self.scale * (c * dx - s * dy) + cx + self.tx,
+            self.scale * (s * dx + c * dy) + cy + self.ty,
+        )
+    }
+
+    /// The inverse of [`map`](Self::map): where output pixel `(x, y)` of
+    /// [`affine_warp`] reads the untouched image.
+    pub fn unmap(&self, x: f64, y: f64, width: usize, height: usize) -> (f64, f64) {
+        let (cx, cy) = centre(width, height);
+        let (s, c) = self.angle_deg.to_radians().sin_cos();
+        let (dx, dy) = (
+            (x - cx - self.tx) / self.scale,
+            (y - cy - self.ty) / self.scale,
+        );
+        (c * dx + s * dy + cx, -s * dx + c * dy + cy)
+    }
+}
+
+fn centre(width: usize, height: usize) -> (f64, f64) {
+    ((width as f64 - 1.0) / 2.0, (height as f64 - 1.0) / 2.0)
+}
+
+/// The displacement field that undoes a pair's misalignment: the source was
+/// moved by `a`, the target by `b`, and output pixel p of a warp should read
+/// the moved source at p + field(p) to line up with the moved target. This
+/// is what RegGAN's R should find; returned as (rows, columns) in px, the
+/// layout of R's fields.
+pub fn ideal_field(
+    a: &MisalignParams,
+    b: &MisalignParams,
+    width: usize,
+    height: usize,
+) -> (Slice, Slice) {
+    let mut dy = Vec::with_capacity(width * height);
+    let mut dx = Vec::with_capacity(width * height);
+    for r in 0..height {
+        for col in 0..width {
+            let (ux, uy) = b.unmap(col as f64, r as f64, width, height);
+            let (sx, sy) = a.map(ux, uy, width, height);
+            dx.push((sx - col as f64) as f32);
+            dy.push((sy - r as f64) as f32);
+        }
+    }
+    (Slice::new(dy, width, height), Slice::new(dx, width, height))
 }
 
 /// Apply `p` to `s` by bilinear resampling; samples falling outside the
@@ -60,10 +112,6 @@ pub fn affine_warp(s: &Slice, p: &MisalignParams, fill: f32) -> Slice {
         return s.clone();
     }
     let (w, h) = (s.width, s.height);
-    let (cx, cy) = ((w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0);
-    let a = p.angle_deg.to_radians();
-    // Inverse of scale * rotation, applied to (out - centre - shift).
-    let (c, si) = (a.cos() / p.scale, a.sin() / p.scale);
     let px = |x: isize, y: isize| -> f32 {
         if x < 0 || y < 0 || x >= w as isize || y >= h as isize {
             fill
@@ -74,10 +122,7 @@ pub fn affine_warp(s: &Slice, p: &MisalignParams, fill: f32) -> Slice {
     let mut out = Vec::with_capacity(w * h);
     for r in 0..h {
         for col in 0..w {
-            let dx = col as f64 - cx - p.tx;
-            let dy = r as f64 - cy - p.ty;
-            let sx = c * dx + si * dy + cx;
-            let sy = -si * dx + c * dy + cy;
+            let (sx, sy) = p.unmap(col as f64, r as f64, w, h);
             let (x0, y0) = (sx.floor(), sy.floor());
             let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
             let (x0, y0) = (x0 as isize, y0 as isize);

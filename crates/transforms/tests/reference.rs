@@ -161,3 +161,64 @@ fn square_fit_keeps_aspect_and_inverts() {
     assert!(r.data.iter().all(|v| [0.0, 1.0, 2.0].contains(v)));
     assert!((foreground_fraction(&labels, 0.5) - 0.66).abs() < 0.01);
 }
+
+/// Bilinear read of `s` at (x, y), -1 outside: the warp R's fields drive.
+fn sample(s: &Slice, x: f32, y: f32) -> f32 {
+    let (x0, y0) = (x.floor(), y.floor());
+    let at = |c: f32, r: f32| {
+        if c < 0.0 || r < 0.0 || c >= s.width as f32 || r >= s.height as f32 {
+            -1.0
+        } else {
+            s.data[r as usize * s.width + c as usize]
+        }
+    };
+    let (fx, fy) = (x - x0, y - y0);
+    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
+    let bot = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
+    top * (1.0 - fy) + bot * fy
+}
+
+#[test]
+fn ideal_field_lines_up_two_misaligned_copies() {
+    let fx = json("fixtures/transforms/expected.json");
+    let input = load(&fx["input"]);
+    let (w, h) = (input.width, input.height);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let a = MisalignParams::sample(5, w, h, &mut rng);
+    let b = MisalignParams::sample(5, w, h, &mut rng);
+    // map and unmap are inverses.
+    let (x, y) = a.unmap(7.25, 30.5, w, h);
+    let (x, y) = a.map(x, y, w, h);
+    assert!((x - 7.25).abs() < 1e-9 && (y - 30.5).abs() < 1e-9);
+    let (moved_a, moved_b) = (affine_warp(&input, &a, -1.0), affine_warp(&input, &b, -1.0));
+    let (dy, dx) = ideal_field(&a, &b, w, h);
+    let (mut before, mut after, mut n) = (0f64, 0f64, 0usize);
+    for r in 0..h {
+        for c in 0..w {
+            let k = r * w + c;
+            let (sx, sy) = (c as f32 + dx.data[k], r as f32 + dy.data[k]);
+            // Interior only: where both copies still see the original image.
+            let (ux, uy) = b.unmap(c as f64, r as f64, w, h);
+            if ux < 1.0 || uy < 1.0 || ux > w as f64 - 2.0 || uy > h as f64 - 2.0 {
+                continue;
+            }
+            before += (moved_a.data[k] - moved_b.data[k]).abs() as f64;
+            after += (sample(&moved_a, sx, sy) - moved_b.data[k]).abs() as f64;
+            n += 1;
+        }
+    }
+    let (before, after) = (before / n as f64, after / n as f64);
+    // What is left is the blur of two bilinear resamplings.
+    assert!(after < 0.15 * before, "before {before}, after {after}");
+    let shift: f32 = dy
+        .data
+        .iter()
+        .zip(&dx.data)
+        .map(|(a, b)| a.hypot(*b))
+        .sum::<f32>()
+        / (w * h) as f32;
+    assert!(
+        shift > 2.0,
+        "level 5 should move pixels by more than 2 px, got {shift}"
+    );
+}
