@@ -82,6 +82,18 @@ impl SweepConfig {
                 path.display()
             );
         }
+        // A repeated seed, or the base run's own, would pool one run twice
+        // and shrink the seed spread.
+        let base = cfg.base_seed()?;
+        for (k, s) in cfg.extra_seeds.iter().enumerate() {
+            if *s == base || cfg.extra_seeds[..k].contains(s) {
+                bail!(
+                    "{}: extra_seeds must differ from each other and from the base runs' \
+                     seed {base}; {s} repeats",
+                    path.display()
+                );
+            }
+        }
         Ok(cfg)
     }
 
@@ -96,6 +108,13 @@ impl SweepConfig {
             None => self.runs.join(format!("{mode}-noise{level}")),
             Some(s) => self.runs.join(format!("{mode}-noise{level}-seed{s}")),
         }
+    }
+
+    /// The seed the base runs train with (`train.seed` from `set`, or the
+    /// preset's).
+    pub fn base_seed(&self) -> Result<u64> {
+        let (mode, level) = self.cells().remove(0);
+        Ok(self.train_config(&mode, level, None)?.train.seed)
     }
 
     /// Every run: all base runs first, then all cells again per extra seed,
@@ -148,15 +167,15 @@ pub struct SweepRow {
     pub nmae: (f64, f64),
     pub psnr: (f64, f64),
     pub ssim: (f64, f64),
-    /// Each run's mean PSNR, the base run first: one per seed.
-    pub psnr_by_run: Vec<f64>,
+    /// Each finished run's seed and mean PSNR, the base run first.
+    pub psnr_by_run: Vec<(u64, f64)>,
 }
 
 impl SweepRow {
     /// The sample std of the runs' mean PSNRs: how far the seed alone
     /// moves this cell. `None` with fewer than two runs.
     pub fn seed_std(&self) -> Option<f64> {
-        let v = &self.psnr_by_run;
+        let v: Vec<f64> = self.psnr_by_run.iter().map(|r| r.1).collect();
         (v.len() >= 2).then(|| {
             let m = v.iter().sum::<f64>() / v.len() as f64;
             (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
@@ -263,6 +282,9 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
     report_noise_sweep(cfg, report)
 }
 
+/// One finished run's seed and its per-slice test scores.
+type SeedScores = (u64, Vec<SliceScore>);
+
 /// Score the finished runs and draw the figures, without training: the
 /// table and figures of a sweep still under way cover the runs done so far.
 pub fn report_noise_sweep(
@@ -294,7 +316,8 @@ pub fn report_noise_sweep(
     let hi = *cfg.noise_levels.iter().max().unwrap_or(&0);
     let mut examples: BTreeMap<u32, Vec<(String, Vec<Slice>)>> = BTreeMap::new();
     // Per cell: every finished run's slice scores, the base run first.
-    let mut scored: BTreeMap<(String, u32), Vec<Vec<SliceScore>>> = BTreeMap::new();
+    let mut scored: BTreeMap<(String, u32), Vec<SeedScores>> = BTreeMap::new();
+    let base_seed = cfg.base_seed()?;
     for (mode, level, seed) in &finished {
         // The fixed budget's end, not the best validation epoch: choosing
         // epochs on aligned validation data would use help a user with
@@ -306,7 +329,7 @@ pub fn report_noise_sweep(
         scored
             .entry((mode.clone(), *level))
             .or_default()
-            .push(scores);
+            .push((seed.unwrap_or(base_seed), scores));
         if seed.is_none() && (*level == lo || *level == hi) {
             examples
                 .entry(*level)
@@ -319,7 +342,7 @@ pub fn report_noise_sweep(
         .into_iter()
         .filter_map(|key| {
             let runs = scored.get(&key)?;
-            let all: Vec<&SliceScore> = runs.iter().flatten().collect();
+            let all: Vec<&SliceScore> = runs.iter().flat_map(|r| &r.1).collect();
             let stat = |f: fn(&SliceScore) -> f64| {
                 mean_std(&all.iter().map(|&s| f(s)).collect::<Vec<_>>())
                     .unwrap_or((f64::NAN, f64::NAN))
@@ -333,15 +356,16 @@ pub fn report_noise_sweep(
                 ssim: stat(|s| s.ssim),
                 psnr_by_run: runs
                     .iter()
-                    .map(|r| {
-                        mean_std(&r.iter().map(|s| s.psnr).collect::<Vec<_>>())
-                            .map_or(f64::NAN, |m| m.0)
+                    .map(|(seed, r)| {
+                        let psnr: Vec<f64> = r.iter().map(|s| s.psnr).collect();
+                        (*seed, mean_std(&psnr).map_or(f64::NAN, |m| m.0))
                     })
                     .collect(),
             })
         })
         .collect();
-    // Figures and R's check use the base runs.
+    // The table and metrics_vs_noise pool every seed; the curves, panels,
+    // fields and R's check show the base runs.
     let cells: Vec<(String, u32)> = finished
         .iter()
         .filter(|r| r.2.is_none())
@@ -458,12 +482,12 @@ fn write_results(
     let mut csv = String::from(
         "mode,noise_level,slices,nmae_mean,nmae_std,psnr_mean,psnr_std,ssim_mean,ssim_std,runs,psnr_seed_std\n",
     );
-    let mut table = String::from("| mode | noise | slices | NMAE | PSNR (dB) | SSIM |");
-    table += if seeded {
-        " PSNR by seed | seed std |\n|---|---|---|---|---|---|---|---|\n"
+    let mut table = String::from(if seeded {
+        "| mode | noise | runs | slices (all runs) | NMAE | PSNR (dB) | SSIM | PSNR by seed | seed std (dB) |\n\
+         |---|---|---|---|---|---|---|---|---|\n"
     } else {
-        "\n|---|---|---|---|---|---|\n"
-    };
+        "| mode | noise | slices | NMAE | PSNR (dB) | SSIM |\n|---|---|---|---|---|---|\n"
+    });
     for r in rows {
         let (m, l, n) = (&r.mode, r.noise_level, r.slices);
         let ((a, b), (c, d), (e, f)) = (r.nmae, r.psnr, r.ssim);
@@ -473,11 +497,20 @@ fn write_results(
             r.psnr_by_run.len(),
             sd.map_or(String::new(), |v| format!("{v:.4}"))
         );
+        let runs = if seeded {
+            format!(" {} |", r.psnr_by_run.len())
+        } else {
+            String::new()
+        };
         table += &format!(
-            "| {m} | {l} | {n} | {a:.4} +- {b:.4} | {c:.2} +- {d:.2} | {e:.4} +- {f:.4} |"
+            "| {m} | {l} |{runs} {n} | {a:.4} +- {b:.4} | {c:.2} +- {d:.2} | {e:.4} +- {f:.4} |"
         );
         if seeded {
-            let by: Vec<String> = r.psnr_by_run.iter().map(|p| format!("{p:.2}")).collect();
+            let by: Vec<String> = r
+                .psnr_by_run
+                .iter()
+                .map(|(s, p)| format!("{s}: {p:.2}"))
+                .collect();
             table += &format!(
                 " {} | {} |",
                 by.join(" / "),
@@ -494,8 +527,10 @@ fn write_results(
     let seeds = if seeded {
         format!(
             " Every cell is trained once with the seed of `set` and once more with each \
-             extra seed ({}); its row pools the slices of all its finished runs, \
-             and \"PSNR by seed\" gives each run's mean.",
+             extra seed ({}). The seed also draws the training pairs' misalignments, \
+             so seed noise covers both the initial weights and the noise draws. \
+             A row pools the slices of all its finished runs (its +- std mixes \
+             slice and seed spread); \"PSNR by seed\" gives each run's mean.",
             cfg.extra_seeds
                 .iter()
                 .map(u64::to_string)
@@ -533,9 +568,12 @@ fn write_results(
     let sds: Vec<f64> = rows.iter().filter_map(SweepRow::seed_std).collect();
     if let Some(max) = sds.iter().copied().reduce(f64::max) {
         md += &format!(
-            "\nSeed noise: across seeds, a cell's mean PSNR has a std of up to {max:.2} dB \
-             (median {:.2} dB over {} cells). A difference between two cells smaller \
-             than about twice that is not resolved by this sweep.\n",
+            "\n## Seed noise\n\n\
+             Across seeds, one run's mean PSNR has a sample std of up to {max:.2} dB \
+             (median {:.2} dB over {} cells). So two single runs can differ by about \
+             1.4 times that (the std of a difference) from the seed alone, and a \
+             difference between single-run cells smaller than about twice the median \
+             may not be resolved by one seed.\n",
             percentile(&sds.iter().map(|&v| v as f32).collect::<Vec<_>>(), &[50.0])
                 .map_or(f64::NAN, |p| p[0]),
             sds.len()
@@ -546,10 +584,11 @@ fn write_results(
             String::from("mode,noise_level,misalignment_px,residual_px,l1_unwarped,l1_warped\n");
         md += "\n## R against the injected misalignment\n\n\
                Each base run's R, on every validation pair moved as in training at its \
-               level: the mean length of the field that exactly undoes the two known \
-               affines (the misalignment), and of R's error against it (the residual), \
-               over the moved target's foreground. L1 is against the moved target, \
-               before and after warping G(x) with R's field.\n\n\
+               level (one fixed draw of the noise, seed 7): the mean length of the \
+               field that exactly undoes the two known affines (the misalignment), and \
+               of R's error against it (the residual), over the moved target's \
+               foreground. \"Undone\" is 1 - residual / misalignment. L1 is against \
+               the moved target, before and after warping G(x) with R's field.\n\n\
                | mode | noise | misalignment (px) | R's residual (px) | undone | L1 G(x) | L1 warp(G(x)) |\n\
                |---|---|---|---|---|---|---|\n";
         for r in registration {

@@ -30,7 +30,7 @@ size = 32
         m = demo.join("mask.nii.gz").display().to_string(),
     );
     let path = dir.path().join("sweep.toml");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, &text).unwrap();
     let cfg = SweepConfig::load(&path).unwrap();
     let err = report_noise_sweep(&cfg, &mut |_| {})
         .unwrap_err()
@@ -130,15 +130,29 @@ size = 32
         .is_file());
     for (r, base) in rows3.iter().zip(&rows) {
         assert_eq!(r.psnr_by_run.len(), 2);
-        assert_eq!(r.psnr_by_run[0], base.psnr.0);
+        assert_eq!(r.psnr_by_run[0].1, base.psnr.0);
+        // The base runs have the preset's seed (0); the extra one is 9.
+        assert_eq!((r.psnr_by_run[0].0, r.psnr_by_run[1].0), (0, 9));
         assert_eq!(r.slices, 2 * base.slices);
         assert!(r.seed_std().unwrap().is_finite());
     }
     let md = std::fs::read_to_string(dir.path().join("results/results.md")).unwrap();
     assert!(
-        md.contains("PSNR by seed") && md.contains("Seed noise:"),
+        md.contains("PSNR by seed") && md.contains("## Seed noise"),
         "{md}"
     );
+
+    // A seed that repeats the base runs' (0 here) or another extra seed is
+    // refused before anything trains.
+    for bad in ["[0]", "[4, 4]"] {
+        let path = dir.path().join("seeds.toml");
+        std::fs::write(&path, format!("extra_seeds = {bad}\n{text}")).unwrap();
+        let err = SweepConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("extra_seeds") && err.contains("seeds.toml"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -162,7 +176,7 @@ fn row(mode: &str, level: u32, nmae: f64, psnr: f64) -> SweepRow {
         nmae: (nmae, 0.01),
         psnr: (psnr, 0.5),
         ssim: (0.8, 0.01),
-        psnr_by_run: vec![psnr],
+        psnr_by_run: vec![(1, psnr)],
     }
 }
 

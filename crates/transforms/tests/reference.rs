@@ -199,7 +199,9 @@ fn ideal_field_lines_up_two_misaligned_copies() {
             let (sx, sy) = (c as f32 + dx.data[k], r as f32 + dy.data[k]);
             // Interior only: where both copies still see the original image.
             let (ux, uy) = b.unmap(c as f64, r as f64, w, h);
-            if ux < 1.0 || uy < 1.0 || ux > w as f64 - 2.0 || uy > h as f64 - 2.0 {
+            let inside =
+                |x: f64, y: f64| x >= 1.0 && y >= 1.0 && x <= w as f64 - 2.0 && y <= h as f64 - 2.0;
+            if !inside(ux, uy) || !inside(sx as f64, sy as f64) {
                 continue;
             }
             before += (moved_a.data[k] - moved_b.data[k]).abs() as f64;
