@@ -55,7 +55,7 @@ impl Table {
 }
 
 /// The noise levels at which `mode` has a finished run.
-fn levels_of(cells: &[(String, u32)], mode: &str) -> Vec<u32> {
+pub(crate) fn levels_of(cells: &[(String, u32)], mode: &str) -> Vec<u32> {
     cells.iter().filter(|c| c.0 == mode).map(|c| c.1).collect()
 }
 

@@ -8,7 +8,7 @@ use medtrans_datasets::{
 };
 use medtrans_io::Slice;
 use medtrans_metrics::mean_std;
-use medtrans_training::checkpoint::last_checkpoint;
+use medtrans_training::checkpoint::{last_checkpoint, CheckpointState};
 use medtrans_training::{score_slices, Model, SliceScore, TrainConfig, Trainer};
 use medtrans_transforms::{ideal_field, percentile};
 use serde::{Deserialize, Serialize};
@@ -176,10 +176,12 @@ impl SweepRow {
     /// moves this cell. `None` with fewer than two runs.
     pub fn seed_std(&self) -> Option<f64> {
         let v: Vec<f64> = self.psnr_by_run.iter().map(|r| r.1).collect();
-        (v.len() >= 2).then(|| {
-            let m = v.iter().sum::<f64>() / v.len() as f64;
-            (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
-        })
+        let n = v.len() as f64;
+        // mean_std's std divides by n; the sample std by n - 1.
+        (v.len() >= 2)
+            .then(|| mean_std(&v))
+            .flatten()
+            .map(|(_, sd)| sd * (n / (n - 1.0)).sqrt())
     }
 }
 
@@ -236,23 +238,23 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
     let mut rates: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     for (k, ((mode, level, seed), tc)) in cells.iter().zip(&configs).enumerate() {
         let dir = cfg.seed_dir(mode, *level, *seed);
-        // A run with a checkpoint continues (or turns out finished).
-        let mut trainer = if last_checkpoint(&dir).is_ok() {
-            Trainer::resume(&dir, &[])?
-        } else {
-            Trainer::new(tc.clone())?
-        };
-        let total = trainer.total_steps();
         let tag = format!(
             "[{}/{}] {mode} noise {level}{}",
             k + 1,
             cells.len(),
             seed.map_or(String::new(), |s| format!(" seed {s}"))
         );
-        if trainer.step >= total {
+        if finished_steps(&dir)?.is_some() {
             report(&format!("{tag}: finished earlier, skipped"));
             continue;
         }
+        // A run with a checkpoint continues.
+        let mut trainer = if last_checkpoint(&dir).is_ok() {
+            Trainer::resume(&dir, &[])?
+        } else {
+            Trainer::new(tc.clone())?
+        };
+        let total = trainer.total_steps();
         let (mut eta, mut untimed) = (0.0, Vec::new());
         for (j, (m, _, _)) in cells.iter().enumerate().skip(k) {
             let steps = if j == k { total - trainer.step } else { total };
@@ -282,6 +284,17 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
     report_noise_sweep(cfg, report)
 }
 
+/// The step count of a run that reached the end of its schedule, from its
+/// last checkpoint's state alone (no networks loaded); `None` for a run not
+/// started or not finished.
+fn finished_steps(dir: &Path) -> Result<Option<usize>> {
+    let Ok(last) = last_checkpoint(dir) else {
+        return Ok(None);
+    };
+    let state = CheckpointState::load(&last)?;
+    Ok(state.finished().then_some(state.step))
+}
+
 /// One finished run's seed and its per-slice test scores.
 type SeedScores = (u64, Vec<SliceScore>);
 
@@ -293,13 +306,11 @@ pub fn report_noise_sweep(
 ) -> Result<Vec<SweepRow>> {
     let all = cfg.runs();
     let mut finished = Vec::new();
+    let mut steps = 0;
     for (mode, level, seed) in &all {
-        let dir = cfg.seed_dir(mode, *level, *seed);
-        if last_checkpoint(&dir).is_ok() {
-            let t = Trainer::resume(&dir, &[])?;
-            if t.step >= t.total_steps() {
-                finished.push((mode.clone(), *level, *seed));
-            }
+        if let Some(s) = finished_steps(&cfg.seed_dir(mode, *level, *seed))? {
+            finished.push((mode.clone(), *level, *seed));
+            steps = s;
         }
     }
     if finished.is_empty() {
@@ -371,12 +382,7 @@ pub fn report_noise_sweep(
         .filter(|r| r.2.is_none())
         .map(|r| (r.0.clone(), r.1))
         .collect();
-    let (m0, l0, s0) = &finished[0];
-    let t = Trainer::resume(&cfg.seed_dir(m0, *l0, *s0), &[])?;
-    let scale = (
-        t.total_steps(),
-        SliceDataset::open(&cfg.dataset(), "train")?.len(),
-    );
+    let scale = (steps, SliceDataset::open(&cfg.dataset(), "train")?.len());
     report("checking R against the injected misalignment (validation split)");
     let val = SliceDataset::open(&cfg.dataset(), "val")?;
     let mut registration = Vec::new();
@@ -407,7 +413,7 @@ pub fn report_noise_sweep(
     }
     // R's fields, for the first mode that has R.
     for mode in &cfg.modes {
-        let levels: Vec<u32> = cells.iter().filter(|c| &c.0 == mode).map(|c| c.1).collect();
+        let levels = figures::levels_of(&cells, mode);
         if !levels.is_empty() && cfg.train_config(mode, lo, None)?.uses_registration() {
             let path = dir.join(format!("fields_{mode}.png"));
             figures::field_panel(&path, cfg, mode, &levels, &test)?;
@@ -580,36 +586,46 @@ fn write_results(
         );
     }
     if !registration.is_empty() {
-        let mut reg =
-            String::from("mode,noise_level,misalignment_px,residual_px,l1_unwarped,l1_warped\n");
-        md += "\n## R against the injected misalignment\n\n\
-               Each base run's R, on every validation pair moved as in training at its \
-               level (one fixed draw of the noise, seed 7): the mean length of the \
-               field that exactly undoes the two known affines (the misalignment), and \
-               of R's error against it (the residual), over the moved target's \
-               foreground. \"Undone\" is 1 - residual / misalignment. L1 is against \
-               the moved target, before and after warping G(x) with R's field.\n\n\
-               | mode | noise | misalignment (px) | R's residual (px) | undone | L1 G(x) | L1 warp(G(x)) |\n\
-               |---|---|---|---|---|---|---|\n";
-        for r in registration {
-            reg += &format!(
-                "{},{},{:.4},{:.4},{:.5},{:.5}\n",
-                r.mode, r.noise_level, r.misalignment_px, r.residual_px, r.l1_unwarped, r.l1_warped
-            );
-            let undone = if r.misalignment_px > 0.05 {
-                format!("{:.0} %", 100.0 * (1.0 - r.residual_px / r.misalignment_px))
-            } else {
-                "-".into()
-            };
-            md += &format!(
-                "| {} | {} | {:.2} | {:.2} | {undone} | {:.4} | {:.4} |\n",
-                r.mode, r.noise_level, r.misalignment_px, r.residual_px, r.l1_unwarped, r.l1_warped
-            );
-        }
-        std::fs::write(dir.join("registration.csv"), reg)?;
+        let (section, csv) = registration_section(registration);
+        md += &section;
+        std::fs::write(dir.join("registration.csv"), csv)?;
     }
     std::fs::write(dir.join("results.md"), md)?;
     Ok(())
+}
+
+/// results.md's table of R against the injected misalignment, and the same
+/// numbers as registration.csv.
+fn registration_section(rows: &[RegistrationRow]) -> (String, String) {
+    let mut csv =
+        String::from("mode,noise_level,misalignment_px,residual_px,l1_unwarped,l1_warped\n");
+    let mut md = String::from(
+        "\n## R against the injected misalignment\n\n\
+         Each base run's R, on every validation pair moved as in training at its \
+         level (one fixed draw of the noise, seed 7): the mean length of the \
+         field that exactly undoes the two known affines (the misalignment), and \
+         of R's error against it (the residual), over the moved target's \
+         foreground. \"Undone\" is 1 - residual / misalignment. L1 is against \
+         the moved target, before and after warping G(x) with R's field.\n\n\
+         | mode | noise | misalignment (px) | R's residual (px) | undone | L1 G(x) | L1 warp(G(x)) |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        csv += &format!(
+            "{},{},{:.4},{:.4},{:.5},{:.5}\n",
+            r.mode, r.noise_level, r.misalignment_px, r.residual_px, r.l1_unwarped, r.l1_warped
+        );
+        let undone = if r.misalignment_px > 0.05 {
+            format!("{:.0} %", 100.0 * (1.0 - r.residual_px / r.misalignment_px))
+        } else {
+            "-".into()
+        };
+        md += &format!(
+            "| {} | {} | {:.2} | {:.2} | {undone} | {:.4} | {:.4} |\n",
+            r.mode, r.noise_level, r.misalignment_px, r.residual_px, r.l1_unwarped, r.l1_warped
+        );
+    }
+    (md, csv)
 }
 
 /// The RegGAN paper's four claims against this sweep's means. A claim

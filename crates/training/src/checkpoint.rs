@@ -101,6 +101,13 @@ pub fn write_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resul
 }
 
 impl CheckpointState {
+    /// Whether the run had reached the end of its schedule. A checkpoint
+    /// is written at step = epoch x steps per epoch, so only the final one
+    /// has as many epochs as the config asks for.
+    pub fn finished(&self) -> bool {
+        self.epoch >= self.config.train.epochs
+    }
+
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::write(
             dir.join(STATE_FILE),
