@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""medtrans beside PyTorch on the same CPU: training steps, inference and
-end-to-end translate, interleaved round by round so drifts in machine
-load hit both alike. Prints markdown tables of medians and the ratio
+"""medtrans beside PyTorch on the same CPU, or with --gpu on the same NVIDIA
+GPU (medtrans through Vulkan, PyTorch through CUDA): training steps,
+inference and end-to-end translate, interleaved round by round so drifts
+in machine load hit both alike. Prints markdown tables of medians and the ratio
 medtrans / PyTorch (below 1: medtrans is faster), and keeps every raw
 measurement in a JSON file.
 
@@ -9,6 +10,15 @@ Run from the repository root after `cargo build --release` and
 `bash bench/setup.sh`:
 
     python3 bench/run.py --rounds 3 --json bench/results.json
+
+On a GPU machine, after `cargo build --release --features gpu`:
+
+    python3 bench/run.py --gpu --rounds 3 --json bench/results-gpu.json
+
+--gpu times every mode at the paper's architecture (pix2pix at 128 and
+256 px; nc, reggan, cycle and cycle+reg at 256 px) and inference at 256 px
+with batches of 8 and 1; PyTorch runs fp32 with TF32 off, cudnn.benchmark
+on, synchronised timing. --amp adds PyTorch's bf16 autocast beside it.
 
 Peak memory is the maximum resident set size of each process, from
 /usr/bin/time. The PyTorch side uses random weights and inputs of the same
@@ -60,8 +70,41 @@ def arch_flags_torch(arch):
     return ["--ngf", str(ngf), "--blocks", str(blocks), "--ndf", str(ndf)]
 
 
+def gpu_cases(args):
+    """The GPU table: the paper's architecture, as medtrans' issue measured."""
+    py = args.python
+    ours_dev = ["--device", "gpu", "--warmup", str(args.warmup)]
+    theirs_dev = ["--device", "cuda", "--warmup", str(args.warmup)]
+    out = []
+    train = [("pix2pix", 128), ("pix2pix", 256), ("nc", 256), ("reggan", 256), ("cycle", 256),
+             ("cycle+reg", 256)]
+    for mode, size in train:
+        steps = ["--steps", str(args.steps)]
+        out.append((
+            f"train {mode} {size}px paper",
+            [MEDTRANS, "bench", "--json", "--mode", mode, "--size", str(size)] + steps
+            + ours_dev + arch_flags_medtrans("paper"),
+            [py, TORCH_REF, "train", "--mode", mode, "--size", str(size)] + steps + theirs_dev
+            + arch_flags_torch("paper") + (["--amp"] if args.amp else []),
+            "s_per_step",
+        ))
+    for batch in [8, 1]:
+        n = ["--slices", "64", "--batch", str(batch)]
+        out.append((
+            f"infer G 256px paper, batch {batch}",
+            [MEDTRANS, "bench", "--json", "--inference", "--mode", "pix2pix", "--size", "256",
+             "--device", "gpu"] + n + arch_flags_medtrans("paper"),
+            [py, TORCH_REF, "infer", "--size", "256", "--device", "cuda"] + n
+            + arch_flags_torch("paper"),
+            "slices_per_s",
+        ))
+    return out
+
+
 def cases(args, scratch):
     """(name, medtrans command, PyTorch command, key of the JSON number)."""
+    if args.gpu:
+        return gpu_cases(args)
     py = args.python
     out = []
     if "train" in args.what:
@@ -101,6 +144,24 @@ def cases(args, scratch):
     return out
 
 
+def gpu_description():
+    """The GPU, its driver and the Vulkan version, for the results table."""
+    parts = []
+    try:
+        q = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                            "--format=csv,noheader"], capture_output=True, text=True)
+        parts.append(q.stdout.strip())
+    except OSError:
+        parts.append("nvidia-smi not found")
+    try:
+        v = subprocess.run(["vulkaninfo", "--summary"], capture_output=True, text=True)
+        api = [l.split("=")[1].strip() for l in v.stdout.splitlines() if "apiVersion" in l]
+        parts.append(f"Vulkan {api[0]}" if api else "vulkaninfo: no device")
+    except OSError:
+        parts.append("vulkaninfo not found")
+    return "; ".join(parts)
+
+
 def make_model(scratch):
     """A 256 px pix2pix checkpoint at the paper's size for `translate`
     (one training step: speed does not depend on the weights)."""
@@ -125,13 +186,19 @@ def main():
                                                        os.path.join(ROOT, ".venv-bench", "bin",
                                                                     "python")))
     p.add_argument("--json", help="write every measurement here")
+    p.add_argument("--gpu", action="store_true",
+                   help="the GPU table: medtrans --device gpu beside PyTorch on CUDA")
+    p.add_argument("--warmup", type=int, default=3,
+                   help="--gpu: untimed steps before the timed ones (kernels compile and "
+                        "autotune in the first steps)")
+    p.add_argument("--amp", action="store_true", help="--gpu: PyTorch under bf16 autocast")
     args = p.parse_args()
     if not os.path.exists(MEDTRANS):
         sys.exit(f"{MEDTRANS} is missing: run `cargo build --release` first")
     if not os.path.exists(args.python):
         sys.exit(f"{args.python} is missing: run `bash bench/setup.sh` or set BENCH_PYTHON")
     scratch = tempfile.mkdtemp(prefix="medtrans-bench-")
-    if "translate" in args.what:
+    if "translate" in args.what and not args.gpu:
         make_model(scratch)
     todo = cases(args, scratch)
     raw = {name: {"medtrans": [], "pytorch": []} for name, *_ in todo}
@@ -154,7 +221,10 @@ def main():
                         json.dump({"rounds": args.rounds, "steps": args.steps, "raw": raw}, f,
                                   indent=1)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"rounds: {args.rounds}\n")
+          f"rounds: {args.rounds}")
+    if args.gpu:
+        print(f"GPU: {gpu_description()}")
+    print()
     print("| benchmark | medtrans | PyTorch | medtrans / PyTorch time | peak RSS medtrans / PyTorch (MB) |")
     print("|---|---|---|---|---|")
     for name, _, _, key in todo:

@@ -5,13 +5,17 @@ comparisons (bench/run.py) and for the test fixtures
 Layer for layer the same as medtrans: CycleGAN's ResnetGenerator
 (InstanceNorm, reflection padding), the PatchGAN discriminator, RegGAN's
 registration U-Net R and its bilinear spatial transformer. The steps are
-medtrans' Pix2Pix and RegGAN (NC+R) steps with the presets' loss weights,
-Adam as configured there, batch 1, float32.
+medtrans' Pix2Pix, NC, RegGAN (NC+R), CycleGAN (C) and C+R steps with the
+presets' loss weights, Adam as configured there, batch 1, float32.
 
   python bench/torch_reference.py train --mode reggan --size 128 --steps 3
+  python bench/torch_reference.py train --mode cycle --size 256 --device cuda
   python bench/torch_reference.py infer --size 256 --slices 32 --batch 8
   python bench/torch_reference.py translate --input T1.nii.gz --output out.nii.gz
 
+On CUDA (--device cuda) the timings synchronise the GPU, TF32 is off (true
+fp32, as medtrans computes) and cudnn.benchmark is on; --amp runs the
+generator steps under autocast (bf16), beside medtrans' mixed precision.
 Each command prints one JSON line with its timings and the peak RSS.
 """
 import argparse
@@ -29,7 +33,8 @@ import torch.nn.functional as F
 def warp(src, flow):
     """RegGAN's Transformer_2D: flow channel 0 = rows, 1 = columns, in px."""
     _, _, h, w = flow.shape
-    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    rows, cols = torch.meshgrid(torch.arange(h, device=flow.device),
+                                torch.arange(w, device=flow.device), indexing="ij")
     grid = torch.stack([rows, cols]).unsqueeze(0).float()
     loc = grid + flow
     loc = torch.stack(
@@ -195,6 +200,85 @@ class Pix2Pix:
         self.od.step()
 
 
+class NC:
+    """medtrans' nc preset: adversarial loss only, per-image PatchGAN, D on
+    a fresh G(x) with its real + fake loss not halved."""
+
+    def __init__(self, a):
+        self.g = resnet_generator(1, 1, a.ngf, a.blocks)
+        self.d = PatchGAN(1, a.ndf, per_image=True)
+        self.og, self.od = adam(self.g), adam(self.d)
+
+    def step(self, x, y):
+        loss = lsgan(self.d(self.g(x)), True)
+        self.og.zero_grad(set_to_none=True)
+        loss.backward()
+        self.og.step()
+        with torch.no_grad():
+            fake = self.g(x)
+        loss_d = lsgan(self.d(y), True) + lsgan(self.d(fake), False)
+        self.od.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.od.step()
+
+
+class ImagePool:
+    """CycleGAN's pool of 50 earlier fakes."""
+
+    def __init__(self, size=50):
+        self.size, self.images = size, []
+
+    def query(self, img):
+        if len(self.images) < self.size:
+            self.images.append(img)
+            return img
+        if torch.rand(1).item() > 0.5:
+            k = int(torch.randint(0, self.size, (1,)).item())
+            old, self.images[k] = self.images[k], img
+            return old
+        return img
+
+
+class Cycle:
+    """medtrans' cycle preset (C): G, F, D_A, D_B (per-image), cycle x10,
+    pools of 50; with `reg`, C+R: R on G(x) -> y, correction x20,
+    smoothness x10."""
+
+    def __init__(self, a, reg=False):
+        self.g = resnet_generator(1, 1, a.ngf, a.blocks)
+        self.f = resnet_generator(1, 1, a.ngf, a.blocks)
+        self.d_a = PatchGAN(1, a.ndf, per_image=True)
+        self.d_b = PatchGAN(1, a.ndf, per_image=True)
+        self.r = RegNet(a.size) if reg else None
+        gens = list(self.g.parameters()) + list(self.f.parameters())
+        self.og = torch.optim.Adam(gens, lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
+        self.od = torch.optim.Adam(list(self.d_a.parameters()) + list(self.d_b.parameters()),
+                                   lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4)
+        self.orr = adam(self.r) if reg else None
+        self.pool_a, self.pool_b = ImagePool(), ImagePool()
+
+    def step(self, x, y):
+        self.og.zero_grad(set_to_none=True)
+        fake_b, fake_a = self.g(x), self.f(y)
+        loss = (lsgan(self.d_b(fake_b), True) + lsgan(self.d_a(fake_a), True)
+                + 10 * F.l1_loss(self.f(fake_b), x) + 10 * F.l1_loss(self.g(fake_a), y))
+        if self.r is not None:
+            self.orr.zero_grad(set_to_none=True)
+            field = self.r(fake_b, y)
+            loss = loss + 20 * F.l1_loss(warp(fake_b, field), y) + 10 * smoothness(field)
+        loss.backward()
+        self.og.step()
+        if self.r is not None:
+            self.orr.step()
+        fb = self.pool_b.query(fake_b.detach())
+        fa = self.pool_a.query(fake_a.detach())
+        loss_d = (lsgan(self.d_b(y), True) + lsgan(self.d_b(fb), False)
+                  + lsgan(self.d_a(x), True) + lsgan(self.d_a(fa), False))
+        self.od.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.od.step()
+
+
 class RegGAN:
     """medtrans' reggan preset (NC+R): per-image PatchGAN, LSGAN,
     correction x20, smoothness x10; R and G step together, then D on a
@@ -228,29 +312,70 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+MODES = {
+    "pix2pix": Pix2Pix,
+    "nc": NC,
+    "reggan": RegGAN,
+    "cycle": Cycle,
+    "cycle+reg": lambda a: Cycle(a, reg=True),
+}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def on_device(model, device):
+    for name in ["g", "f", "d", "d_a", "d_b", "r"]:
+        net = getattr(model, name, None)
+        if net is not None:
+            net.to(device)
+    # The optimisers hold the same (moved) parameters; Adam makes its state
+    # at the first step, on their device.
+    return model
+
+
 def cmd_train(a):
     torch.manual_seed(0)
-    model = {"pix2pix": Pix2Pix, "reggan": RegGAN}[a.mode](a)
-    x = torch.rand(1, 1, a.size, a.size) * 2 - 1
-    y = torch.rand(1, 1, a.size, a.size) * 2 - 1
-    model.step(x, y)  # warm-up, untimed
+    device = torch.device(a.device)
+    model = on_device(MODES[a.mode](a), device)
+    x = torch.rand(1, 1, a.size, a.size, device=device) * 2 - 1
+    y = torch.rand(1, 1, a.size, a.size, device=device) * 2 - 1
+    step = model.step
+    if a.amp:
+        def step(x, y):
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                model.step(x, y)
+    t = time.perf_counter()
+    step(x, y)  # warm-up, untimed
+    sync(device)
+    first = time.perf_counter() - t
+    for _ in range(a.warmup - 1):
+        step(x, y)
+    sync(device)
     times = []
     for _ in range(a.steps):
         t = time.perf_counter()
-        model.step(x, y)
+        step(x, y)
+        sync(device)
         times.append(time.perf_counter() - t)
-    return {"s_per_step": statistics.median(times), "times": times}
+    return {"s_per_step": statistics.median(times), "times": times, "first_step_s": first}
 
 
 def cmd_infer(a):
     torch.manual_seed(0)
-    g = resnet_generator(1, 1, a.ngf, a.blocks).eval()
+    device = torch.device(a.device)
+    g = resnet_generator(1, 1, a.ngf, a.blocks).eval().to(device)
+    # Slices start on the host and come back to it, as in medtrans.
     xs = torch.rand(a.slices, 1, a.size, a.size) * 2 - 1
     with torch.inference_mode():
-        g(xs[: a.batch])
+        g(xs[: a.batch].to(device)).cpu()
+        sync(device)
         t = time.perf_counter()
         for i in range(0, a.slices, a.batch):
-            g(xs[i: i + a.batch])
+            g(xs[i: i + a.batch].to(device)).cpu()
+        sync(device)
         s = time.perf_counter() - t
     return {"slices_per_s": a.slices / s, "seconds": s}
 
@@ -264,7 +389,8 @@ def cmd_translate(a):
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    g = resnet_generator(1, 1, a.ngf, a.blocks).eval()
+    device = torch.device(a.device)
+    g = resnet_generator(1, 1, a.ngf, a.blocks).eval().to(device)
     img = nib.load(a.input)
     vol = np.asarray(img.dataobj, dtype=np.float32)
     lo, hi = np.percentile(vol, [0.5, 99.5])
@@ -278,7 +404,7 @@ def cmd_translate(a):
     out = torch.empty_like(sq)
     with torch.inference_mode():
         for i in range(0, nz, a.batch):
-            out[i: i + a.batch] = g(sq[i: i + a.batch])
+            out[i: i + a.batch] = g(sq[i: i + a.batch].to(device)).cpu()
     back = F.interpolate(out, size=(side, side), mode="bilinear", align_corners=False)
     back = back[:, 0, px: px + nx, py: py + ny].permute(1, 2, 0)
     res = ((back.numpy() + 1) / 2 * (hi - lo) + lo).astype(np.float32)
@@ -296,9 +422,12 @@ def main():
         s.add_argument("--blocks", type=int, default=9)
         s.add_argument("--ndf", type=int, default=64)
         s.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
+        s.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
         if name == "train":
-            s.add_argument("--mode", choices=["pix2pix", "reggan"], required=True)
+            s.add_argument("--mode", choices=sorted(MODES), required=True)
             s.add_argument("--steps", type=int, default=3)
+            s.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+            s.add_argument("--amp", action="store_true", help="autocast to bf16")
         if name == "infer":
             s.add_argument("--slices", type=int, default=32)
         if name in ("infer", "translate"):
@@ -309,9 +438,16 @@ def main():
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
     result = {"train": cmd_train, "infer": cmd_infer, "translate": cmd_translate}[a.cmd](a)
     result.update(framework="pytorch", torch=torch.__version__, threads=torch.get_num_threads(),
-                  peak_rss_mb=peak_rss_mb())
+                  device=a.device, peak_rss_mb=peak_rss_mb())
+    if a.device.startswith("cuda"):
+        result.update(gpu=torch.cuda.get_device_name(torch.device(a.device)),
+                      cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
     print(json.dumps(result))
 
 

@@ -10,7 +10,7 @@ It writes fixtures/torch/: a real ICBM152 T1 slice at 32 px, a displacement
 field, the RegGAN-style warp of the slice and its gradients, the smoothness,
 L1 and GAN losses, and a CycleGAN ResNet generator (ngf 8, 2 blocks) with
 its weights as safetensors under PyTorch's own parameter names and its
-output on the slice. The Rust tests load the weights into medtrans'
+output on the slice, and bilinear upsampling (R's) with its gradient. The Rust tests load the weights into medtrans'
 generator and compare outputs to 1e-4.
 """
 import json
@@ -93,6 +93,21 @@ def main():
     save_file(state, os.path.join(OUT, "resnet_ngf8_blocks2.safetensors"))
     np.save(os.path.join(OUT, "resnet_out.npy"), out.numpy())
     expected["resnet_out_std"] = out.std().item()
+
+    # R's bilinear upsampling (align_corners=False) and its gradient: a
+    # doubling, as at power-of-two sizes, and an odd ratio (a 20 px image's
+    # bottleneck of 2 px going back up to 5), each on real image values.
+    for name, src, size in [("resize_double", (1, 3, 8, 8), (16, 16)),
+                            ("resize_odd", (2, 2, 5, 3), (11, 7))]:
+        n = int(np.prod(src))
+        x = torch.tensor(img[8:24, 8:24].reshape(-1)[:n].reshape(src)).requires_grad_(True)
+        out = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        w = torch.tensor(rng.normal(0, 1, size=out.shape).astype(np.float32))
+        (out * w).sum().backward()
+        np.save(os.path.join(OUT, f"{name}_in.npy"), x.detach().numpy())
+        np.save(os.path.join(OUT, f"{name}_weights.npy"), w.numpy())
+        np.save(os.path.join(OUT, f"{name}_out.npy"), out.detach().numpy())
+        np.save(os.path.join(OUT, f"{name}_grad.npy"), x.grad.numpy())
 
     with open(os.path.join(OUT, "expected.json"), "w") as fh:
         json.dump(expected, fh, indent=1)

@@ -2,7 +2,7 @@
 use anyhow::{Context, Result};
 use medtrans_datasets::SliceDataset;
 use medtrans_io::Slice;
-use medtrans_training::{device_from_name, generate, TrainConfig, Trainer, PRESETS};
+use medtrans_training::{device_from_name, generate, host_reads, TrainConfig, Trainer, PRESETS};
 use medtrans_transforms::percentile;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -26,15 +26,20 @@ pub struct Args {
     /// Slice side in px.
     #[arg(long, default_value_t = 128)]
     size: usize,
-    /// Timed steps per mode (after one untimed warm-up step).
+    /// Timed steps per mode.
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Untimed steps before the timed ones. On a GPU the first steps compile
+    /// and autotune kernels; their time is reported apart as first_step_s.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
     /// Modes to time (repeatable; default: every preset).
     #[arg(long)]
     mode: Vec<String>,
     /// Config overrides applied to every mode, e.g. --set train.batch_size=4.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Device: cpu, or gpu / gpu:N in a build with `--features gpu`.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Demo data folder (default: data/demo of this checkout).
@@ -82,19 +87,36 @@ pub fn run(args: Args) -> Result<()> {
         return inference(&args, config(&modes[0])?, &spec.out);
     }
     if !args.json {
-        say!("| mode | networks | s/step (median) | steps/s |\n|---|---|---|---|");
+        say!("| mode | networks | s/step (median) | steps/s | first step (s) | host reads/step |\n|---|---|---|---|---|---|");
     }
     for mode in &modes {
         let cfg = config(mode)?;
         let (ngf, blocks) = (cfg.generator.ngf, cfg.generator.n_blocks);
         let mut t = Trainer::new(cfg)?;
+        let start = Instant::now();
         t.train_step()?;
+        let first_step = start.elapsed().as_secs_f64();
+        for _ in 1..args.warmup {
+            t.train_step()?;
+        }
+        // As `train` runs: each step is submitted before the previous
+        // step's losses are read, so a step's time includes the device's.
+        let reads_before = host_reads();
         let mut times = Vec::with_capacity(args.steps);
+        let mut pending = None;
         for _ in 0..args.steps.max(1) {
             let start = Instant::now();
-            t.train_step()?;
+            if let Some(p) = pending.replace(t.submit_step()?) {
+                p.read()?;
+            }
             times.push(start.elapsed().as_secs_f64());
         }
+        let start = Instant::now();
+        if let Some(p) = pending {
+            p.read()?;
+        }
+        *times.last_mut().expect("at least one step") += start.elapsed().as_secs_f64();
+        let reads_per_step = (host_reads() - reads_before) as f64 / times.len() as f64;
         // The 50th percentile: one home for order statistics.
         let f32_times: Vec<f32> = times.iter().map(|&t| t as f32).collect();
         let s = percentile(&f32_times, &[50.0]).map_or(f64::NAN, |p| p[0]);
@@ -114,11 +136,16 @@ pub fn run(args: Args) -> Result<()> {
                 serde_json::json!({
                     "framework": "medtrans", "mode": mode, "size": args.size,
                     "ngf": ngf, "blocks": blocks, "s_per_step": s, "times": times,
-                    "peak_rss_mb": peak_rss_mb(),
+                    "first_step_s": first_step, "host_reads_per_step": reads_per_step,
+                    "device": args.device, "peak_rss_mb": peak_rss_mb(),
                 })
             );
         } else {
-            say!("| {mode} | {} | {s:.3} | {:.2} |", nets.join(" "), 1.0 / s);
+            say!(
+                "| {mode} | {} | {s:.3} | {:.2} | {first_step:.2} | {reads_per_step:.1} |",
+                nets.join(" "),
+                1.0 / s
+            );
         }
     }
     Ok(())
@@ -133,9 +160,9 @@ fn inference(args: &Args, cfg: TrainConfig, dataset: &std::path::Path) -> Result
     let xs: Vec<&Slice> = (0..args.slices.max(1))
         .map(|i| &train.a[i % train.len()])
         .collect();
-    generate(&g, &xs[..args.batch.min(xs.len())], args.batch, &device);
+    generate(&g, &xs[..args.batch.min(xs.len())], args.batch, &device)?;
     let start = Instant::now();
-    generate(&g, &xs, args.batch, &device);
+    generate(&g, &xs, args.batch, &device)?;
     let s = start.elapsed().as_secs_f64();
     let rate = xs.len() as f64 / s;
     if args.json {
@@ -144,7 +171,8 @@ fn inference(args: &Args, cfg: TrainConfig, dataset: &std::path::Path) -> Result
             serde_json::json!({
                 "framework": "medtrans", "size": args.size, "ngf": cfg.generator.ngf,
                 "blocks": cfg.generator.n_blocks, "batch": args.batch,
-                "slices_per_s": rate, "seconds": s, "peak_rss_mb": peak_rss_mb(),
+                "slices_per_s": rate, "seconds": s, "device": args.device,
+                "peak_rss_mb": peak_rss_mb(),
             })
         );
     } else {

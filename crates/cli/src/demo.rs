@@ -30,7 +30,7 @@ pub struct Args {
     /// Override a training config field, e.g. --set train.epochs=2 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Device: cpu or wgpu.
+    /// Device: cpu (Burn's flex backend), gpu (the best Vulkan GPU) or gpu:N (the N-th discrete GPU); the GPU ones need a build with `--features gpu`.
     #[arg(long, default_value = "cpu")]
     device: String,
 }

@@ -30,6 +30,7 @@ pub struct Args {
     /// Folder for scores.csv and summary.md (default: MODEL/evaluation-SPLIT).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Device: cpu (Burn's flex backend), gpu (the best Vulkan GPU) or gpu:N (the N-th discrete GPU); the GPU ones need a build with `--features gpu`.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Replace the scores of an earlier evaluation in the output folder.

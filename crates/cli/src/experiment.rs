@@ -31,6 +31,10 @@ enum Which {
         /// table and figures (for a look at a sweep still under way).
         #[arg(long)]
         report_only: bool,
+        /// Device for training and scoring: cpu, gpu or gpu:N (GPU ones need
+        /// a build with `--features gpu`). Overrides the config's `device`.
+        #[arg(long)]
+        device: Option<String>,
     },
 }
 
@@ -39,8 +43,12 @@ pub fn run(args: Args) -> Result<()> {
         Which::NoiseSweep {
             config,
             report_only,
+            device,
         } => {
-            let cfg = SweepConfig::load(&config)?;
+            let mut cfg = SweepConfig::load(&config)?;
+            if device.is_some() {
+                cfg.device = device;
+            }
             let rows = if report_only {
                 report_noise_sweep(&cfg, &mut |line| say!("{line}"))?
             } else {

@@ -29,7 +29,7 @@ pub struct Args {
     /// Override a config field, e.g. --set train.epochs=5 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Device: cpu (default) or wgpu (needs a build with --features wgpu).
+    /// Device: cpu (Burn's flex backend), gpu (the best Vulkan GPU) or gpu:N (the N-th discrete GPU); the GPU ones need a build with `--features gpu`.
     #[arg(long)]
     device: Option<String>,
     /// Start over in a folder that is not empty (an earlier run's checkpoints and logs are replaced).

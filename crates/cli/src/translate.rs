@@ -28,7 +28,7 @@ pub struct Args {
     /// Slices per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Device: cpu or wgpu.
+    /// Device: cpu (Burn's flex backend), gpu (the best Vulkan GPU) or gpu:N (the N-th discrete GPU); the GPU ones need a build with `--features gpu`.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Replace OUTPUT if it exists.

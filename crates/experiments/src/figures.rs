@@ -231,15 +231,15 @@ pub fn field_panel(
     let mut names = Vec::new();
     let mut max_shift = 0f32;
     for &level in levels {
-        let trainer = Trainer::resume(&cfg.run_dir(mode, level), &[])?;
+        let trainer = Trainer::resume(&cfg.run_dir(mode, level), &cfg.resume_overrides())?;
         let opts = PairOptions {
             noise_level: level,
             pairing: Pairing::Paired,
             seed: 7,
         };
         let pair = test.pair(i, 0, &opts);
-        let fake = trainer.translate(&[&pair.a]).remove(0);
-        let Some((warped, fields)) = trainer.register(std::slice::from_ref(&fake), &[&pair.b])
+        let fake = trainer.translate(&[&pair.a])?.remove(0);
+        let Some((warped, fields)) = trainer.register(std::slice::from_ref(&fake), &[&pair.b])?
         else {
             bail!("{mode} has no registration network");
         };

@@ -37,6 +37,10 @@ pub struct SweepConfig {
     /// seeds to a finished sweep reuses its base runs.
     #[serde(default)]
     pub extra_seeds: Vec<u64>,
+    /// Where the runs train and are scored: `cpu` (default), `gpu` or
+    /// `gpu:N`. Not part of a run's trajectory: a sweep may move devices.
+    #[serde(default)]
+    pub device: Option<String>,
     /// The file this config was read from, for the report's command line.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -138,6 +142,16 @@ impl SweepConfig {
         self.runs.join("dataset")
     }
 
+    /// The device name runs train and are scored on.
+    pub fn device(&self) -> &str {
+        self.device.as_deref().unwrap_or("cpu")
+    }
+
+    /// Overrides for resuming a run of this sweep: its device.
+    pub(crate) fn resume_overrides(&self) -> Vec<String> {
+        vec![format!("train.device={:?}", self.device())]
+    }
+
     /// The training config of one run.
     fn train_config(&self, mode: &str, level: u32, seed: Option<u64>) -> Result<TrainConfig> {
         let mut set = self.set.clone();
@@ -150,6 +164,7 @@ impl SweepConfig {
             self.seed_dir(mode, level, seed).display().to_string()
         ));
         set.push(format!("data.noise_level={level}"));
+        set.push(format!("train.device={:?}", self.device()));
         if let Some(s) = seed {
             set.push(format!("train.seed={s}"));
         }
@@ -250,7 +265,7 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
         }
         // A run with a checkpoint continues.
         let mut trainer = if last_checkpoint(&dir).is_ok() {
-            Trainer::resume(&dir, &[])?
+            Trainer::resume(&dir, &cfg.resume_overrides())?
         } else {
             Trainer::new(tc.clone())?
         };
@@ -334,7 +349,7 @@ pub fn report_noise_sweep(
         // epochs on aligned validation data would use help a user with
         // misaligned data does not have.
         let dir = cfg.seed_dir(mode, *level, *seed);
-        let model = Model::load(&dir.join("checkpoints/last"), "cpu")?;
+        let model = Model::load(&dir.join("checkpoints/last"), cfg.device())?;
         let fakes = model.translate_split(&test, 16)?;
         let scores = score_slices(&test, &fakes);
         scored
@@ -388,7 +403,7 @@ pub fn report_noise_sweep(
     let mut registration = Vec::new();
     for (mode, level) in &cells {
         if cfg.train_config(mode, *level, None)?.uses_registration() {
-            let t = Trainer::resume(&cfg.run_dir(mode, *level), &[])?;
+            let t = Trainer::resume(&cfg.run_dir(mode, *level), &cfg.resume_overrides())?;
             registration.push(registration_check(&t, mode, *level, &val)?);
         }
     }
@@ -441,8 +456,8 @@ pub fn registration_check(
     let (mut l1_before, mut l1_after, mut m) = (0f64, 0f64, 0usize);
     for i in 0..split.len() {
         let pair = split.pair(i, 0, &opts);
-        let fake = trainer.translate(&[&pair.a]).remove(0);
-        let Some((warped, fields)) = trainer.register(std::slice::from_ref(&fake), &[&pair.b])
+        let fake = trainer.translate(&[&pair.a])?.remove(0);
+        let Some((warped, fields)) = trainer.register(std::slice::from_ref(&fake), &[&pair.b])?
         else {
             bail!("{mode} has no registration network");
         };

@@ -1,7 +1,7 @@
 use crate::blocks::ResidualBlock;
+use crate::resize::resize_bilinear;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::interpolate::{Interpolate2dConfig, InterpolateMode};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::tensor::activation::leaky_relu;
@@ -141,12 +141,7 @@ impl RegistrationNet {
         for conv in &self.up {
             let skip = skips.pop().expect("one skip per level");
             let [_, _, sh, sw] = skip.dims();
-            let up = Interpolate2dConfig::new()
-                .with_output_size(Some([sh, sw]))
-                .with_mode(InterpolateMode::Linear)
-                .with_align_corners(false)
-                .init()
-                .forward(h);
+            let up = resize_bilinear(h, [sh, sw]);
             h = leaky_relu(conv.forward(Tensor::cat(vec![up, skip], 1)), 0.2);
         }
         h = self.refine.forward(h);

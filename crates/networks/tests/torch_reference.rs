@@ -1,74 +1,20 @@
 //! Networks against PyTorch: fixtures from scripts/make_torch_fixtures.py.
-use burn::tensor::{Device, Tensor, TensorData};
+mod reference;
+use burn::tensor::{Device, Tensor};
 use medtrans_networks::{
     identity_grid, warp, Discriminator, DiscriminatorConfig, GeneratorConfig, GeneratorKind,
     RegistrationConfig, ResnetGenerator, ResnetGeneratorConfig,
 };
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/torch")
-        .join(name)
-}
-
-fn load(name: &str, device: &Device) -> Tensor<4> {
-    let a = medtrans_io::read_npy(&fixture(name)).unwrap();
-    let mut shape = a.shape.clone();
-    while shape.len() < 4 {
-        shape.insert(0, 1);
-    }
-    Tensor::from_data(
-        TensorData::new(a.data, [shape[0], shape[1], shape[2], shape[3]]),
-        device,
-    )
-}
-
-fn values(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().try_into_vec_as::<f32>().unwrap()
-}
-
-fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(worst <= tol, "{what}: max abs difference {worst} > {tol}");
-}
+use reference::{assert_close, fixture, load, values};
 
 #[test]
 fn warp_and_its_gradients_match_pytorch() {
-    let d = Device::flex().autodiff();
-    let img = load("t1_32.npy", &d).require_grad();
-    let field = load("field.npy", &d).require_grad();
-    let weights = load("weights.npy", &d);
-    let warped = warp(img.clone(), field.clone());
-    let loss = (warped.clone() * weights).sum();
-    let grads = loss.backward();
-    let want = medtrans_io::read_npy(&fixture("warped.npy")).unwrap().data;
-    assert_close(&values(warped), &want, 1e-5, "warped image");
-    let gi = img.grad(&grads).unwrap();
-    let gf = field.grad(&grads).unwrap();
-    let want_gi = medtrans_io::read_npy(&fixture("warp_grad_image.npy"))
-        .unwrap()
-        .data;
-    let want_gf = medtrans_io::read_npy(&fixture("warp_grad_field.npy"))
-        .unwrap()
-        .data;
-    assert_close(
-        &gi.into_data().try_into_vec_as::<f32>().unwrap(),
-        &want_gi,
-        1e-4,
-        "d warp / d image",
-    );
-    assert_close(
-        &gf.into_data().try_into_vec_as::<f32>().unwrap(),
-        &want_gf,
-        1e-4,
-        "d warp / d field",
-    );
+    reference::check_warp(&Device::flex());
+}
+
+#[test]
+fn bilinear_upsampling_and_its_gradient_match_pytorch() {
+    reference::check_resize(&Device::flex());
 }
 
 #[test]
@@ -87,19 +33,13 @@ fn zero_field_warp_is_the_identity() {
 #[test]
 fn resnet_generator_with_pytorch_weights_matches_pytorch() {
     let d = Device::flex();
+    reference::check_resnet_with_pytorch_weights(&d);
     let cfg = ResnetGeneratorConfig {
         in_channels: 1,
         out_channels: 1,
         ngf: 8,
         n_blocks: 2,
     };
-    let g = ResnetGenerator::load_pytorch(&cfg, &fixture("resnet_ngf8_blocks2.safetensors"), &d)
-        .unwrap();
-    let out = g.forward(load("t1_32.npy", &d));
-    let want = medtrans_io::read_npy(&fixture("resnet_out.npy"))
-        .unwrap()
-        .data;
-    assert_close(&values(out), &want, 1e-4, "generator output");
     // A file for another architecture is refused, not half-loaded.
     let wrong = ResnetGeneratorConfig { n_blocks: 3, ..cfg };
     let err =

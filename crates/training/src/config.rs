@@ -104,7 +104,8 @@ pub struct OptimConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
-    /// `cpu` (Burn's flex backend) or `wgpu` (built with the wgpu feature).
+    /// `cpu` (Burn's flex backend), `gpu` or `gpu:N` (built with the `gpu`
+    /// feature; see `device::device_from_name`).
     pub device: String,
     pub epochs: usize,
     /// Steps per epoch; 0 means one pass over the training split.

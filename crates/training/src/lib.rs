@@ -15,8 +15,8 @@ mod trainer;
 
 pub use checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 pub use config::{TrainConfig, PRESETS};
-pub use device::device_from_name;
+pub use device::{device_from_name, host_reads, read_f32, DEVICE_NAMES};
 pub use inference::{score_slices, Model, SliceScore};
 pub use pool::ImagePool;
 pub use tensors::{generate, stack, unstack};
-pub use trainer::{LossRow, RunSummary, Trainer, ValScores};
+pub use trainer::{LossRow, PendingLosses, RunSummary, Trainer, ValScores};

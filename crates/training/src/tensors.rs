@@ -1,4 +1,6 @@
 //! Moving slices in and out of Burn tensors.
+use crate::device::read_f32;
+use anyhow::Result;
 use burn::tensor::{Device, Tensor, TensorData};
 use medtrans_io::Slice;
 use medtrans_networks::Generator;
@@ -18,21 +20,30 @@ pub fn stack(slices: &[&Slice], device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(v, [slices.len(), 1, h, w]), device)
 }
 
-/// Split `[N, C, H, W]` into N*C slices (image-major).
-pub fn unstack(t: Tensor<4>) -> Vec<Slice> {
+/// Split `[N, C, H, W]` into N*C slices (image-major). `what` names the
+/// result in the error a failed GPU computation gives.
+pub fn unstack(t: Tensor<4>, what: &str) -> Result<Vec<Slice>> {
     let [n, c, h, w] = t.dims();
-    let data: Vec<f32> = t
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .expect("f32 tensor data");
-    (0..n * c)
+    let data = read_f32(t, what)?;
+    Ok((0..n * c)
         .map(|i| Slice::new(data[i * h * w..(i + 1) * h * w].to_vec(), w, h))
-        .collect()
+        .collect())
 }
 
-/// G(x) for same-sized slices, `batch` at a time.
-pub fn generate(g: &Generator, xs: &[&Slice], batch: usize, device: &Device) -> Vec<Slice> {
-    xs.chunks(batch.max(1))
-        .flat_map(|c| unstack(g.forward(stack(c, device))))
-        .collect()
+/// G(x) for same-sized slices, `batch` at a time. Each batch is submitted
+/// before the previous one is read back, so a GPU never waits for the host
+/// between batches.
+pub fn generate(g: &Generator, xs: &[&Slice], batch: usize, device: &Device) -> Result<Vec<Slice>> {
+    let mut out = Vec::with_capacity(xs.len());
+    let mut pending: Option<Tensor<4>> = None;
+    for c in xs.chunks(batch.max(1)) {
+        let next = g.forward(stack(c, device));
+        if let Some(p) = pending.replace(next) {
+            out.extend(unstack(p, "the generator's forward pass")?);
+        }
+    }
+    if let Some(p) = pending {
+        out.extend(unstack(p, "the generator's forward pass")?);
+    }
+    Ok(out)
 }

@@ -2,7 +2,7 @@
 //! this file never asks which mode it runs, only which terms are on.
 use crate::checkpoint::{load_pool, save_pool, write_atomic, CheckpointState, ModelInfo};
 use crate::config::{CycleDirection, TrainConfig};
-use crate::device::device_from_name;
+use crate::device::{device_from_name, read_f32};
 use crate::inference::{score_slices, SliceScore};
 use crate::nets::Nets;
 use crate::pool::ImagePool;
@@ -28,6 +28,33 @@ const RESUMABLE_KEYS: [&str; 2] = ["train.stop_at_step", "train.device"];
 
 /// Loss values of one step, in a fixed order for a given config.
 pub type LossRow = Vec<(&'static str, f64)>;
+
+/// The losses of a step that was submitted but not yet read back.
+pub struct PendingLosses {
+    step: usize,
+    lr: f64,
+    names: Vec<&'static str>,
+    values: Tensor<1>,
+}
+
+impl PendingLosses {
+    /// Wait for the step and read its losses; a non-finite loss is an
+    /// error naming the step and the term.
+    pub fn read(self) -> Result<LossRow> {
+        let step = self.step;
+        let values = read_f32(self.values, &format!("training step {step}"))?;
+        let mut row: LossRow = vec![("lr", self.lr)];
+        row.extend(
+            self.names
+                .into_iter()
+                .zip(values.into_iter().map(f64::from)),
+        );
+        if let Some((name, v)) = row.iter().find(|(_, v)| !v.is_finite()) {
+            bail!("step {step}: the {name} loss became {v}; lower optim.lr or check the data");
+        }
+        Ok(row)
+    }
+}
 
 /// Mean validation scores.
 #[derive(Debug, Clone, Copy)]
@@ -148,8 +175,10 @@ impl Trainer {
         t.nets.load(&ckpt)?;
         t.step = state.step;
         t.best_val_nmae = state.best_val_nmae;
-        t.pool_a.images = load_pool(&ckpt.join("pool_A.npy"))?;
-        t.pool_b.images = load_pool(&ckpt.join("pool_B.npy"))?;
+        t.pool_a
+            .load_slices(&load_pool(&ckpt.join("pool_A.npy"))?, &t.device);
+        t.pool_b
+            .load_slices(&load_pool(&ckpt.join("pool_B.npy"))?, &t.device);
         Ok(t)
     }
 
@@ -181,8 +210,14 @@ impl Trainer {
     }
 
     /// One optimisation step: generators (and R) on the weighted sum of
-    /// their terms, then the discriminators.
+    /// their terms, then the discriminators; returns its losses.
     pub fn train_step(&mut self) -> Result<LossRow> {
+        self.submit_step()?.read()
+    }
+
+    /// One optimisation step, its losses left on the device: a GPU goes on
+    /// with the next step while the host waits for this one's numbers.
+    pub fn submit_step(&mut self) -> Result<PendingLosses> {
         let step = self.step;
         let (epoch, idx) = self.batch_indices(step);
         let lr = self.cfg.optim.lr * self.cfg.lr_factor(epoch);
@@ -297,7 +332,7 @@ impl Trainer {
             } else {
                 fake_b.detach()
             };
-            let fake = pooled(&mut self.pool_b, fake, &mut rng, &self.device);
+            let fake = self.pool_b.query(fake, &mut rng);
             let real_loss = gan.loss(d.net.forward(d_input(&x, y.clone())), true);
             let fake_loss = gan.loss(d.net.forward(d_input(&x, fake)), false);
             d_terms.push((
@@ -306,7 +341,7 @@ impl Trainer {
             ));
         }
         if let (Some(d), Some(fa)) = (&self.nets.d_a, fake_a) {
-            let fake = pooled(&mut self.pool_a, fa.detach(), &mut rng, &self.device);
+            let fake = self.pool_a.query(fa.detach(), &mut rng);
             let real_loss = gan.loss(d.net.forward(x.clone()), true);
             let fake_loss = gan.loss(d.net.forward(fake), false);
             d_terms.push((
@@ -330,23 +365,20 @@ impl Trainer {
         }
         terms.extend(d_terms);
 
-        // One read-back for all terms.
+        // All terms in one tensor: one read-back per step.
         let names: Vec<&'static str> = terms.iter().map(|t| t.0).collect();
-        let values: Vec<f32> = Tensor::cat(terms.into_iter().map(|t| t.1.detach()).collect(), 0)
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .expect("f32");
-        let mut row: LossRow = vec![("lr", lr)];
-        row.extend(names.into_iter().zip(values.into_iter().map(f64::from)));
-        if let Some((name, v)) = row.iter().find(|(_, v)| !v.is_finite()) {
-            bail!("step {step}: the {name} loss became {v}; lower optim.lr or check the data");
-        }
+        let values = Tensor::cat(terms.into_iter().map(|t| t.1.detach()).collect(), 0);
         self.step += 1;
-        Ok(row)
+        Ok(PendingLosses {
+            step,
+            lr,
+            names,
+            values,
+        })
     }
 
     /// G(x) for slices, on the plain device and without dropout.
-    pub fn translate(&self, xs: &[&Slice]) -> Vec<Slice> {
+    pub fn translate(&self, xs: &[&Slice]) -> Result<Vec<Slice>> {
         generate(
             &self.nets.g.net.valid(),
             xs,
@@ -357,20 +389,24 @@ impl Trainer {
 
     /// NMAE, PSNR and SSIM of G(x) against the aligned target on the
     /// validation split.
-    pub fn validate(&self) -> Option<ValScores> {
-        let val = self.val.as_ref()?;
+    pub fn validate(&self) -> Result<Option<ValScores>> {
+        let Some(val) = self.val.as_ref() else {
+            return Ok(None);
+        };
         let xs: Vec<&Slice> = val.a.iter().collect();
-        let mut fakes = self.translate(&xs);
+        let mut fakes = self.translate(&xs)?;
         crate::inference::mask_outside(&mut fakes, val);
         let scores = score_slices(val, &fakes);
         let mean = |f: fn(&SliceScore) -> f64| {
             mean_std(&scores.iter().map(f).collect::<Vec<_>>()).map(|m| m.0)
         };
-        Some(ValScores {
-            nmae: mean(|s| s.nmae)?,
-            psnr: mean(|s| s.psnr)?,
-            ssim: mean(|s| s.ssim)?,
-        })
+        Ok((|| {
+            Some(ValScores {
+                nmae: mean(|s| s.nmae)?,
+                psnr: mean(|s| s.psnr)?,
+                ssim: mean(|s| s.ssim)?,
+            })
+        })())
     }
 
     fn checkpoint(&self, dir: &Path, val: Option<ValScores>) -> Result<()> {
@@ -385,8 +421,8 @@ impl Trainer {
         };
         write_atomic(dir, |tmp| {
             self.nets.save(tmp)?;
-            save_pool(&tmp.join("pool_A.npy"), &self.pool_a.images)?;
-            save_pool(&tmp.join("pool_B.npy"), &self.pool_b.images)?;
+            save_pool(&tmp.join("pool_A.npy"), &self.pool_a.to_slices()?)?;
+            save_pool(&tmp.join("pool_B.npy"), &self.pool_b.to_slices()?)?;
             state.save(tmp)
         })
     }
@@ -408,21 +444,29 @@ impl Trainer {
             .collect();
         let xs: Vec<&Slice> = pairs.iter().map(|p| &p.a).collect();
         let ys: Vec<&Slice> = pairs.iter().map(|p| &p.b).collect();
-        let fakes = self.translate(&xs);
-        let registered = self.register(&fakes, &ys);
+        let fakes = self.translate(&xs)?;
+        let registered = self.register(&fakes, &ys)?;
         write_sample_grid(path, &xs, &fakes, registered.as_ref(), &ys)
     }
 
     /// R's view of (G(x), y): warp(G(x)) and the field, two slices (rows,
     /// columns, in px) per image. `None` for modes without R.
-    pub fn register(&self, fakes: &[Slice], ys: &[&Slice]) -> Option<(Vec<Slice>, Vec<Slice>)> {
-        self.nets.r.as_ref().map(|r| {
-            let r = r.net.valid();
-            let dev = self.device.clone().inner();
-            let f = stack(&fakes.iter().collect::<Vec<_>>(), &dev);
-            let field = r.forward(f.clone(), stack(ys, &dev));
-            (unstack(warp(f, field.clone())), unstack(field))
-        })
+    pub fn register(
+        &self,
+        fakes: &[Slice],
+        ys: &[&Slice],
+    ) -> Result<Option<(Vec<Slice>, Vec<Slice>)>> {
+        let Some(r) = &self.nets.r else {
+            return Ok(None);
+        };
+        let r = r.net.valid();
+        let dev = self.device.clone().inner();
+        let f = stack(&fakes.iter().collect::<Vec<_>>(), &dev);
+        let field = r.forward(f.clone(), stack(ys, &dev));
+        Ok(Some((
+            unstack(warp(f, field.clone()), "R's warp")?,
+            unstack(field, "R's field")?,
+        )))
     }
 
     /// Train to the end of the schedule (or `train.stop_at_step`), with a
@@ -444,14 +488,16 @@ impl Trainer {
         let start = std::time::Instant::now();
         let first = self.step;
         let mut last_val = None;
-        while self.step < stop {
-            let row = self.train_step()?;
-            log.write(
-                self.step,
-                self.step.saturating_sub(1) / self.steps_per_epoch,
-                &row,
-            )?;
-            bar.set_position(self.step as u64);
+        // Losses are read one step late, so that a GPU is never idle while
+        // the host waits; every epoch end reads all before going on.
+        let mut pending: Option<PendingLosses> = None;
+        let spe = self.steps_per_epoch;
+        let mut record = |p: PendingLosses| -> Result<()> {
+            // Logged under the count of steps done, as the bar counts.
+            let (done, epoch) = (p.step + 1, p.step / spe);
+            let row = p.read()?;
+            log.write(done, epoch, &row)?;
+            bar.set_position(done as u64);
             bar.set_message(
                 row.iter()
                     .filter(|(n, _)| *n != "lr")
@@ -459,9 +505,19 @@ impl Trainer {
                     .collect::<Vec<_>>()
                     .join(" "),
             );
+            Ok(())
+        };
+        while self.step < stop {
+            let submitted = self.submit_step()?;
+            if let Some(p) = pending.replace(submitted) {
+                record(p)?;
+            }
             if self.step.is_multiple_of(self.steps_per_epoch) {
+                if let Some(p) = pending.take() {
+                    record(p)?;
+                }
                 let epoch = self.step / self.steps_per_epoch;
-                let val = self.validate();
+                let val = self.validate()?;
                 if let Some(v) = val {
                     val_log.write(epoch, self.step, &v)?;
                     bar.println(format!(
@@ -477,6 +533,9 @@ impl Trainer {
                 self.write_samples(&out.join(format!("samples/epoch_{epoch:03}.png")))?;
                 self.checkpoint(&out.join("checkpoints/last"), val)?;
             }
+        }
+        if let Some(p) = pending.take() {
+            record(p)?;
         }
         if !self.step.is_multiple_of(self.steps_per_epoch) {
             self.checkpoint(&out.join("checkpoints/last"), None)?;
@@ -506,20 +565,6 @@ fn open_validation(cfg: &TrainConfig) -> Result<Option<SliceDataset>> {
     let v = SliceDataset::open(&cfg.data.path, split)
         .with_context(|| format!("opening the {split} split of {}", cfg.data.path.display()))?;
     Ok((!v.is_empty()).then_some(v))
-}
-
-/// Route fakes through an image pool (a no-op for a pool of size 0).
-fn pooled(
-    pool: &mut ImagePool,
-    fake: Tensor<4>,
-    rng: &mut ChaCha8Rng,
-    device: &Device,
-) -> Tensor<4> {
-    if pool.capacity() == 0 {
-        return fake;
-    }
-    let out = pool.query(unstack(fake), rng);
-    stack(&out.iter().collect::<Vec<_>>(), device)
 }
 
 fn progress(total: u64, pos: u64, quiet: bool) -> indicatif::ProgressBar {

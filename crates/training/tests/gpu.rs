@@ -1,0 +1,256 @@
+//! The GPU path, on whatever Vulkan device this machine has: an NVIDIA GPU,
+//! or Mesa's lavapipe (Vulkan on the CPU: `apt-get install
+//! mesa-vulkan-drivers libvulkan1`), which is slow but runs the same
+//! kernels. Only built with the `gpu` feature, and kept out of the default
+//! test command (the GPU build takes about 35 minutes on two cores):
+//!
+//!   CUBECL_AUTOTUNE_LEVEL=minimal \
+//!   cargo test --release --features gpu -p medtrans-training --test gpu
+//!
+//! (`scripts/test_gpu.sh` runs exactly that.) Without a Vulkan device each
+//! test prints a notice and returns.
+#![cfg(feature = "gpu")]
+
+#[path = "../../networks/tests/reference/mod.rs"]
+mod reference;
+
+mod common;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Gradients, Tensor};
+use medtrans_networks::{DiscriminatorConfig, GeneratorConfig, GeneratorKind, RegistrationConfig};
+use medtrans_training::{device_from_name, Model, Trainer, PRESETS};
+use reference::{assert_close, load, npy, values};
+
+/// The GPU, or None with a notice when this machine has no Vulkan device.
+fn gpu() -> Option<Device> {
+    match device_from_name("gpu") {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("SKIPPED: no Vulkan device here ({e})");
+            None
+        }
+    }
+}
+
+#[test]
+fn ops_match_pytorch_on_the_gpu() {
+    let Some(d) = gpu() else { return };
+    reference::check_warp(&d);
+    reference::check_resize(&d);
+    reference::check_resnet_with_pytorch_weights(&d);
+    // The smoothness loss and its gradient.
+    let ad = d.clone().autodiff();
+    let field = load("field.npy", &ad).require_grad();
+    let s = medtrans_losses::smoothness(field.clone());
+    let grads = s.clone().backward();
+    let want: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(reference::fixture("expected.json")).unwrap(),
+    )
+    .unwrap();
+    let got = values(s)[0];
+    let expected = want["smoothness"].as_f64().unwrap() as f32;
+    assert!(
+        (got - expected).abs() <= 1e-4 * expected.abs(),
+        "smoothness {got} vs {expected}"
+    );
+    assert_close(
+        &values(field.grad(&grads).unwrap()),
+        &npy("smoothness_grad.npy"),
+        1e-6,
+        "d smoothness / d field",
+    );
+}
+
+/// Every parameter's gradient, in visiting order.
+struct GradList<'a> {
+    grads: &'a Gradients,
+    out: Vec<Vec<f32>>,
+}
+
+impl ModuleVisitor for GradList<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let g = param
+            .val()
+            .grad(self.grads)
+            .expect("every parameter gets a gradient");
+        self.out.push(values(g));
+    }
+}
+
+/// Largest |a - b| relative to the largest |b|.
+fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// Output, input gradient and every parameter gradient of `forward` on the
+/// given autodiff device.
+fn run_net<M: Module>(
+    net: &M,
+    inputs: &[Tensor<4>],
+    forward: &dyn Fn(&M, Vec<Tensor<4>>) -> Tensor<4>,
+) -> (Vec<f32>, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let xs: Vec<Tensor<4>> = inputs.iter().map(|x| x.clone().require_grad()).collect();
+    let out = forward(net, xs.clone());
+    // A fixed, non-uniform weighting of the output.
+    let n: usize = out.dims().iter().product();
+    let w: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.4)
+        .collect();
+    let w = Tensor::<1>::from_data(burn::tensor::TensorData::new(w, [n]), &out.device())
+        .reshape(out.dims());
+    let grads = (out.clone() * w).sum().backward();
+    let input_grads = xs.iter().map(|x| values(x.grad(&grads).unwrap())).collect();
+    let mut list = GradList {
+        grads: &grads,
+        out: Vec::new(),
+    };
+    net.visit(&mut list);
+    (values(out), input_grads, list.out)
+}
+
+/// One network on flex and on the GPU, with the same weights and inputs:
+/// outputs and all gradients agree to 1e-4 of their scale.
+fn compare<M: Module>(
+    name: &str,
+    net: M,
+    inputs: Vec<Tensor<4>>,
+    gpu: &Device,
+    forward: &dyn Fn(&M, Vec<Tensor<4>>) -> Tensor<4>,
+) {
+    let on_gpu = net.clone().fork(gpu);
+    let gpu_inputs: Vec<Tensor<4>> = inputs.iter().map(|x| x.clone().to_device(gpu)).collect();
+    let (o1, i1, p1) = run_net(&net, &inputs, forward);
+    let (o2, i2, p2) = run_net(&on_gpu, &gpu_inputs, forward);
+    let tol = 1e-4;
+    let d = rel_diff(&o2, &o1);
+    assert!(d <= tol, "{name}: output differs by {d:e} of its scale");
+    for (k, (a, b)) in i2.iter().zip(&i1).enumerate() {
+        let d = rel_diff(a, b);
+        assert!(d <= tol, "{name}: gradient to input {k} differs by {d:e}");
+    }
+    assert_eq!(p1.len(), p2.len());
+    for (k, (a, b)) in p2.iter().zip(&p1).enumerate() {
+        let d = rel_diff(a, b);
+        assert!(
+            d <= tol,
+            "{name}: gradient of parameter {k} differs by {d:e}"
+        );
+    }
+    eprintln!(
+        "{name}: flex and GPU agree ({} parameter tensors)",
+        p1.len()
+    );
+}
+
+#[test]
+fn networks_match_flex_forward_and_backward() {
+    let Some(gpu) = gpu() else { return };
+    let gpu = gpu.autodiff();
+    let flex = Device::flex().autodiff();
+    flex.seed(3);
+    let x = load("t1_32.npy", &flex);
+    let y = x.clone().swap_dims(2, 3);
+    for kind in [GeneratorKind::Resnet, GeneratorKind::Unet] {
+        let g = GeneratorConfig {
+            kind,
+            ngf: 8,
+            n_blocks: 2,
+            ..Default::default()
+        }
+        .init(32, &flex);
+        compare(
+            &format!("G ({kind:?})"),
+            g,
+            vec![x.clone()],
+            &gpu,
+            &|n, v| n.forward(v[0].clone()),
+        );
+    }
+    for per_image in [false, true] {
+        let d = DiscriminatorConfig {
+            in_channels: 2,
+            ndf: 8,
+            per_image,
+        }
+        .init(&flex);
+        compare(
+            &format!("D (per_image {per_image})"),
+            d,
+            vec![Tensor::cat(vec![x.clone(), y.clone()], 1)],
+            &gpu,
+            &|n, v| n.forward(v[0].clone()),
+        );
+    }
+    let r = RegistrationConfig::default().init(32, &flex);
+    compare("R", r, vec![x.clone(), y], &gpu, &|n, v| {
+        n.forward(v[0].clone(), v[1].clone())
+    });
+}
+
+#[test]
+fn every_mode_trains_on_the_gpu() {
+    if gpu().is_none() {
+        return;
+    }
+    for (mode, _) in PRESETS {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = common::small_config(
+            mode,
+            &dir.path().join("run"),
+            &["train.device=\"gpu\"", "train.samples=1"],
+        );
+        let mut t = Trainer::new(cfg).unwrap_or_else(|e| panic!("{mode}: {e:#}"));
+        for _ in 0..3 {
+            let row = t.train_step().unwrap_or_else(|e| panic!("{mode}: {e:#}"));
+            assert!(row.iter().all(|(_, v)| v.is_finite()), "{mode}: {row:?}");
+        }
+        eprintln!("{mode}: 3 steps on the GPU, finite losses");
+    }
+}
+
+/// A model trained on the GPU (batches of 2; epoch end: validation,
+/// samples, checkpoint) translates a volume on the GPU as it does on the
+/// CPU.
+#[test]
+fn a_gpu_run_translates_on_gpu_and_cpu_alike() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut t = Trainer::new(common::small_config(
+        "reggan",
+        &run,
+        &[
+            "train.device=\"gpu\"",
+            "train.epochs=1",
+            "train.steps_per_epoch=4",
+            "train.batch_size=2",
+        ],
+    ))
+    .unwrap();
+    let summary = t.run(true).unwrap();
+    assert_eq!(summary.steps, 4);
+    assert!(summary.last_val.is_some_and(|v| v.psnr.is_finite()));
+    let d = common::demo_data();
+    let t1 = medtrans_io::read_volume(d.join("t1.nii.gz"), &Default::default()).unwrap();
+    let mask = medtrans_io::read_volume(d.join("mask.nii.gz"), &Default::default()).unwrap();
+    let on = |device: &str| {
+        Model::load(&run, device)
+            .unwrap()
+            .translate_volume(&t1, Some(&mask), 8, &mut |_, _| {})
+            .unwrap()
+    };
+    let (g, c) = (on("gpu"), on("cpu"));
+    let d = rel_diff(&g, &c);
+    assert!(d <= 1e-4, "GPU and CPU translations differ by {d:e}");
+}
+
+#[test]
+fn a_missing_gpu_is_a_clean_error() {
+    // No machine here has nine discrete GPUs.
+    let err = device_from_name("gpu:8").unwrap_err().to_string();
+    assert!(err.contains("gpu:8") && err.contains("Vulkan"), "{err}");
+}
