@@ -76,6 +76,14 @@ def main():
     expected["lsgan_fake"] = F.mse_loss(scores, torch.zeros_like(scores)).item()
     expected["bce_real"] = F.binary_cross_entropy_with_logits(scores, torch.ones_like(scores)).item()
     expected["bce_fake"] = F.binary_cross_entropy_with_logits(scores, torch.zeros_like(scores)).item()
+    # Gradient difference loss between the warped and the plain slice.
+    def gdl(a, b):
+        dya = (a[:, :, 1:] - a[:, :, :-1]).abs()
+        dyb = (b[:, :, 1:] - b[:, :, :-1]).abs()
+        dxa = (a[..., 1:] - a[..., :-1]).abs()
+        dxb = (b[..., 1:] - b[..., :-1]).abs()
+        return ((dya - dyb) ** 2).mean() + ((dxa - dxb) ** 2).mean()
+    expected["gdl_warped_vs_image"] = gdl(warp(xt, ft), xt).item()
     sm = ft.clone().requires_grad_(True)
     smoothness(sm).backward()
     np.save(os.path.join(OUT, "smoothness_grad.npy"), sm.grad.numpy())

@@ -120,16 +120,7 @@ pub fn run(args: Args) -> Result<()> {
         // The 50th percentile: one home for order statistics.
         let f32_times: Vec<f32> = times.iter().map(|&t| t as f32).collect();
         let s = percentile(&f32_times, &[50.0]).map_or(f64::NAN, |p| p[0]);
-        let nets: Vec<&str> = [
-            Some("G"),
-            t.nets.f.as_ref().map(|_| "F"),
-            t.nets.d_b.as_ref().map(|_| "D_B"),
-            t.nets.d_a.as_ref().map(|_| "D_A"),
-            t.nets.r.as_ref().map(|_| "R"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let nets = t.nets.names();
         if args.json {
             say!(
                 "{}",

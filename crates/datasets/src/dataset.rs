@@ -2,7 +2,7 @@ use crate::manifest::{Manifest, SliceRef, MANIFEST_FILE};
 use crate::{DatasetError, Result};
 use medtrans_io::{list_files, read_npy, Slice};
 use medtrans_transforms::{affine_warp, check_finite, MisalignParams, MAX_NOISE_LEVEL};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -55,14 +55,6 @@ pub struct SliceDataset {
     pub manifest: Option<Manifest>,
     pub root: PathBuf,
     pub split: String,
-}
-
-/// Mix seed, epoch and index into one well-spread RNG seed (splitmix64).
-pub fn mix_seed(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// The first `<split>*` folder of `root` holding an `A/` folder.
@@ -281,8 +273,7 @@ impl SliceDataset {
             opts.noise_level <= MAX_NOISE_LEVEL,
             "noise level above {MAX_NOISE_LEVEL}"
         );
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(mix_seed(mix_seed(opts.seed ^ mix_seed(epoch)) ^ i as u64));
+        let mut rng = crate::seeds::pair_rng(opts.seed, epoch, i as u64);
         let b_index = match opts.pairing {
             Pairing::Paired => i,
             Pairing::Unpaired => self.unpaired_index(i, &mut rng),

@@ -6,15 +6,21 @@
 //! Existing RegGAN data (folders `A/` and `B/` of `.npy` slices in [-1, 1],
 //! paired by sorted name) loads as is.
 
+mod calibration;
 mod dataset;
 mod manifest;
+mod pipeline;
 mod prepare;
+pub mod seeds;
 
-pub use dataset::{mix_seed, Pair, PairOptions, Pairing, SliceDataset};
+pub use calibration::ModelInfo;
+pub use dataset::{Pair, PairOptions, Pairing, SliceDataset};
 pub use manifest::{
     Manifest, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
 };
+pub use pipeline::{mask_inside, mask_to_background, normalise, SlicePipeline};
 pub use prepare::{prepare, PrepareSpec, SubjectSpec};
+pub use seeds::mix_seed;
 
 use std::path::PathBuf;
 

@@ -3,9 +3,10 @@
 use crate::manifest::{
     Manifest, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
 };
+use crate::pipeline::{mask_inside, normalise, SlicePipeline};
 use crate::{DatasetError, Result};
 use medtrans_io::{read_volume, write_npy, ReadOptions, Slice, Volume};
-use medtrans_transforms::{foreground_fraction, Interp, Normalization, SquareFit};
+use medtrans_transforms::{foreground_fraction, Normalization, SquareFit};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -115,30 +116,18 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
                     a.geometry.orientation()
                 )));
             }
-            Some(m.data.iter().map(|&v| v > 0.5).collect::<Vec<bool>>())
+            Some(mask_inside(&m))
         }
         None => None,
     };
-    let norm = |vol: &Volume, n: &Normalization| {
-        n.fit(&vol.data, mask.as_deref())
-            .map_err(|e| DatasetError::Volume {
-                path: vol.source.clone(),
-                msg: e.to_string(),
-            })
+    let norm = |vol: &mut Volume, n: &Normalization| {
+        normalise(vol, n, mask.as_deref()).map_err(|msg| DatasetError::Volume {
+            path: vol.source.clone(),
+            msg,
+        })
     };
-    let map_a = norm(&a, &spec.norm_a)?;
-    let map_b = norm(&b, &spec.norm_b)?;
-    map_a.apply(&mut a.data);
-    map_b.apply(&mut b.data);
-    // Outside the mask is background: -1, the paper's rule for metrics.
-    if let Some(m) = &mask {
-        for ((va, vb), &k) in a.data.iter_mut().zip(b.data.iter_mut()).zip(m) {
-            if !k {
-                *va = -1.0;
-                *vb = -1.0;
-            }
-        }
-    }
+    let map_a = norm(&mut a, &spec.norm_a)?;
+    let map_b = norm(&mut b, &spec.norm_b)?;
     let axis = spec.axis;
     let depth = a.shape()[axis];
     let (lo, hi) = spec.slice_range.unwrap_or((0, depth));
@@ -298,22 +287,16 @@ pub fn prepare(
         let mut m: Vec<u8> = Vec::new();
         for r in refs {
             let l = &loaded[r.subject];
-            let fit = l.record.fit;
-            let mut sa = fit.forward(&l.a[r.index], -1.0, Interp::Bilinear);
-            let mut sb = fit.forward(&l.b[r.index], -1.0, Interp::Bilinear);
-            if has_mask {
-                // Re-apply the resized mask so images and mask agree pixel for pixel.
-                let ms = fit.forward(&l.mask.as_ref().unwrap()[r.index], 0.0, Interp::Nearest);
-                for (k, &v) in ms.data.iter().enumerate() {
-                    if v <= 0.5 {
-                        sa.data[k] = -1.0;
-                        sb.data[k] = -1.0;
-                    }
-                }
+            let pipe = SlicePipeline {
+                axis: spec.axis,
+                fit: l.record.fit,
+            };
+            let ms = has_mask.then(|| pipe.fit_mask(&l.mask.as_ref().unwrap()[r.index]));
+            if let Some(ms) = &ms {
                 m.extend(ms.data.iter().map(|&v| (v > 0.5) as u8));
             }
-            a.extend(sa.data);
-            b.extend(sb.data);
+            a.extend(pipe.forward(&l.a[r.index], ms.as_ref()).data);
+            b.extend(pipe.forward(&l.b[r.index], ms.as_ref()).data);
         }
         let shape = [refs.len(), n, n];
         write_npy(&dir.join("A.npy"), &shape, &a).map_err(DatasetError::Io)?;

@@ -7,7 +7,6 @@ use crate::plot::{image_grid, line_panels, Panel, Series, Tile};
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::{PairOptions, Pairing, SliceDataset};
 use medtrans_io::Slice;
-use medtrans_training::Trainer;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -231,7 +230,7 @@ pub fn field_panel(
     let mut names = Vec::new();
     let mut max_shift = 0f32;
     for &level in levels {
-        let trainer = Trainer::resume(&cfg.run_dir(mode, level), &cfg.resume_overrides())?;
+        let trainer = cfg.finished_networks(mode, level)?;
         let opts = PairOptions {
             noise_level: level,
             pairing: Pairing::Paired,

@@ -9,7 +9,7 @@ use medtrans_datasets::{
 use medtrans_io::Slice;
 use medtrans_metrics::mean_std;
 use medtrans_training::checkpoint::{last_checkpoint, CheckpointState};
-use medtrans_training::{score_slices, Model, SliceScore, TrainConfig, Trainer};
+use medtrans_training::{score_slices, Model, RunNetworks, SliceScore, TrainConfig, Trainer};
 use medtrans_transforms::{ideal_field, percentile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -140,6 +140,11 @@ impl SweepConfig {
 
     pub fn dataset(&self) -> PathBuf {
         self.runs.join("dataset")
+    }
+
+    /// The networks of a base run as it ended (its last checkpoint).
+    pub fn finished_networks(&self, mode: &str, level: u32) -> Result<RunNetworks> {
+        RunNetworks::load(&last_checkpoint(&self.run_dir(mode, level))?, self.device())
     }
 
     /// The device name runs train and are scored on.
@@ -403,8 +408,8 @@ pub fn report_noise_sweep(
     let mut registration = Vec::new();
     for (mode, level) in &cells {
         if cfg.train_config(mode, *level, None)?.uses_registration() {
-            let t = Trainer::resume(&cfg.run_dir(mode, *level), &cfg.resume_overrides())?;
-            registration.push(registration_check(&t, mode, *level, &val)?);
+            let run = cfg.finished_networks(mode, *level)?;
+            registration.push(registration_check(&run, mode, *level, &val)?);
         }
     }
     write_results(
@@ -442,7 +447,7 @@ pub fn report_noise_sweep(
 /// `split`, moved at `level` as in training, compare R's field on
 /// (G(x), y) with the field that exactly undoes the two known affines.
 pub fn registration_check(
-    trainer: &Trainer,
+    trainer: &RunNetworks,
     mode: &str,
     level: u32,
     split: &SliceDataset,

@@ -1,6 +1,6 @@
 //! Loss terms against PyTorch (scripts/make_torch_fixtures.py).
 use burn::tensor::{Device, Tensor, TensorData};
-use medtrans_losses::{correction, l1, smoothness, GanLoss};
+use medtrans_losses::{correction, gradient_difference, l1, smoothness, GanLoss};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -101,4 +101,18 @@ fn correction_loss_is_l1_after_the_warp() {
     let zero = Tensor::zeros([1, 2, 32, 32], &d);
     assert!(scalar(correction(img.clone(), zero, img.clone())) < 1e-6);
     assert_eq!(scalar(l1(img.clone(), img)), 0.0);
+}
+
+#[test]
+fn gradient_difference_matches_pytorch() {
+    let d = Device::flex();
+    let img = load("t1_32.npy", &d);
+    let warped = medtrans_networks::warp(img.clone(), load("field.npy", &d));
+    assert_rel(
+        scalar(gradient_difference(warped, img.clone())),
+        expected("gdl_warped_vs_image"),
+        "gradient difference",
+    );
+    // Same edges, any offset: nothing to penalise.
+    assert!(scalar(gradient_difference(img.clone() + 0.5, img)) < 1e-10);
 }

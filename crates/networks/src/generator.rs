@@ -17,6 +17,11 @@ pub enum GeneratorKind {
 #[serde(deny_unknown_fields, default)]
 pub struct GeneratorConfig {
     pub kind: GeneratorKind,
+    /// Channels of a source image (domain A): 1 for a slice, more for a
+    /// stack of neighbouring slices (2.5-D).
+    pub in_channels: usize,
+    /// Channels of a target image (domain B).
+    pub out_channels: usize,
     pub ngf: usize,
     /// Residual blocks (ResNet only).
     pub n_blocks: usize,
@@ -30,6 +35,8 @@ impl Default for GeneratorConfig {
     fn default() -> Self {
         Self {
             kind: GeneratorKind::Resnet,
+            in_channels: 1,
+            out_channels: 1,
             ngf: 64,
             n_blocks: 9,
             levels: 0,
@@ -47,13 +54,22 @@ pub enum Generator {
 }
 
 impl GeneratorConfig {
-    /// Build for single-channel `size` x `size` images.
+    /// The same translator the other way round (F: B -> A).
+    pub fn reversed(&self) -> Self {
+        Self {
+            in_channels: self.out_channels,
+            out_channels: self.in_channels,
+            ..self.clone()
+        }
+    }
+
+    /// Build for `size` x `size` images.
     pub fn init(&self, size: usize, device: &Device) -> Generator {
         match self.kind {
             GeneratorKind::Resnet => Generator::Resnet(
                 ResnetGeneratorConfig {
-                    in_channels: 1,
-                    out_channels: 1,
+                    in_channels: self.in_channels,
+                    out_channels: self.out_channels,
                     ngf: self.ngf,
                     n_blocks: self.n_blocks,
                 }
@@ -61,8 +77,8 @@ impl GeneratorConfig {
             ),
             GeneratorKind::Unet => Generator::Unet(
                 UnetGeneratorConfig {
-                    in_channels: 1,
-                    out_channels: 1,
+                    in_channels: self.in_channels,
+                    out_channels: self.out_channels,
                     ngf: self.ngf,
                     levels: if self.levels == 0 {
                         UnetGeneratorConfig::levels_for(size)

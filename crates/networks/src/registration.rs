@@ -64,14 +64,15 @@ impl RegistrationConfig {
         fit.clamp(1, self.max_levels.clamp(1, DOWN.len()))
     }
 
-    pub fn init(&self, size: usize, device: &Device) -> RegistrationNet {
+    /// R for `size` px images of `channels` channels (it sees two).
+    pub fn init(&self, size: usize, channels: usize, device: &Device) -> RegistrationNet {
         let levels = self.levels_for(size);
         let init = Initializer::KaimingNormal {
             gain: 2f64.sqrt(),
             fan_out_only: false,
         };
         let down_ch = &DOWN[..levels];
-        let mut cin = 2;
+        let mut cin = 2 * channels;
         let down = down_ch
             .iter()
             .map(|&c| {
@@ -124,7 +125,7 @@ impl RegistrationConfig {
 
 impl RegistrationNet {
     /// Field registering `moving` (e.g. G(x)) to `fixed` (y); both
-    /// `[N, 1, H, W]`, the result `[N, 2, H, W]` in pixels.
+    /// `[N, C, H, W]`, the result `[N, 2, H, W]` in pixels.
     pub fn forward(&self, moving: Tensor<4>, fixed: Tensor<4>) -> Tensor<4> {
         let mut h = Tensor::cat(vec![moving, fixed], 1);
         let mut skips = Vec::with_capacity(self.down.len());

@@ -80,7 +80,7 @@ fn output_shapes() {
     let rc = RegistrationConfig::default();
     assert_eq!(rc.levels_for(64), 5);
     assert_eq!(rc.levels_for(256), 7);
-    let r = rc.init(64, &d);
+    let r = rc.init(64, 1, &d);
     let field = r.forward(x.clone(), x);
     assert_eq!(field.dims(), [2, 2, 64, 64]);
     let max = values(field.abs()).into_iter().fold(0f32, f32::max);

@@ -5,66 +5,28 @@
 //! is the whole RNG state.
 use crate::config::TrainConfig;
 use anyhow::{bail, Context, Result};
-use medtrans_datasets::SliceDataset;
 use medtrans_io::{read_npy, write_npy, Slice};
-use medtrans_transforms::{IntensityMap, Normalization};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
 
-/// What applying the model to a new volume needs to know.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// Side of the square slices the model was trained on.
-    pub size: usize,
-    /// Slicing axis of the training volumes (0 sagittal, 1 coronal, 2 axial).
-    pub axis: Option<usize>,
-    /// How source volumes were scaled to [-1, 1].
-    pub normalization_a: Option<Normalization>,
-    /// Target units of [-1, 1]: the mean of the training subjects' maps.
-    pub target_map: Option<IntensityMap>,
-    /// Whether training volumes were masked (outside set to -1).
-    pub masked: bool,
-}
+/// The checkpoint layout this medtrans writes. 1: the networks followed
+/// from the config alone; 2: `state.json` lists them too. Both load.
+pub const FORMAT_VERSION: u32 = 2;
 
-impl ModelInfo {
-    pub fn from_dataset(ds: &SliceDataset) -> Self {
-        let (w, h) = ds.dims();
-        let size = w.max(h);
-        let Some(m) = &ds.manifest else {
-            return Self {
-                size,
-                axis: None,
-                normalization_a: None,
-                target_map: None,
-                masked: false,
-            };
-        };
-        let maps: Vec<&IntensityMap> = m
-            .subjects
-            .iter()
-            .filter(|s| s.split.as_deref().is_none_or(|sp| sp == ds.split))
-            .map(|s| &s.map_b)
-            .collect();
-        let n = maps.len().max(1) as f64;
-        let target_map = (!maps.is_empty()).then(|| IntensityMap {
-            low: maps.iter().map(|m| m.low).sum::<f64>() / n,
-            high: maps.iter().map(|m| m.high).sum::<f64>() / n,
-        });
-        Self {
-            size: m.size,
-            axis: Some(m.axis),
-            normalization_a: Some(m.normalization_a.clone()),
-            target_map,
-            masked: m.has_mask,
-        }
-    }
-}
+/// The intensity calibration a checkpoint carries; it comes from the
+/// dataset's manifest.
+pub use medtrans_datasets::ModelInfo;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckpointState {
     pub format_version: u32,
+    /// The networks saved beside this file (`NAME.safetensors`, with
+    /// `NAME.adam.bpk`). Empty in format 1, whose networks follow from the
+    /// config.
+    #[serde(default)]
+    pub networks: Vec<String>,
     /// Training steps completed.
     pub step: usize,
     pub epoch: usize,
@@ -122,9 +84,9 @@ impl CheckpointState {
             .with_context(|| format!("{}: not a medtrans checkpoint", dir.display()))?;
         let s: CheckpointState = serde_json::from_str(&text)
             .with_context(|| format!("{}: unreadable checkpoint state", p.display()))?;
-        if s.format_version != 1 {
+        if !(1..=FORMAT_VERSION).contains(&s.format_version) {
             bail!(
-                "{}: checkpoint format {} is not supported",
+                "{}: checkpoint format {} was written by a newer medtrans; this one reads formats 1 to {FORMAT_VERSION}",
                 p.display(),
                 s.format_version
             );

@@ -77,6 +77,9 @@ pub struct LossConfig {
     pub gan: GanLoss,
     pub adversarial: f64,
     pub l1: f64,
+    /// Gradient difference between G(x) and y (paired modes): sharper
+    /// edges than L1 alone.
+    pub gradient_difference: f64,
     pub cycle: f64,
     pub cycle_direction: CycleDirection,
     /// Identity loss as a fraction of the cycle weight (CycleGAN: 0.5).
@@ -169,6 +172,7 @@ impl Default for LossConfig {
             gan: GanLoss::Lsgan,
             adversarial: 1.0,
             l1: 0.0,
+            gradient_difference: 0.0,
             cycle: 0.0,
             cycle_direction: CycleDirection::Both,
             identity: 0.0,
@@ -257,6 +261,7 @@ impl TrainConfig {
         for (name, w) in [
             ("adversarial", l.adversarial),
             ("l1", l.l1),
+            ("gradient_difference", l.gradient_difference),
             ("cycle", l.cycle),
             ("identity", l.identity),
             ("correction", l.correction),
@@ -273,9 +278,10 @@ impl TrainConfig {
         if self.discriminator.conditional && self.uses_cycle() {
             bail!("discriminator.conditional (pix2pix) does not combine with the cycle loss");
         }
-        if self.data.pairing == Pairing::Unpaired && (l.l1 > 0.0 || self.discriminator.conditional)
+        if self.data.pairing == Pairing::Unpaired
+            && (l.l1 > 0.0 || l.gradient_difference > 0.0 || self.discriminator.conditional)
         {
-            bail!("data.pairing = \"unpaired\" leaves loss.l1 and a conditional discriminator nothing to compare; use the cycle or nc presets");
+            bail!("data.pairing = \"unpaired\" leaves loss.l1, loss.gradient_difference and a conditional discriminator nothing to compare; use the cycle or nc presets");
         }
         if self.discriminator.conditional && self.train.pool_size > 0 {
             bail!("train.pool_size must be 0 with a conditional discriminator (a pooled fake would meet another x)");
@@ -302,6 +308,9 @@ impl TrainConfig {
         }
         if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
             bail!("optim.lr must be > 0");
+        }
+        if self.generator.in_channels == 0 || self.generator.out_channels == 0 {
+            bail!("generator.in_channels and generator.out_channels must be at least 1");
         }
         if self.generator.ngf == 0 || self.discriminator.ndf == 0 {
             bail!("generator.ngf and discriminator.ndf must be at least 1");

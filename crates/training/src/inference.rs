@@ -2,17 +2,79 @@
 use crate::checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 use crate::config::TrainConfig;
 use crate::device::device_from_name;
-use crate::nets::load_weights;
-use crate::tensors::generate;
+use crate::nets::{load_weights, Nets, G, R};
+use crate::tensors::{generate, stack, unstack};
+use crate::terms::generator;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
-use medtrans_datasets::SliceDataset;
+use medtrans_datasets::{mask_inside, mask_to_background, normalise, SliceDataset, SlicePipeline};
 use medtrans_io::{Slice, Volume};
 use medtrans_metrics::{nmae, psnr, ssim};
-use medtrans_networks::Generator;
-use medtrans_transforms::{Interp, SquareFit};
+use medtrans_networks::{warp, Generator, RegistrationNet};
 use std::path::{Path, PathBuf};
+
+/// Every network of a saved run, for looking at what it learned (R's
+/// fields, G's outputs) without its optimisers, pools or data.
+pub struct RunNetworks {
+    pub state: CheckpointState,
+    pub nets: Nets,
+    device: Device,
+}
+
+impl RunNetworks {
+    /// The networks of a checkpoint folder.
+    pub fn load(ckpt: &Path, device: &str) -> Result<Self> {
+        let state = CheckpointState::load(ckpt)?;
+        let device = device_from_name(device)?;
+        let mut nets = Nets::new(&state.config, state.model.size, &device);
+        nets.load_weights(ckpt)?;
+        Ok(Self {
+            state,
+            nets,
+            device,
+        })
+    }
+
+    /// G(x) for slices.
+    pub fn translate(&self, xs: &[&Slice]) -> Result<Vec<Slice>> {
+        translate_with(&self.nets, xs, &self.device)
+    }
+
+    /// R's view of (G(x), y); see [`register_with`].
+    pub fn register(&self, fakes: &[Slice], ys: &[&Slice]) -> Result<Option<Registered>> {
+        register_with(&self.nets, fakes, ys, &self.device)
+    }
+}
+
+/// R's output for some pairs: warp(G(x)), and the field as two slices
+/// (rows, columns, in px) per image.
+pub type Registered = (Vec<Slice>, Vec<Slice>);
+
+/// G(x) for slices, without dropout, 8 at a time, on `device` (a plain
+/// device: the networks' own, without autodiff).
+pub fn translate_with(nets: &Nets, xs: &[&Slice], device: &Device) -> Result<Vec<Slice>> {
+    generate(&generator(nets, G).valid(), xs, 8, device)
+}
+
+/// R's view of (G(x), y) for runs with R; `None` for modes without it.
+pub fn register_with(
+    nets: &Nets,
+    fakes: &[Slice],
+    ys: &[&Slice],
+    device: &Device,
+) -> Result<Option<Registered>> {
+    let Some(r) = nets.get::<RegistrationNet>(R) else {
+        return Ok(None);
+    };
+    let r = r.valid();
+    let f = stack(&fakes.iter().collect::<Vec<_>>(), device);
+    let field = r.forward(f.clone(), stack(ys, device));
+    Ok(Some((
+        unstack(warp(f, field.clone()), "R's warp")?,
+        unstack(field, "R's field")?,
+    )))
+}
 
 /// A trained translator G, ready for inference.
 pub struct Model {
@@ -83,27 +145,20 @@ impl Model {
                 );
             }
         }
-        let inside: Option<Vec<bool>> = mask.map(|m| m.data.iter().map(|&v| v > 0.5).collect());
-        let map_a = norm
-            .fit(&vol.data, inside.as_deref())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", vol.source.display()))?;
+        // The pipeline `prepare` ran on the training volumes, and back.
+        let inside = mask.map(mask_inside);
         let mut src = vol.clone();
-        map_a.apply(&mut src.data);
-        let background = target.inverse(-1.0);
+        normalise(&mut src, norm, inside.as_deref())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", vol.source.display()))?;
+        let mvol = mask.map(|m| {
+            let mut m = m.clone();
+            m.data = inside.iter().flatten().map(|&k| k as u8 as f32).collect();
+            m
+        });
         let mut out = vol.clone();
-        out.data.iter_mut().for_each(|v| *v = background);
-        let mut mvol = mask.cloned();
-        if let (Some(inside), Some(m)) = (&inside, &mut mvol) {
-            for (v, &k) in src.data.iter_mut().zip(inside) {
-                if !k {
-                    *v = -1.0;
-                }
-            }
-            m.data = inside.iter().map(|&k| k as u8 as f32).collect();
-        }
+        out.data.fill(target.inverse(-1.0));
         let depth = vol.shape()[axis];
-        let first = Slice::from_plane(&src, axis, 0);
-        let fit = SquareFit::new(first.width, first.height, self.info.size);
+        let pipe = SlicePipeline::new(&src, axis, self.info.size);
         let chunk = batch.max(1);
         let mut done = 0;
         for start in (0..depth).step_by(chunk) {
@@ -111,31 +166,15 @@ impl Model {
             let mut inputs = Vec::with_capacity(idx.len());
             let mut masks = Vec::with_capacity(idx.len());
             for &k in &idx {
-                let mut s = fit.forward(&Slice::from_plane(&src, axis, k), -1.0, Interp::Bilinear);
                 let ms = mvol.as_ref().map(|m| Slice::from_plane(m, axis, k));
-                if let Some(ms) = &ms {
-                    let small = fit.forward(ms, 0.0, Interp::Nearest);
-                    for (v, &k) in s.data.iter_mut().zip(&small.data) {
-                        if k < 0.5 {
-                            *v = -1.0;
-                        }
-                    }
-                }
-                inputs.push(s);
+                let fitted = ms.as_ref().map(|m| pipe.fit_mask(m));
+                inputs.push(pipe.forward(&Slice::from_plane(&src, axis, k), fitted.as_ref()));
                 masks.push(ms);
             }
             let fakes = self.translate_slices(&inputs.iter().collect::<Vec<_>>(), chunk)?;
             for ((&k, fake), ms) in idx.iter().zip(fakes).zip(masks) {
-                let mut back = fit.inverse(&fake, Interp::Bilinear);
-                for (i, v) in back.data.iter_mut().enumerate() {
-                    let keep = ms.as_ref().is_none_or(|m| m.data[i] > 0.5);
-                    *v = if keep {
-                        target.inverse(v.clamp(-1.0, 1.0))
-                    } else {
-                        background
-                    };
-                }
-                back.write_plane(&mut out, axis, k);
+                pipe.inverse(&fake, &target, ms.as_ref())
+                    .write_plane(&mut out, axis, k);
             }
             done += idx.len();
             progress(done, depth);
@@ -172,11 +211,7 @@ impl Model {
 pub fn mask_outside(fakes: &mut [Slice], ds: &SliceDataset) {
     if let Some(masks) = &ds.mask {
         for (f, m) in fakes.iter_mut().zip(masks) {
-            for (v, &k) in f.data.iter_mut().zip(&m.data) {
-                if k < 0.5 {
-                    *v = -1.0;
-                }
-            }
+            mask_to_background(&mut f.data, |i| m.data[i] > 0.5);
         }
     }
 }

@@ -1,52 +1,149 @@
-//! The networks of one run and their optimisers. Which exist follows from
-//! the config: F and D_A with a cycle loss, R with the correction and
-//! smoothness losses, D_B with an adversarial weight.
-use crate::config::TrainConfig;
+//! A run's networks: a named set, each network with its own Adam. Which
+//! networks a run has follows from its config ([`NETWORKS`]); everything
+//! else (checkpoints, optimiser steps, parameter counts, `bench`) iterates
+//! the set and never names a slot.
+use crate::config::{OptimConfig, TrainConfig};
 use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Device;
-use burn::tensor::Gradients;
-use medtrans_networks::{
-    materialize, stable_param_ids, Discriminator, DiscriminatorConfig, Generator, RegistrationNet,
-};
+use burn::tensor::{Device, Gradients};
+use medtrans_networks::{materialize, stable_param_ids, DiscriminatorConfig};
+use std::any::Any;
 use std::path::Path;
+
+/// The translator A -> B.
+pub const G: &str = "G";
+/// The translator B -> A (cycle modes).
+pub const F: &str = "F";
+/// The discriminator of domain B (G's outputs).
+pub const D_B: &str = "D_B";
+/// The discriminator of domain A (F's outputs).
+pub const D_A: &str = "D_A";
+/// RegGAN's registration network.
+pub const R: &str = "R";
+
+/// Which loss a network learns from: the generator step's weighted sum
+/// (translators, R) or the discriminator step's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Generator,
+    Discriminator,
+}
+
+/// One kind of network a run may have: its name (also its checkpoint file
+/// stem), its role, when a config calls for it, and how to build it.
+pub struct NetSpec {
+    pub name: &'static str,
+    pub role: Role,
+    pub wanted: fn(&TrainConfig) -> bool,
+    pub build: fn(&TrainConfig, usize, &Device) -> Box<dyn NetEntry>,
+}
+
+/// Every network medtrans trains, in the order they are built: building
+/// draws initial weights from the device's random stream, so the order is
+/// part of a seeded run's trajectory. A new network is one row here.
+pub const NETWORKS: &[NetSpec] = &[
+    NetSpec {
+        name: G,
+        role: Role::Generator,
+        wanted: |_| true,
+        build: |c, size, d| trained(G, c.generator.init(size, d), &c.optim),
+    },
+    NetSpec {
+        name: F,
+        role: Role::Generator,
+        wanted: TrainConfig::uses_cycle,
+        build: |c, size, d| trained(F, c.generator.reversed().init(size, d), &c.optim),
+    },
+    NetSpec {
+        name: D_B,
+        role: Role::Discriminator,
+        wanted: |c| c.loss.adversarial > 0.0,
+        build: |c, _, d| {
+            // pix2pix's conditional D sees x beside the image.
+            let g = &c.generator;
+            let channels = g.out_channels + g.in_channels * c.discriminator.conditional as usize;
+            trained(D_B, discriminator(c, channels).init(d), &c.optim)
+        },
+    },
+    NetSpec {
+        name: D_A,
+        role: Role::Discriminator,
+        wanted: |c| c.loss.adversarial > 0.0 && c.uses_cycle(),
+        build: |c, _, d| {
+            let channels = c.generator.in_channels;
+            trained(D_A, discriminator(c, channels).init(d), &c.optim)
+        },
+    },
+    NetSpec {
+        name: R,
+        role: Role::Generator,
+        wanted: TrainConfig::uses_registration,
+        build: |c, size, d| {
+            let r = c.registration.init(size, c.generator.out_channels, d);
+            trained(R, r, &c.optim)
+        },
+    },
+];
+
+fn discriminator(c: &TrainConfig, in_channels: usize) -> DiscriminatorConfig {
+    DiscriminatorConfig {
+        in_channels,
+        ndf: c.discriminator.ndf,
+        per_image: c.discriminator.per_image,
+    }
+}
 
 /// A network and its Adam, stepped together.
 pub struct Trained<M: Module> {
     pub net: M,
     pub optim: ModuleOptimizer,
-    /// File stem in checkpoints: `G`, `F`, `D_A`, `D_B`, `R`.
     pub name: &'static str,
 }
 
-impl<M: Module> Trained<M> {
-    fn new(net: M, name: &'static str, cfg: &TrainConfig) -> Self {
-        let o = &cfg.optim;
-        let mut adam = AdamConfig::new()
-            .with_beta_1(o.beta1 as f32)
-            .with_beta_2(o.beta2 as f32)
-            // PyTorch's default; Burn's is 1e-5.
-            .with_epsilon(1e-8);
-        if o.weight_decay > 0.0 {
-            adam = adam.with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32)));
-        }
-        Self {
-            net: materialize(stable_param_ids(net, name)),
-            optim: adam.init(),
-            name,
-        }
+fn trained<M: Module + 'static>(name: &'static str, net: M, o: &OptimConfig) -> Box<dyn NetEntry> {
+    let mut adam = AdamConfig::new()
+        .with_beta_1(o.beta1 as f32)
+        .with_beta_2(o.beta2 as f32)
+        // PyTorch's default; Burn's is 1e-5.
+        .with_epsilon(1e-8);
+    if o.weight_decay > 0.0 {
+        adam = adam.with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32)));
+    }
+    Box::new(Trained {
+        net: materialize(stable_param_ids(net, name)),
+        optim: adam.init(),
+        name,
+    })
+}
+
+/// What the set needs of any trained network, whatever its type.
+pub trait NetEntry {
+    fn name(&self) -> &'static str;
+    /// Take this network's gradients out of `grads` and step its Adam.
+    fn step(&mut self, lr: f64, grads: &mut Gradients);
+    fn save(&self, dir: &Path) -> Result<()>;
+    /// The weights alone, for inference.
+    fn load_weights(&mut self, dir: &Path) -> Result<()>;
+    /// Weights and Adam state, to continue training.
+    fn load(&mut self, dir: &Path) -> Result<()>;
+    fn num_params(&self) -> usize;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<M: Module + 'static> NetEntry for Trained<M> {
+    fn name(&self) -> &'static str {
+        self.name
     }
 
-    /// Take this network's gradients out of `grads` and step.
-    pub fn step(&mut self, lr: f64, grads: &mut Gradients) {
+    fn step(&mut self, lr: f64, grads: &mut Gradients) {
         let g = GradientsParams::from_module(grads, &self.net);
         self.net = self.optim.step(lr, self.net.clone(), g);
     }
 
-    pub fn save(&self, dir: &Path) -> Result<()> {
+    fn save(&self, dir: &Path) -> Result<()> {
         let p = dir.join(format!("{}.safetensors", self.name));
         self.net
             .save_into(&mut SafetensorsStore::from_file(&p))
@@ -57,12 +154,17 @@ impl<M: Module> Trained<M> {
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", o.display()))
     }
 
-    pub fn load(&mut self, dir: &Path) -> Result<()> {
+    fn load_weights(&mut self, dir: &Path) -> Result<()> {
         load_weights(
             &mut self.net,
             &dir.join(format!("{}.safetensors", self.name)),
         )?;
         self.net = stable_param_ids(self.net.clone(), self.name);
+        Ok(())
+    }
+
+    fn load(&mut self, dir: &Path) -> Result<()> {
+        self.load_weights(dir)?;
         let o = dir.join(format!("{}.adam.bpk", self.name));
         self.optim = self
             .optim
@@ -70,6 +172,14 @@ impl<M: Module> Trained<M> {
             .load(&o)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", o.display()))?;
         Ok(())
+    }
+
+    fn num_params(&self) -> usize {
+        self.net.num_params()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -92,72 +202,76 @@ pub fn load_weights<M: ModuleSnapshot>(net: &mut M, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The networks of one run, by name, in [`NETWORKS`] order.
 pub struct Nets {
-    pub g: Trained<Generator>,
-    pub f: Option<Trained<Generator>>,
-    pub d_b: Option<Trained<Discriminator>>,
-    pub d_a: Option<Trained<Discriminator>>,
-    pub r: Option<Trained<RegistrationNet>>,
+    entries: Vec<(Role, Box<dyn NetEntry>)>,
 }
 
 impl Nets {
     /// Build every network the config calls for, for `size` px images.
     pub fn new(cfg: &TrainConfig, size: usize, device: &Device) -> Self {
-        let adv = cfg.loss.adversarial > 0.0;
-        let d_cfg = |conditional: bool| DiscriminatorConfig {
-            in_channels: if conditional { 2 } else { 1 },
-            ndf: cfg.discriminator.ndf,
-            per_image: cfg.discriminator.per_image,
-        };
-        let g = Trained::new(cfg.generator.init(size, device), "G", cfg);
-        let f = cfg
-            .uses_cycle()
-            .then(|| Trained::new(cfg.generator.init(size, device), "F", cfg));
-        let d_b = adv.then(|| {
-            Trained::new(
-                d_cfg(cfg.discriminator.conditional).init(device),
-                "D_B",
-                cfg,
-            )
-        });
-        let d_a =
-            (adv && cfg.uses_cycle()).then(|| Trained::new(d_cfg(false).init(device), "D_A", cfg));
-        let r = cfg
-            .uses_registration()
-            .then(|| Trained::new(cfg.registration.init(size, device), "R", cfg));
-        Self { g, f, d_b, d_a, r }
+        let entries = NETWORKS
+            .iter()
+            .filter(|s| (s.wanted)(cfg))
+            .map(|s| (s.role, (s.build)(cfg, size, device)))
+            .collect();
+        Self { entries }
+    }
+
+    /// The network called `name`, if the run has it and it is an `M`.
+    pub fn get<M: Module + 'static>(&self, name: &str) -> Option<&M> {
+        self.entries
+            .iter()
+            .find(|(_, e)| e.name() == name)
+            .and_then(|(_, e)| e.as_any().downcast_ref::<Trained<M>>())
+            .map(|t| &t.net)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.entries.iter().any(|(_, e)| e.name() == name)
+    }
+
+    /// Names, in building order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.entries.iter().map(|(_, e)| e.name()).collect()
+    }
+
+    /// Parameters per network.
+    pub fn num_params(&self) -> Vec<(&'static str, usize)> {
+        self.entries
+            .iter()
+            .map(|(_, e)| (e.name(), e.num_params()))
+            .collect()
+    }
+
+    /// Step every network of `role` on its gradients in `grads`.
+    pub fn step(&mut self, role: Role, lr: f64, grads: &mut Gradients) {
+        for (r, e) in &mut self.entries {
+            if *r == role {
+                e.step(lr, grads);
+            }
+        }
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
-        self.g.save(dir)?;
-        if let Some(n) = &self.f {
-            n.save(dir)?;
-        }
-        if let Some(n) = &self.d_b {
-            n.save(dir)?;
-        }
-        if let Some(n) = &self.d_a {
-            n.save(dir)?;
-        }
-        if let Some(n) = &self.r {
-            n.save(dir)?;
+        self.entries.iter().try_for_each(|(_, e)| e.save(dir))
+    }
+
+    /// Weights and Adam states from a checkpoint folder.
+    pub fn load(&mut self, dir: &Path) -> Result<()> {
+        for (_, e) in &mut self.entries {
+            let name = e.name();
+            e.load(dir).with_context(|| format!("loading {name}"))?;
         }
         Ok(())
     }
 
-    pub fn load(&mut self, dir: &Path) -> Result<()> {
-        self.g.load(dir).context("loading G")?;
-        if let Some(n) = &mut self.f {
-            n.load(dir).context("loading F")?;
-        }
-        if let Some(n) = &mut self.d_b {
-            n.load(dir).context("loading D_B")?;
-        }
-        if let Some(n) = &mut self.d_a {
-            n.load(dir).context("loading D_A")?;
-        }
-        if let Some(n) = &mut self.r {
-            n.load(dir).context("loading R")?;
+    /// Weights alone from a checkpoint folder.
+    pub fn load_weights(&mut self, dir: &Path) -> Result<()> {
+        for (_, e) in &mut self.entries {
+            let name = e.name();
+            e.load_weights(dir)
+                .with_context(|| format!("loading {name}"))?;
         }
         Ok(())
     }

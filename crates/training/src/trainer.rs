@@ -1,24 +1,26 @@
 //! The one trainer. Every mode is a set of loss weights (see `config`):
 //! this file never asks which mode it runs, only which terms are on.
-use crate::checkpoint::{load_pool, save_pool, write_atomic, CheckpointState, ModelInfo};
-use crate::config::{CycleDirection, TrainConfig};
+use crate::checkpoint::{
+    load_pool, save_pool, write_atomic, CheckpointState, ModelInfo, FORMAT_VERSION,
+};
+use crate::config::TrainConfig;
 use crate::device::{device_from_name, read_f32};
-use crate::inference::{score_slices, SliceScore};
-use crate::nets::Nets;
+use crate::inference::{register_with, score_slices, translate_with, Registered, SliceScore};
+use crate::nets::{Nets, Role, D_B, G};
 use crate::pool::ImagePool;
 use crate::samples::write_sample_grid;
-use crate::tensors::{generate, stack, unstack};
+use crate::tensors::stack;
+use crate::terms::{
+    generator, weighted, DiscriminatorStep, GeneratorStep, DISCRIMINATOR_TERMS, GENERATOR_TERMS,
+};
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use medtrans_datasets::{mix_seed, PairOptions, Pairing, SliceDataset};
+use medtrans_datasets::seeds::{stream_rng, stream_seed, Stream};
+use medtrans_datasets::{PairOptions, Pairing, SliceDataset};
 use medtrans_io::Slice;
-use medtrans_losses::{l1, smoothness};
 use medtrans_metrics::mean_std;
-use medtrans_networks::warp;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -109,6 +111,15 @@ impl Trainer {
         let (w, h) = train.dims();
         if w != h {
             bail!("{}: slices are {w}x{h}; training needs square slices (medtrans prepare makes them)", cfg.data.path.display());
+        }
+        let g = &cfg.generator;
+        if (g.in_channels, g.out_channels) != (1, 1) {
+            bail!(
+                "{}: its slices have one channel, but generator.in_channels = {} and generator.out_channels = {}",
+                cfg.data.path.display(),
+                g.in_channels,
+                g.out_channels
+            );
         }
         let m = cfg.generator.size_multiple(w);
         if w % m != 0 || w < 16 {
@@ -201,9 +212,11 @@ impl Trainer {
         let within = step % self.steps_per_epoch;
         let n = self.train.len();
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(
-            self.cfg.train.seed ^ mix_seed(epoch as u64 + 1),
-        )));
+        order.shuffle(&mut stream_rng(
+            self.cfg.train.seed,
+            Stream::Shuffle,
+            epoch as u64,
+        ));
         let bs = self.cfg.train.batch_size;
         let idx = (0..bs).map(|k| order[(within * bs + k) % n]).collect();
         (epoch, idx)
@@ -222,8 +235,10 @@ impl Trainer {
         let (epoch, idx) = self.batch_indices(step);
         let lr = self.cfg.optim.lr * self.cfg.lr_factor(epoch);
         // Dropout and any other device randomness replay on resume.
-        self.device.seed(mix_seed(
-            self.cfg.train.seed ^ mix_seed(step as u64 + 0x5eed),
+        self.device.seed(stream_seed(
+            self.cfg.train.seed,
+            Stream::Device,
+            step as u64,
         ));
         let opts = self.pair_options();
         let pairs: Vec<_> = idx
@@ -238,130 +253,43 @@ impl Trainer {
             &pairs.iter().map(|p| &p.b).collect::<Vec<_>>(),
             &self.device,
         );
-        let w = self.cfg.loss.clone();
-        let gan = w.gan;
-        let conditional = self.cfg.discriminator.conditional;
-        let d_input = |x: &Tensor<4>, img: Tensor<4>| {
-            if conditional {
-                Tensor::cat(vec![x.clone(), img], 1)
-            } else {
-                img
-            }
-        };
-
-        // --- generators and R -------------------------------------------
-        let mut terms: Vec<(&'static str, Tensor<1>)> = Vec::new();
-        let fake_b = self.nets.g.net.forward(x.clone());
-        // G's step needs gradients through D to its input, not for D's
-        // weights: a frozen copy skips that work (D steps later on its own
-        // loss). Safe because Trained::new materialised D's parameters.
-        if let Some(d) = &self.nets.d_b {
-            let pred = d.net.clone().no_grad().forward(d_input(&x, fake_b.clone()));
-            terms.push(("g_adv", gan.loss(pred, true) * w.adversarial));
-        }
-        if w.l1 > 0.0 {
-            terms.push(("l1", l1(fake_b.clone(), y.clone()) * w.l1));
-        }
-        if let Some(r) = &self.nets.r {
-            let field = r.net.forward(fake_b.clone(), y.clone());
-            if w.correction > 0.0 {
-                let reg = warp(fake_b.clone(), field.clone());
-                terms.push(("correction", l1(reg, y.clone()) * w.correction));
-            }
-            if w.smoothness > 0.0 {
-                terms.push(("smoothness", smoothness(field) * w.smoothness));
-            }
-        }
-        let mut fake_a = None;
-        if let Some(f) = &self.nets.f {
-            let g = &self.nets.g.net;
-            let fa = f.net.forward(y.clone());
-            if let Some(d) = &self.nets.d_a {
-                let pred = d.net.clone().no_grad().forward(fa.clone());
-                terms.push(("f_adv", gan.loss(pred, true) * w.adversarial));
-            }
-            match w.cycle_direction {
-                CycleDirection::Both => {
-                    terms.push((
-                        "cycle_a",
-                        l1(f.net.forward(fake_b.clone()), x.clone()) * w.cycle,
-                    ));
-                    terms.push(("cycle_b", l1(g.forward(fa.clone()), y.clone()) * w.cycle));
-                }
-                CycleDirection::TargetOnly => {
-                    terms.push((
-                        "cycle_b",
-                        l1(g.forward(fa.clone()), y.clone()) * (2.0 * w.cycle),
-                    ));
-                }
-            }
-            if w.identity > 0.0 {
-                let k = w.identity * w.cycle;
-                terms.push(("idt_b", l1(g.forward(y.clone()), y.clone()) * k));
-                terms.push(("idt_a", l1(f.net.forward(x.clone()), x.clone()) * k));
-            }
-            fake_a = Some(fa);
-        }
+        // --- generators and R: the weighted sum of the enabled terms -----
+        let mut g_step = GeneratorStep::new(&self.cfg, &self.nets, x.clone(), y.clone());
+        let mut terms = weighted(GENERATOR_TERMS, &self.cfg, &self.nets, &mut g_step);
         if terms.is_empty() {
             bail!("every loss weight is 0: nothing to train");
         }
-        let total = terms
-            .iter()
-            .map(|t| t.1.clone())
-            .reduce(|a, b| a + b)
-            .expect("terms is not empty");
+        let fake_b = g_step.fake_b.clone();
+        let fake_a = g_step.take_fake_a();
+        let total = sum(&terms);
         let mut grads = total.clone().backward();
-        if let Some(r) = &mut self.nets.r {
-            r.step(lr, &mut grads);
-        }
-        self.nets.g.step(lr, &mut grads);
-        if let Some(f) = &mut self.nets.f {
-            f.step(lr, &mut grads);
-        }
+        self.nets.step(Role::Generator, lr, &mut grads);
         terms.push(("g_total", total));
 
         // --- discriminators ---------------------------------------------
-        let mut d_terms: Vec<(&'static str, Tensor<1>)> = Vec::new();
-        let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(
-            self.cfg.train.seed ^ mix_seed(step as u64 + 0xd00d),
-        ));
-        if let Some(d) = &self.nets.d_b {
-            let fake = if self.cfg.train.regenerate_fake {
-                // Inference only: no autodiff graph for this forward pass.
-                Tensor::from_inner(self.nets.g.net.valid().forward(x.clone().inner()))
-            } else {
-                fake_b.detach()
-            };
-            let fake = self.pool_b.query(fake, &mut rng);
-            let real_loss = gan.loss(d.net.forward(d_input(&x, y.clone())), true);
-            let fake_loss = gan.loss(d.net.forward(d_input(&x, fake)), false);
-            d_terms.push((
-                "d_b",
-                (real_loss + fake_loss) * (w.discriminator * w.adversarial),
-            ));
-        }
-        if let (Some(d), Some(fa)) = (&self.nets.d_a, fake_a) {
-            let fake = self.pool_a.query(fa.detach(), &mut rng);
-            let real_loss = gan.loss(d.net.forward(x.clone()), true);
-            let fake_loss = gan.loss(d.net.forward(fake), false);
-            d_terms.push((
-                "d_a",
-                (real_loss + fake_loss) * (w.discriminator * w.adversarial),
-            ));
-        }
+        let mut rng = stream_rng(self.cfg.train.seed, Stream::Pool, step as u64);
+        let fake_b = if self.cfg.train.regenerate_fake && self.nets.has(D_B) {
+            // G after its step; inference only: no autodiff graph.
+            let g = generator(&self.nets, G).valid();
+            Tensor::from_inner(g.forward(x.clone().inner()))
+        } else {
+            fake_b.detach()
+        };
+        let mut d_step = DiscriminatorStep {
+            cfg: &self.cfg,
+            nets: &self.nets,
+            x,
+            y,
+            fake_b,
+            fake_a: fake_a.map(|t| t.detach()),
+            pool_a: &mut self.pool_a,
+            pool_b: &mut self.pool_b,
+            rng: &mut rng,
+        };
+        let d_terms = weighted(DISCRIMINATOR_TERMS, &self.cfg, &self.nets, &mut d_step);
         if !d_terms.is_empty() {
-            let total = d_terms
-                .iter()
-                .map(|t| t.1.clone())
-                .reduce(|a, b| a + b)
-                .expect("not empty");
-            let mut grads = total.backward();
-            if let Some(d) = &mut self.nets.d_b {
-                d.step(lr, &mut grads);
-            }
-            if let Some(d) = &mut self.nets.d_a {
-                d.step(lr, &mut grads);
-            }
+            let mut grads = sum(&d_terms).backward();
+            self.nets.step(Role::Discriminator, lr, &mut grads);
         }
         terms.extend(d_terms);
 
@@ -379,12 +307,7 @@ impl Trainer {
 
     /// G(x) for slices, on the plain device and without dropout.
     pub fn translate(&self, xs: &[&Slice]) -> Result<Vec<Slice>> {
-        generate(
-            &self.nets.g.net.valid(),
-            xs,
-            8,
-            &self.device.clone().inner(),
-        )
+        translate_with(&self.nets, xs, &self.device.clone().inner())
     }
 
     /// NMAE, PSNR and SSIM of G(x) against the aligned target on the
@@ -411,7 +334,8 @@ impl Trainer {
 
     fn checkpoint(&self, dir: &Path, val: Option<ValScores>) -> Result<()> {
         let state = CheckpointState {
-            format_version: 1,
+            format_version: FORMAT_VERSION,
+            networks: self.nets.names().iter().map(|n| n.to_string()).collect(),
             step: self.step,
             epoch: self.step / self.steps_per_epoch,
             best_val_nmae: self.best_val_nmae,
@@ -451,22 +375,8 @@ impl Trainer {
 
     /// R's view of (G(x), y): warp(G(x)) and the field, two slices (rows,
     /// columns, in px) per image. `None` for modes without R.
-    pub fn register(
-        &self,
-        fakes: &[Slice],
-        ys: &[&Slice],
-    ) -> Result<Option<(Vec<Slice>, Vec<Slice>)>> {
-        let Some(r) = &self.nets.r else {
-            return Ok(None);
-        };
-        let r = r.net.valid();
-        let dev = self.device.clone().inner();
-        let f = stack(&fakes.iter().collect::<Vec<_>>(), &dev);
-        let field = r.forward(f.clone(), stack(ys, &dev));
-        Ok(Some((
-            unstack(warp(f, field.clone()), "R's warp")?,
-            unstack(field, "R's field")?,
-        )))
+    pub fn register(&self, fakes: &[Slice], ys: &[&Slice]) -> Result<Option<Registered>> {
+        register_with(&self.nets, fakes, ys, &self.device.clone().inner())
     }
 
     /// Train to the end of the schedule (or `train.stop_at_step`), with a
@@ -549,6 +459,15 @@ impl Trainer {
             seconds_per_step: start.elapsed().as_secs_f64() / done.max(1) as f64,
         })
     }
+}
+
+/// The sum of weighted terms, in order.
+fn sum(terms: &[(&'static str, Tensor<1>)]) -> Tensor<1> {
+    terms
+        .iter()
+        .map(|t| t.1.clone())
+        .reduce(|a, b| a + b)
+        .expect("at least one term")
 }
 
 /// The validation split, or None (with a warning) when the dataset has

@@ -183,7 +183,7 @@ fn networks_match_flex_forward_and_backward() {
             &|n, v| n.forward(v[0].clone()),
         );
     }
-    let r = RegistrationConfig::default().init(32, &flex);
+    let r = RegistrationConfig::default().init(32, 1, &flex);
     compare("R", r, vec![x.clone(), y], &gpu, &|n, v| {
         n.forward(v[0].clone(), v[1].clone())
     });

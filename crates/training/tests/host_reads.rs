@@ -9,8 +9,14 @@ use medtrans_training::{host_reads, Trainer};
 fn a_step_reads_the_device_once() {
     for mode in ["cycle", "reggan", "pix2pix"] {
         let dir = tempfile::tempdir().unwrap();
-        // A pool of 2 fills at the first steps, then swaps images.
-        let cfg = common::small_config(mode, &dir.path().join("run"), &["train.pool_size=2"]);
+        // A pool of 2 fills at the first steps, then swaps images (pix2pix's
+        // conditional D takes no pool).
+        let extra: &[&str] = if mode == "pix2pix" {
+            &[]
+        } else {
+            &["train.pool_size=2"]
+        };
+        let cfg = common::small_config(mode, &dir.path().join("run"), extra);
         let mut t = Trainer::new(cfg).unwrap();
         for step in 0..4 {
             let before = host_reads();

@@ -2,6 +2,7 @@
 //! slices with finite losses, and its reconstruction terms go down.
 mod common;
 use common::{small_config, term};
+use medtrans_training::nets::{D_A, F, R};
 use medtrans_training::{Trainer, PRESETS};
 
 fn mean(v: &[f64]) -> f64 {
@@ -42,7 +43,7 @@ fn assert_decreases(rows: &[medtrans_training::LossRow], name: &str, mode: &str)
 #[test]
 fn pix2pix_l1_decreases() {
     let (t, rows) = train("pix2pix", 25);
-    assert!(t.nets.r.is_none() && t.nets.f.is_none());
+    assert!(!t.nets.has(R) && !t.nets.has(F));
     assert_decreases(&rows, "l1", "pix2pix");
     assert!(term(&rows[0], "d_b").is_some() && term(&rows[0], "g_adv").is_some());
 }
@@ -50,7 +51,7 @@ fn pix2pix_l1_decreases() {
 #[test]
 fn cycle_losses_decrease() {
     let (t, rows) = train("cycle", 25);
-    assert!(t.nets.f.is_some() && t.nets.d_a.is_some() && t.nets.r.is_none());
+    assert!(t.nets.has(F) && t.nets.has(D_A) && !t.nets.has(R));
     assert_decreases(&rows, "cycle_a", "cycle");
     assert_decreases(&rows, "cycle_b", "cycle");
 }
@@ -58,7 +59,7 @@ fn cycle_losses_decrease() {
 #[test]
 fn nc_trains_on_the_adversarial_loss_alone() {
     let (t, rows) = train("nc", 25);
-    assert!(t.nets.r.is_none() && t.nets.f.is_none());
+    assert!(!t.nets.has(R) && !t.nets.has(F));
     let names: Vec<&str> = rows[0].iter().map(|r| r.0).collect();
     assert_eq!(names, ["lr", "g_adv", "g_total", "d_b"]);
     // The discriminator learns to tell real from generated.
@@ -68,7 +69,7 @@ fn nc_trains_on_the_adversarial_loss_alone() {
 #[test]
 fn reggan_correction_decreases() {
     let (t, rows) = train("reggan", 25);
-    assert!(t.nets.r.is_some() && t.nets.f.is_none());
+    assert!(t.nets.has(R) && !t.nets.has(F));
     assert_decreases(&rows, "correction", "reggan");
     assert!(term(&rows[0], "smoothness").is_some());
 }
@@ -76,7 +77,7 @@ fn reggan_correction_decreases() {
 #[test]
 fn cycle_reg_trains_every_network() {
     let (t, rows) = train("cycle+reg", 25);
-    assert!(t.nets.r.is_some() && t.nets.f.is_some() && t.nets.d_a.is_some());
+    assert!(t.nets.has(R) && t.nets.has(F) && t.nets.has(D_A));
     assert_decreases(&rows, "correction", "cycle+reg");
     assert_decreases(&rows, "cycle_b", "cycle+reg");
 }
@@ -94,4 +95,23 @@ fn every_preset_parses() {
         let cfg = medtrans_training::TrainConfig::preset(mode, &[]).unwrap();
         assert_eq!(cfg.mode, mode);
     }
+}
+
+/// A loss term added through the config: the gradient difference loss
+/// joins pix2pix's sum as its own column, and a zero weight leaves it out.
+#[test]
+fn gradient_difference_term_joins_through_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(
+        "pix2pix",
+        &dir.path().join("run"),
+        &["loss.gradient_difference=10"],
+    );
+    let mut t = Trainer::new(cfg).unwrap();
+    let rows: Vec<_> = (0..25).map(|_| t.train_step().unwrap()).collect();
+    let names: Vec<&str> = rows[0].iter().map(|r| r.0).collect();
+    assert_eq!(names, ["lr", "g_adv", "l1", "gdl", "g_total", "d_b"]);
+    assert_decreases(&rows, "gdl", "pix2pix + gdl");
+    let (_, plain) = train("pix2pix", 1);
+    assert!(term(&plain[0], "gdl").is_none());
 }

@@ -33,7 +33,7 @@ fn r_recovers_a_known_shift() {
     let b: Vec<Slice> = a.iter().map(|s| shifted(s, dx, dy)).collect();
     let device = Device::flex().autodiff();
     device.seed(3);
-    let mut r = RegistrationConfig::default().init(32, &device);
+    let mut r = RegistrationConfig::default().init(32, 1, &device);
     let mut adam = AdamConfig::new().with_beta_1(0.5).init();
     let x = stack(&a, &device);
     let y = stack(&b.iter().collect::<Vec<_>>(), &device);
@@ -45,7 +45,7 @@ fn r_recovers_a_known_shift() {
         r = adam.step(1e-3, r, grads);
     }
     // Mean field over pixels where the shifted image shows the head.
-    let fields = unstack(r.forward(x, y));
+    let fields = unstack(r.forward(x, y), "R's field").unwrap();
     let (mut sum_row, mut sum_col, mut n) = (0.0, 0.0, 0.0);
     for (k, target) in b.iter().enumerate() {
         let (rows, cols) = (&fields[2 * k], &fields[2 * k + 1]);

@@ -1,0 +1,272 @@
+//! Loss terms. A term is a name (its column in `losses.csv`), a weight read
+//! from the config (0 switches it off), the networks it needs, and how it
+//! computes from a step's tensors. The trainer's generator step sums the
+//! enabled [`GENERATOR_TERMS`], its discriminator step the enabled
+//! [`DISCRIMINATOR_TERMS`]; neither knows the terms by name. A new loss is
+//! one new row here plus its weight in `LossConfig`.
+//!
+//! The rows' order is the order of `losses.csv`'s columns and of the
+//! forward passes, so it is part of a seeded run's trajectory.
+use crate::config::{CycleDirection, LossConfig, TrainConfig};
+use crate::nets::{Nets, D_A, D_B, F, G, R};
+use crate::pool::ImagePool;
+use burn::module::Module;
+use burn::tensor::Tensor;
+use medtrans_losses::{correction, gradient_difference, l1, smoothness};
+use medtrans_networks::{Discriminator, Generator, RegistrationNet};
+use rand_chacha::ChaCha8Rng;
+
+/// One loss term of a step; `C` computes it from the step's tensors.
+pub struct Term<C> {
+    pub name: &'static str,
+    /// Its weight under a config; 0 leaves it out.
+    pub weight: fn(&LossConfig) -> f64,
+    /// Networks it uses; it is left out of runs that lack one.
+    pub needs: &'static [&'static str],
+    /// The unweighted loss.
+    pub compute: C,
+}
+
+/// A term of the generator step.
+pub type GeneratorTerm = Term<fn(&mut GeneratorStep<'_>) -> Tensor<1>>;
+/// A term of the discriminator step.
+pub type DiscriminatorTerm = Term<fn(&mut DiscriminatorStep<'_>) -> Tensor<1>>;
+
+impl<C> Term<C> {
+    fn enabled(&self, cfg: &TrainConfig, nets: &Nets) -> bool {
+        (self.weight)(&cfg.loss) > 0.0 && self.needs.iter().all(|n| nets.has(n))
+    }
+}
+
+/// Weighted values of every enabled term, in table order.
+pub fn weighted<C: Fn(&mut Ctx) -> Tensor<1>, Ctx>(
+    table: &[Term<C>],
+    cfg: &TrainConfig,
+    nets: &Nets,
+    ctx: &mut Ctx,
+) -> Vec<(&'static str, Tensor<1>)> {
+    table
+        .iter()
+        .filter(|t| t.enabled(cfg, nets))
+        .map(|t| (t.name, (t.compute)(ctx) * (t.weight)(&cfg.loss)))
+        .collect()
+}
+
+/// The generator step's tensors: the batch, G(x), and what other terms
+/// computed first (F(y), R's field), each made once on first use.
+pub struct GeneratorStep<'a> {
+    pub cfg: &'a TrainConfig,
+    pub nets: &'a Nets,
+    pub x: Tensor<4>,
+    pub y: Tensor<4>,
+    /// G(x).
+    pub fake_b: Tensor<4>,
+    fake_a: Option<Tensor<4>>,
+    field: Option<Tensor<4>>,
+}
+
+impl<'a> GeneratorStep<'a> {
+    pub fn new(cfg: &'a TrainConfig, nets: &'a Nets, x: Tensor<4>, y: Tensor<4>) -> Self {
+        let fake_b = generator(nets, G).forward(x.clone());
+        Self {
+            cfg,
+            nets,
+            x,
+            y,
+            fake_b,
+            fake_a: None,
+            field: None,
+        }
+    }
+
+    /// F(y), once.
+    pub fn fake_a(&mut self) -> Tensor<4> {
+        if self.fake_a.is_none() {
+            self.fake_a = Some(generator(self.nets, F).forward(self.y.clone()));
+        }
+        self.fake_a.clone().expect("just set")
+    }
+
+    /// F(y) if a term made it: the discriminator step's fake A.
+    pub fn take_fake_a(&mut self) -> Option<Tensor<4>> {
+        self.fake_a.take()
+    }
+
+    /// R's field registering G(x) to y, once.
+    pub fn field(&mut self) -> Tensor<4> {
+        if self.field.is_none() {
+            let r: &RegistrationNet = self.nets.get(R).expect("terms needing R run with R");
+            self.field = Some(r.forward(self.fake_b.clone(), self.y.clone()));
+        }
+        self.field.clone().expect("just set")
+    }
+
+    /// A discriminator's scores with its weights frozen: G's step needs
+    /// gradients through D to its input, not for D's weights (D steps later
+    /// on its own loss). Safe because networks are materialised when built.
+    fn frozen_scores(&self, name: &str, input: Tensor<4>) -> Tensor<4> {
+        discriminator(self.nets, name)
+            .clone()
+            .no_grad()
+            .forward(input)
+    }
+}
+
+pub fn generator<'n>(nets: &'n Nets, name: &str) -> &'n Generator {
+    nets.get(name)
+        .unwrap_or_else(|| panic!("terms needing {name} run with {name}"))
+}
+
+fn discriminator<'n>(nets: &'n Nets, name: &str) -> &'n Discriminator {
+    nets.get(name)
+        .unwrap_or_else(|| panic!("terms needing {name} run with {name}"))
+}
+
+/// D_B's input for an image of domain B: the image, or (x, image) for the
+/// conditional discriminator of pix2pix.
+fn d_b_input(cfg: &TrainConfig, x: &Tensor<4>, img: Tensor<4>) -> Tensor<4> {
+    if cfg.discriminator.conditional {
+        Tensor::cat(vec![x.clone(), img], 1)
+    } else {
+        img
+    }
+}
+
+fn cycle_factor(w: &LossConfig, direction: CycleDirection) -> f64 {
+    if w.cycle_direction == direction {
+        match direction {
+            CycleDirection::Both => w.cycle,
+            // The asymmetric loss keeps one cycle at twice the weight.
+            CycleDirection::TargetOnly => 2.0 * w.cycle,
+        }
+    } else {
+        0.0
+    }
+}
+
+/// The generator step's terms; G, F and R learn from their weighted sum.
+pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
+    Term {
+        name: "g_adv",
+        weight: |w| w.adversarial,
+        needs: &[D_B],
+        compute: |s| {
+            let input = d_b_input(s.cfg, &s.x, s.fake_b.clone());
+            s.cfg.loss.gan.loss(s.frozen_scores(D_B, input), true)
+        },
+    },
+    Term {
+        name: "l1",
+        weight: |w| w.l1,
+        needs: &[],
+        compute: |s| l1(s.fake_b.clone(), s.y.clone()),
+    },
+    Term {
+        name: "gdl",
+        weight: |w| w.gradient_difference,
+        needs: &[],
+        compute: |s| gradient_difference(s.fake_b.clone(), s.y.clone()),
+    },
+    Term {
+        name: "correction",
+        weight: |w| w.correction,
+        needs: &[R],
+        compute: |s| {
+            let field = s.field();
+            correction(s.fake_b.clone(), field, s.y.clone())
+        },
+    },
+    Term {
+        name: "smoothness",
+        weight: |w| w.smoothness,
+        needs: &[R],
+        compute: |s| smoothness(s.field()),
+    },
+    Term {
+        name: "f_adv",
+        weight: |w| w.adversarial,
+        needs: &[F, D_A],
+        compute: |s| {
+            let fa = s.fake_a();
+            s.cfg.loss.gan.loss(s.frozen_scores(D_A, fa), true)
+        },
+    },
+    Term {
+        name: "cycle_a",
+        weight: |w| cycle_factor(w, CycleDirection::Both),
+        needs: &[F],
+        compute: |s| {
+            let back = generator(s.nets, F).forward(s.fake_b.clone());
+            l1(back, s.x.clone())
+        },
+    },
+    Term {
+        name: "cycle_b",
+        weight: |w| {
+            cycle_factor(w, CycleDirection::Both) + cycle_factor(w, CycleDirection::TargetOnly)
+        },
+        needs: &[F],
+        compute: |s| {
+            let fa = s.fake_a();
+            l1(generator(s.nets, G).forward(fa), s.y.clone())
+        },
+    },
+    Term {
+        name: "idt_b",
+        weight: |w| w.identity * w.cycle,
+        needs: &[F],
+        compute: |s| l1(generator(s.nets, G).forward(s.y.clone()), s.y.clone()),
+    },
+    Term {
+        name: "idt_a",
+        weight: |w| w.identity * w.cycle,
+        needs: &[F],
+        compute: |s| l1(generator(s.nets, F).forward(s.x.clone()), s.x.clone()),
+    },
+];
+
+/// The discriminator step's tensors: the batch, the fakes of the generator
+/// step (detached), the image pools and the step's random stream.
+pub struct DiscriminatorStep<'a> {
+    pub cfg: &'a TrainConfig,
+    pub nets: &'a Nets,
+    pub x: Tensor<4>,
+    pub y: Tensor<4>,
+    /// G(x) for D_B: the generator step's, or a fresh one after G stepped.
+    pub fake_b: Tensor<4>,
+    pub fake_a: Option<Tensor<4>>,
+    pub pool_a: &'a mut ImagePool,
+    pub pool_b: &'a mut ImagePool,
+    pub rng: &'a mut ChaCha8Rng,
+}
+
+/// The discriminator step's terms; the discriminators learn from their
+/// weighted sum. Each scores the real image as real and a (pooled) fake as
+/// fake.
+pub const DISCRIMINATOR_TERMS: &[DiscriminatorTerm] = &[
+    Term {
+        name: "d_b",
+        weight: |w| w.discriminator * w.adversarial,
+        needs: &[D_B],
+        compute: |s| {
+            let fake = s.pool_b.query(s.fake_b.clone(), &mut *s.rng);
+            let d = discriminator(s.nets, D_B);
+            let gan = s.cfg.loss.gan;
+            let real = gan.loss(d.forward(d_b_input(s.cfg, &s.x, s.y.clone())), true);
+            real + gan.loss(d.forward(d_b_input(s.cfg, &s.x, fake)), false)
+        },
+    },
+    Term {
+        name: "d_a",
+        weight: |w| w.discriminator * w.adversarial,
+        needs: &[D_A],
+        compute: |s| {
+            let fa = s.fake_a.clone().expect("F ran in the generator step");
+            let fake = s.pool_a.query(fa, &mut *s.rng);
+            let d = discriminator(s.nets, D_A);
+            let gan = s.cfg.loss.gan;
+            let real = gan.loss(d.forward(s.x.clone()), true);
+            real + gan.loss(d.forward(fake), false)
+        },
+    },
+];
