@@ -200,6 +200,17 @@ class Pix2Pix:
         self.od.step()
 
 
+def d_step_on_fresh_fake(model, x, y):
+    """The RegGAN code's D step (NC and NC+R): a fresh G(x) after G's step,
+    real + fake loss not halved."""
+    with torch.no_grad():
+        fake = model.g(x)
+    loss_d = lsgan(model.d(y), True) + lsgan(model.d(fake), False)
+    model.od.zero_grad(set_to_none=True)
+    loss_d.backward()
+    model.od.step()
+
+
 class NC:
     """medtrans' nc preset: adversarial loss only, per-image PatchGAN, D on
     a fresh G(x) with its real + fake loss not halved."""
@@ -214,12 +225,7 @@ class NC:
         self.og.zero_grad(set_to_none=True)
         loss.backward()
         self.og.step()
-        with torch.no_grad():
-            fake = self.g(x)
-        loss_d = lsgan(self.d(y), True) + lsgan(self.d(fake), False)
-        self.od.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.od.step()
+        d_step_on_fresh_fake(self, x, y)
 
 
 class ImagePool:
@@ -300,12 +306,7 @@ class RegGAN:
         loss.backward()
         self.og.step()
         self.orr.step()
-        with torch.no_grad():
-            fake = self.g(x)
-        loss_d = lsgan(self.d(y), True) + lsgan(self.d(fake), False)
-        self.od.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.od.step()
+        d_step_on_fresh_fake(self, x, y)
 
 
 def peak_rss_mb():
