@@ -120,13 +120,19 @@ pub fn run(args: Args) -> Result<()> {
         // The 50th percentile: one home for order statistics.
         let f32_times: Vec<f32> = times.iter().map(|&t| t as f32).collect();
         let s = percentile(&f32_times, &[50.0]).map_or(f64::NAN, |p| p[0]);
-        let nets = t.nets.names();
+        // Each network with its parameter count, in millions.
+        let nets: Vec<String> = t
+            .nets
+            .num_params()
+            .into_iter()
+            .map(|(n, p)| format!("{n} ({:.2}M)", p as f64 / 1e6))
+            .collect();
         if args.json {
             say!(
                 "{}",
                 serde_json::json!({
                     "framework": "medtrans", "mode": mode, "size": args.size,
-                    "ngf": ngf, "blocks": blocks, "s_per_step": s, "times": times,
+                    "ngf": ngf, "blocks": blocks, "networks": nets, "s_per_step": s, "times": times,
                     "first_step_s": first_step, "host_reads_per_step": reads_per_step,
                     "device": args.device, "peak_rss_mb": peak_rss_mb(),
                 })

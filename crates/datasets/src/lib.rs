@@ -20,7 +20,6 @@ pub use manifest::{
 };
 pub use pipeline::{mask_inside, mask_to_background, normalise, SlicePipeline};
 pub use prepare::{prepare, PrepareSpec, SubjectSpec};
-pub use seeds::mix_seed;
 
 use std::path::PathBuf;
 

@@ -21,10 +21,6 @@ impl ImagePool {
         }
     }
 
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// For each image of the batch `fakes` (`[N, C, H, W]`): while the pool
     /// fills, store and return it; then with probability 1/2 return a stored
     /// fake and keep the new one in its place. The random draws are the same

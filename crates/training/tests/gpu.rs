@@ -121,9 +121,8 @@ fn compare<M: Module>(
 ) {
     // Parameters start lazy in Burn 0.22: made now, they move with their
     // values instead of being drawn again on the GPU.
-    // Built on the plain CPU device and moved to each autodiff device:
-    // moving a module or tensor off an autodiff CPU device was seen to
-    // change its values on lavapipe (see the closing note of the session).
+    // One module on the plain CPU device, moved to each autodiff device in
+    // training mode, so that both sides start from the same values.
     let net = medtrans_networks::materialize(net);
     let flex = Device::flex().autodiff();
     let on_cpu = net.clone().fork(&flex).train();
