@@ -161,8 +161,10 @@ pub fn run(args: Args) -> Result<()> {
     let identity = score_slices(&test, &test.a);
     let trained = model.evaluate(&test, 16)?;
     let scores = vec![identity, trained];
-    crate::evaluate::write_scores(&args.out.join("metrics.csv"), &names, &scores)?;
-    let md = crate::evaluate::summary_table(&names, &scores);
+    let csv = args.out.join("metrics.csv");
+    std::fs::write(&csv, medtrans_metrics::scores_csv(&names, &scores))
+        .with_context(|| format!("writing {}", csv.display()))?;
+    let md = medtrans_metrics::summary_table(&names, &scores);
     std::fs::write(args.out.join("summary.md"), &md)?;
     say!("\n{md}");
 

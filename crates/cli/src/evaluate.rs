@@ -1,9 +1,8 @@
 //! `medtrans evaluate`: the paper's metrics on a test split.
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::SliceDataset;
-use medtrans_metrics::{mean_std, wilcoxon_signed_rank};
-use medtrans_training::{Model, SliceScore};
-use std::io::Write;
+use medtrans_metrics::{scores_csv, summary_table};
+use medtrans_training::Model;
 use std::path::{Path, PathBuf};
 
 /// Score a model on a dataset split: per-slice and mean +- std NMAE, PSNR
@@ -67,7 +66,9 @@ pub fn run(args: Args) -> Result<()> {
     });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let names: Vec<String> = models.iter().map(|m| m.0.clone()).collect();
-    write_scores(&out.join("scores.csv"), &names, &scores)?;
+    let csv = out.join("scores.csv");
+    std::fs::write(&csv, scores_csv(&names, &scores))
+        .with_context(|| format!("writing {}", csv.display()))?;
     let md = summary_table(&names, &scores);
     std::fs::write(out.join("summary.md"), &md)?;
     say!("{md}");
@@ -92,77 +93,4 @@ fn run_folder(ckpt: &Path) -> PathBuf {
 fn label(p: &Path) -> String {
     p.file_name()
         .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
-}
-
-pub fn write_scores(path: &Path, names: &[String], scores: &[Vec<SliceScore>]) -> Result<()> {
-    let mut f =
-        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    writeln!(f, "model,subject,slice,nmae,psnr,ssim")?;
-    for (name, sc) in names.iter().zip(scores) {
-        for s in sc {
-            writeln!(
-                f,
-                "{name},{},{},{:.6},{:.4},{:.6}",
-                s.subject, s.slice, s.nmae, s.psnr, s.ssim
-            )?;
-        }
-    }
-    Ok(())
-}
-
-type Metric = fn(&SliceScore) -> f64;
-const METRICS: [(&str, Metric); 3] = [
-    ("NMAE", |s| s.nmae),
-    ("PSNR (dB)", |s| s.psnr),
-    ("SSIM", |s| s.ssim),
-];
-
-/// Markdown: one row per model with mean +- std, and with two models a row
-/// of Wilcoxon p-values over the slices both could score.
-pub fn summary_table(names: &[String], scores: &[Vec<SliceScore>]) -> String {
-    let mut md =
-        String::from("| model | slices | NMAE | PSNR (dB) | SSIM |\n|---|---|---|---|---|\n");
-    for (name, sc) in names.iter().zip(scores) {
-        let cells: Vec<String> = METRICS
-            .iter()
-            .map(|(_, f)| {
-                let v: Vec<f64> = sc.iter().map(f).collect();
-                mean_std(&v).map_or("n/a".into(), |(m, s)| format!("{m:.4} +- {s:.4}"))
-            })
-            .collect();
-        md += &format!("| {name} | {} | {} |\n", sc.len(), cells.join(" | "));
-    }
-    if scores.len() == 2 {
-        let common: Vec<(&SliceScore, &SliceScore)> = scores[0]
-            .iter()
-            .filter_map(|a| {
-                scores[1]
-                    .iter()
-                    .find(|b| b.position == a.position)
-                    .map(|b| (a, b))
-            })
-            .collect();
-        let cells: Vec<String> = METRICS
-            .iter()
-            .map(|(_, f)| {
-                let a: Vec<f64> = common.iter().map(|p| f(p.0)).collect();
-                let b: Vec<f64> = common.iter().map(|p| f(p.1)).collect();
-                wilcoxon_signed_rank(&a, &b).map_or("n/a".into(), |w| format_p(w.p_value))
-            })
-            .collect();
-        md += &format!(
-            "| Wilcoxon (paired) | {} | {} |\n",
-            common.len(),
-            cells.join(" | ")
-        );
-    }
-    md
-}
-
-fn format_p(p: f64) -> String {
-    if p < 1e-3 {
-        format!("p = {p:.1e}")
-    } else {
-        format!("p = {p:.3}")
-    }
 }

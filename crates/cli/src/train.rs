@@ -97,12 +97,7 @@ pub fn run(args: Args) -> Result<()> {
     );
     let summary = trainer.run(false)?;
     if let Some(v) = summary.last_val {
-        say!(
-            "validation: NMAE {:.4}  PSNR {:.2} dB  SSIM {:.4}",
-            v.nmae,
-            v.psnr,
-            v.ssim
-        );
+        say!("validation: {}", v.brief());
     }
     say!(
         "{} steps done ({:.3} s/step); run folder {}",

@@ -7,6 +7,7 @@ use crate::plot::{image_grid, line_panels, Panel, Series, Tile};
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::{PairOptions, Pairing, SliceDataset};
 use medtrans_io::Slice;
+use medtrans_metrics::Metric;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -95,9 +96,15 @@ pub fn metrics_vs_noise(path: &Path, modes: &[String], rows: &[SweepRow]) -> Res
     line_panels(
         path,
         &[
-            metric("NMAE (lower is better)", "NMAE", |r| r.nmae.0),
-            metric("PSNR (higher is better)", "dB", |r| r.psnr.0),
-            metric("SSIM (higher is better)", "SSIM", |r| r.ssim.0),
+            metric("NMAE (lower is better)", "NMAE", |r| {
+                r.scores.mean(Metric::Nmae)
+            }),
+            metric("PSNR (higher is better)", "dB", |r| {
+                r.scores.mean(Metric::Psnr)
+            }),
+            metric("SSIM (higher is better)", "SSIM", |r| {
+                r.scores.mean(Metric::Ssim)
+            }),
         ],
         3,
     )

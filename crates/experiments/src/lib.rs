@@ -4,6 +4,7 @@
 //! longer than one sitting is simply started again: finished runs are
 //! skipped, unfinished ones continue from their last checkpoint.
 pub mod figures;
+pub mod grid;
 pub mod noise_sweep;
 pub mod plot;
 

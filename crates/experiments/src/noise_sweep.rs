@@ -2,19 +2,20 @@
 //! misalignment level, same data, same budget, scored on a disjoint test
 //! slab against the untouched aligned targets.
 use crate::figures;
+use crate::grid::{finished_steps, score_run, train_grid, GridRun, ResultsRow, ResultsTable};
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::{
     prepare, PairOptions, Pairing, PrepareSpec, SliceDataset, SplitSpec, SubjectSpec, MANIFEST_FILE,
 };
 use medtrans_io::Slice;
-use medtrans_metrics::mean_std;
-use medtrans_training::checkpoint::{last_checkpoint, CheckpointState};
-use medtrans_training::{score_slices, Model, RunNetworks, SliceScore, TrainConfig, Trainer};
+use medtrans_metrics::{mean_std, Metric, Summary};
+use medtrans_training::checkpoint::last_checkpoint;
+use medtrans_training::config::with_suggestion;
+use medtrans_training::{RunNetworks, SliceScore, TrainConfig};
 use medtrans_transforms::{ideal_field, percentile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,7 +79,7 @@ impl SweepConfig {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the sweep config {}", path.display()))?;
         let mut cfg: SweepConfig = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_suggestion(e.message())))?;
         cfg.source = Some(path.to_path_buf());
         if cfg.modes.is_empty() || cfg.noise_levels.is_empty() {
             bail!(
@@ -157,23 +158,39 @@ impl SweepConfig {
         vec![format!("train.device={:?}", self.device())]
     }
 
-    /// The training config of one run.
+    /// The training config of one run: the mode's preset with the shared
+    /// overrides, then this run's data, folder, level, device and seed.
     fn train_config(&self, mode: &str, level: u32, seed: Option<u64>) -> Result<TrainConfig> {
-        let mut set = self.set.clone();
-        set.push(format!(
-            "data.path={:?}",
-            self.dataset().display().to_string()
-        ));
-        set.push(format!(
-            "out={:?}",
-            self.seed_dir(mode, level, seed).display().to_string()
-        ));
-        set.push(format!("data.noise_level={level}"));
-        set.push(format!("train.device={:?}", self.device()));
-        if let Some(s) = seed {
-            set.push(format!("train.seed={s}"));
-        }
-        TrainConfig::preset(mode, &set).with_context(|| format!("run {mode} at noise {level}"))
+        TrainConfig::preset(mode, &self.set)
+            .and_then(|c| {
+                c.with(|c| {
+                    c.data.path = self.dataset();
+                    c.out = self.seed_dir(mode, level, seed);
+                    c.data.noise_level = level;
+                    c.train.device = self.device().to_string();
+                    if let Some(s) = seed {
+                        c.train.seed = s;
+                    }
+                })
+            })
+            .with_context(|| format!("run {mode} at noise {level}"))
+    }
+
+    /// Every run of the sweep as a grid, in [`SweepConfig::runs`] order.
+    pub fn grid(&self) -> Result<Vec<GridRun>> {
+        self.runs()
+            .into_iter()
+            .map(|(mode, level, seed)| {
+                Ok(GridRun {
+                    label: format!(
+                        "{mode} noise {level}{}",
+                        seed.map_or(String::new(), |s| format!(" seed {s}"))
+                    ),
+                    config: self.train_config(&mode, level, seed)?,
+                    group: mode,
+                })
+            })
+            .collect()
     }
 }
 
@@ -183,15 +200,22 @@ impl SweepConfig {
 pub struct SweepRow {
     pub mode: String,
     pub noise_level: u32,
-    pub slices: usize,
-    pub nmae: (f64, f64),
-    pub psnr: (f64, f64),
-    pub ssim: (f64, f64),
+    /// Mean and std of each metric over the test slices of all its runs.
+    pub scores: Summary,
     /// Each finished run's seed and mean PSNR, the base run first.
     pub psnr_by_run: Vec<(u64, f64)>,
 }
 
 impl SweepRow {
+    /// Mean PSNR (dB) over the cell's slices: what the claims compare.
+    pub fn psnr(&self) -> f64 {
+        self.scores.mean(Metric::Psnr)
+    }
+
+    pub fn nmae(&self) -> f64 {
+        self.scores.mean(Metric::Nmae)
+    }
+
     /// The sample std of the runs' mean PSNRs: how far the seed alone
     /// moves this cell. `None` with fewer than two runs.
     pub fn seed_std(&self) -> Option<f64> {
@@ -246,73 +270,9 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
         spec.split = SplitSpec::default();
         prepare(&spec, &mut |_, _, _| {})?;
     }
-    let cells = cfg.runs();
-    // Check every config before the first hour of training.
-    let configs: Vec<TrainConfig> = cells
-        .iter()
-        .map(|(m, l, s)| cfg.train_config(m, *l, *s))
-        .collect::<Result<_>>()?;
-    // Seconds per step of each mode, measured as the sweep goes: modes
-    // differ several-fold (CycleGAN trains four networks), so one rate
-    // for all would mislead.
-    let mut rates: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
-    for (k, ((mode, level, seed), tc)) in cells.iter().zip(&configs).enumerate() {
-        let dir = cfg.seed_dir(mode, *level, *seed);
-        let tag = format!(
-            "[{}/{}] {mode} noise {level}{}",
-            k + 1,
-            cells.len(),
-            seed.map_or(String::new(), |s| format!(" seed {s}"))
-        );
-        if finished_steps(&dir)?.is_some() {
-            report(&format!("{tag}: finished earlier, skipped"));
-            continue;
-        }
-        // A run with a checkpoint continues.
-        let mut trainer = if last_checkpoint(&dir).is_ok() {
-            Trainer::resume(&dir, &cfg.resume_overrides())?
-        } else {
-            Trainer::new(tc.clone())?
-        };
-        let total = trainer.total_steps();
-        let (mut eta, mut untimed) = (0.0, Vec::new());
-        for (j, (m, _, _)) in cells.iter().enumerate().skip(k) {
-            let steps = if j == k { total - trainer.step } else { total };
-            match rates.get(m.as_str()) {
-                Some((s, n)) => eta += s / *n as f64 * steps as f64,
-                None if !untimed.contains(m) => untimed.push(m.clone()),
-                None => {}
-            }
-        }
-        let eta = match (rates.is_empty(), untimed.is_empty()) {
-            (true, _) => String::new(),
-            (false, true) => format!(", sweep ETA ~{:.0} min", eta / 60.0),
-            (false, false) => format!(
-                ", sweep ETA ~{:.0} min plus the {} runs (not timed yet)",
-                eta / 60.0,
-                untimed.join(", ")
-            ),
-        };
-        report(&format!("{tag}: steps {}..{total}{eta}", trainer.step));
-        let start = Instant::now();
-        let first = trainer.step;
-        trainer.run(true)?;
-        let r = rates.entry(mode.as_str()).or_default();
-        r.0 += start.elapsed().as_secs_f64();
-        r.1 += trainer.step - first;
-    }
+    // Every config is checked before the first hour of training.
+    train_grid(&cfg.grid()?, &cfg.resume_overrides(), report)?;
     report_noise_sweep(cfg, report)
-}
-
-/// The step count of a run that reached the end of its schedule, from its
-/// last checkpoint's state alone (no networks loaded); `None` for a run not
-/// started or not finished.
-fn finished_steps(dir: &Path) -> Result<Option<usize>> {
-    let Ok(last) = last_checkpoint(dir) else {
-        return Ok(None);
-    };
-    let state = CheckpointState::load(&last)?;
-    Ok(state.finished().then_some(state.step))
 }
 
 /// One finished run's seed and its per-slice test scores.
@@ -350,13 +310,7 @@ pub fn report_noise_sweep(
     let mut scored: BTreeMap<(String, u32), Vec<SeedScores>> = BTreeMap::new();
     let base_seed = cfg.base_seed()?;
     for (mode, level, seed) in &finished {
-        // The fixed budget's end, not the best validation epoch: choosing
-        // epochs on aligned validation data would use help a user with
-        // misaligned data does not have.
-        let dir = cfg.seed_dir(mode, *level, *seed);
-        let model = Model::load(&dir.join("checkpoints/last"), cfg.device())?;
-        let fakes = model.translate_split(&test, 16)?;
-        let scores = score_slices(&test, &fakes);
+        let (fakes, scores) = score_run(&cfg.seed_dir(mode, *level, *seed), cfg.device(), &test)?;
         scored
             .entry((mode.clone(), *level))
             .or_default()
@@ -373,23 +327,15 @@ pub fn report_noise_sweep(
         .into_iter()
         .filter_map(|key| {
             let runs = scored.get(&key)?;
-            let all: Vec<&SliceScore> = runs.iter().flat_map(|r| &r.1).collect();
-            let stat = |f: fn(&SliceScore) -> f64| {
-                mean_std(&all.iter().map(|&s| f(s)).collect::<Vec<_>>())
-                    .unwrap_or((f64::NAN, f64::NAN))
-            };
             Some(SweepRow {
                 mode: key.0,
                 noise_level: key.1,
-                slices: all.len(),
-                nmae: stat(|s| s.nmae),
-                psnr: stat(|s| s.psnr),
-                ssim: stat(|s| s.ssim),
+                scores: Summary::of(runs.iter().flat_map(|r| &r.1))?,
                 psnr_by_run: runs
                     .iter()
                     .map(|(seed, r)| {
-                        let psnr: Vec<f64> = r.iter().map(|s| s.psnr).collect();
-                        (*seed, mean_std(&psnr).map_or(f64::NAN, |m| m.0))
+                        let psnr = Summary::of(r).map_or(f64::NAN, |s| s.mean(Metric::Psnr));
+                        (*seed, psnr)
                     })
                     .collect(),
             })
@@ -505,46 +451,52 @@ fn write_results(
     let dir = &cfg.results;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let seeded = !cfg.extra_seeds.is_empty();
-    let mut csv = String::from(
-        "mode,noise_level,slices,nmae_mean,nmae_std,psnr_mean,psnr_std,ssim_mean,ssim_std,runs,psnr_seed_std\n",
-    );
-    let mut table = String::from(if seeded {
-        "| mode | noise | runs | slices (all runs) | NMAE | PSNR (dB) | SSIM | PSNR by seed | seed std (dB) |\n\
-         |---|---|---|---|---|---|---|---|---|\n"
-    } else {
-        "| mode | noise | slices | NMAE | PSNR (dB) | SSIM |\n|---|---|---|---|---|---|\n"
-    });
-    for r in rows {
-        let (m, l, n) = (&r.mode, r.noise_level, r.slices);
-        let ((a, b), (c, d), (e, f)) = (r.nmae, r.psnr, r.ssim);
-        let sd = r.seed_std();
-        csv += &format!(
-            "{m},{l},{n},{a:.6},{b:.6},{c:.4},{d:.4},{e:.6},{f:.6},{},{}\n",
-            r.psnr_by_run.len(),
-            sd.map_or(String::new(), |v| format!("{v:.4}"))
-        );
-        let runs = if seeded {
-            format!(" {} |", r.psnr_by_run.len())
+    // The CSV always has each cell's run count and seed std; the markdown
+    // lists the runs' PSNRs and the seed std when there are extra seeds.
+    let mut results = ResultsTable {
+        keys: vec![
+            ("mode".into(), "mode".into()),
+            ("noise_level".into(), "noise".into()),
+        ],
+        slices_heading: if seeded {
+            "slices (all runs)"
         } else {
-            String::new()
-        };
-        table += &format!(
-            "| {m} | {l} |{runs} {n} | {a:.4} +- {b:.4} | {c:.2} +- {d:.2} | {e:.4} +- {f:.4} |"
-        );
-        if seeded {
-            let by: Vec<String> = r
-                .psnr_by_run
-                .iter()
-                .map(|(s, p)| format!("{s}: {p:.2}"))
-                .collect();
-            table += &format!(
-                " {} | {} |",
-                by.join(" / "),
-                sd.map_or("-".into(), |v| format!("{v:.2}"))
-            );
+            "slices"
         }
-        table += "\n";
+        .into(),
+        extras: vec![
+            ("runs".into(), "PSNR by seed".into()),
+            ("psnr_seed_std".into(), "seed std (dB)".into()),
+        ],
+        rows: rows
+            .iter()
+            .map(|r| {
+                let sd = r.seed_std();
+                let by: Vec<String> = r
+                    .psnr_by_run
+                    .iter()
+                    .map(|(s, p)| format!("{s}: {p:.2}"))
+                    .collect();
+                ResultsRow {
+                    keys: vec![r.mode.clone(), r.noise_level.to_string()],
+                    scores: r.scores,
+                    extras: vec![
+                        (r.psnr_by_run.len().to_string(), by.join(" / ")),
+                        (
+                            sd.map_or(String::new(), |v| format!("{v:.4}")),
+                            sd.map_or("-".into(), |v| format!("{v:.2}")),
+                        ),
+                    ],
+                }
+            })
+            .collect(),
+    };
+    let csv = results.csv();
+    if !seeded {
+        results.extras.clear();
+        results.rows.iter_mut().for_each(|r| r.extras.clear());
     }
+    let table = results.markdown();
     std::fs::write(dir.join("results.csv"), csv)?;
     let config = cfg
         .source
@@ -663,11 +615,11 @@ pub fn check_claims(rows: &[SweepRow]) -> Vec<String> {
     match (get("reggan", 5), get("pix2pix", 0)) {
         (Some(r), Some(p)) => out.push(format!(
             "1. RegGAN at noise 5 >= Pix2Pix at noise 0: {} (PSNR {:.2} vs {:.2} dB, NMAE {:.4} vs {:.4}).",
-            verdict(r.psnr.0 >= p.psnr.0 && r.nmae.0 <= p.nmae.0),
-            r.psnr.0,
-            p.psnr.0,
-            r.nmae.0,
-            p.nmae.0
+            verdict(r.psnr() >= p.psnr() && r.nmae() <= p.nmae()),
+            r.psnr(),
+            p.psnr(),
+            r.nmae(),
+            p.nmae()
         )),
         _ => out.push("1. RegGAN at noise 5 vs Pix2Pix at noise 0: not run.".into()),
     }
@@ -676,21 +628,21 @@ pub fn check_claims(rows: &[SweepRow]) -> Vec<String> {
         (Some(a), Some(b)) if a.noise_level < b.noise_level => out.push(format!(
             "2. Pix2Pix degrades as noise grows (paper: about -10 dB from 0 to 5): {} \
              (PSNR {:.2} dB at noise {} -> {:.2} dB at noise {}, {:+.2} dB; NMAE {:.4} -> {:.4}).",
-            verdict(b.psnr.0 < a.psnr.0 - 1.0),
-            a.psnr.0,
+            verdict(b.psnr() < a.psnr() - 1.0),
+            a.psnr(),
             a.noise_level,
-            b.psnr.0,
+            b.psnr(),
             b.noise_level,
-            b.psnr.0 - a.psnr.0,
-            a.nmae.0,
-            b.nmae.0
+            b.psnr() - a.psnr(),
+            a.nmae(),
+            b.nmae()
         )),
         _ => out.push("2. Pix2Pix across noise levels: not run.".into()),
     }
     let r = levels("reggan");
     if r.len() >= 2 {
         let (lo, hi) = r.iter().fold((f64::MAX, f64::MIN), |(a, b), x| {
-            (a.min(x.psnr.0), b.max(x.psnr.0))
+            (a.min(x.psnr()), b.max(x.psnr()))
         });
         out.push(format!(
             "3. RegGAN stays flat across levels (here: mean PSNR within 1 dB): {} \
@@ -710,17 +662,21 @@ pub fn check_claims(rows: &[SweepRow]) -> Vec<String> {
     } else {
         let lost: Vec<String> = pairs
             .iter()
-            .filter(|(x, c)| !(x.psnr.0 > c.psnr.0 && x.nmae.0 < c.nmae.0))
+            .filter(|(x, c)| !(x.psnr() > c.psnr() && x.nmae() < c.nmae()))
             .map(|(x, c)| {
                 format!(
                     "noise {}: PSNR {:.2} vs {:.2}, NMAE {:.4} vs {:.4}",
-                    x.noise_level, x.psnr.0, c.psnr.0, x.nmae.0, c.nmae.0
+                    x.noise_level,
+                    x.psnr(),
+                    c.psnr(),
+                    x.nmae(),
+                    c.nmae()
                 )
             })
             .collect();
         let margins: Vec<String> = pairs
             .iter()
-            .map(|(x, c)| format!("{:+.2}", x.psnr.0 - c.psnr.0))
+            .map(|(x, c)| format!("{:+.2}", x.psnr() - c.psnr()))
             .collect();
         out.push(format!(
             "4. RegGAN beats CycleGAN (C) at every level (lower NMAE and higher PSNR): {} \

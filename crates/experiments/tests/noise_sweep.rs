@@ -3,6 +3,7 @@
 use medtrans_experiments::{
     check_claims, report_noise_sweep, run_noise_sweep, SweepConfig, SweepRow,
 };
+use medtrans_metrics::Summary;
 use std::path::PathBuf;
 
 #[test]
@@ -39,7 +40,9 @@ size = 32
     let mut log = Vec::new();
     let rows = run_noise_sweep(&cfg, &mut |l| log.push(l.to_string())).unwrap();
     assert_eq!(rows.len(), 4);
-    assert!(rows.iter().all(|r| r.slices > 0 && r.psnr.0.is_finite()));
+    assert!(rows
+        .iter()
+        .all(|r| r.scores.slices > 0 && r.psnr().is_finite()));
     assert!(dir.path().join("runs/reggan-noise3/losses.csv").is_file());
     let md = std::fs::read_to_string(dir.path().join("results/results.md")).unwrap();
     let table = md.split("## The paper's claims").next().unwrap();
@@ -130,10 +133,10 @@ size = 32
         .is_file());
     for (r, base) in rows3.iter().zip(&rows) {
         assert_eq!(r.psnr_by_run.len(), 2);
-        assert_eq!(r.psnr_by_run[0].1, base.psnr.0);
+        assert_eq!(r.psnr_by_run[0].1, base.psnr());
         // The base runs have the preset's seed (0); the extra one is 9.
         assert_eq!((r.psnr_by_run[0].0, r.psnr_by_run[1].0), (0, 9));
-        assert_eq!(r.slices, 2 * base.slices);
+        assert_eq!(r.scores.slices, 2 * base.scores.slices);
         assert!(r.seed_std().unwrap().is_finite());
     }
     let md = std::fs::read_to_string(dir.path().join("results/results.md")).unwrap();
@@ -172,10 +175,7 @@ fn row(mode: &str, level: u32, nmae: f64, psnr: f64) -> SweepRow {
     SweepRow {
         mode: mode.into(),
         noise_level: level,
-        slices: 10,
-        nmae: (nmae, 0.01),
-        psnr: (psnr, 0.5),
-        ssim: (0.8, 0.01),
+        scores: Summary::from_parts(10, [nmae, psnr, 0.8], [0.01, 0.5, 0.01]),
         psnr_by_run: vec![(1, psnr)],
     }
 }
@@ -202,10 +202,10 @@ fn claims_are_judged_from_the_means() {
     // CycleGAN wins at level 2 only; RegGAN spreads 2 dB; claim 1 fails.
     for r in rows.iter_mut() {
         if r.mode == "cycle" && r.noise_level == 2 {
-            r.psnr.0 = 30.0;
+            *r = row("cycle", 2, r.nmae(), 30.0);
         }
         if r.mode == "reggan" && r.noise_level == 5 {
-            r.psnr.0 = 22.0;
+            *r = row("reggan", 5, r.nmae(), 22.0);
         }
     }
     let c = check_claims(&rows);
@@ -226,4 +226,44 @@ fn claims_are_judged_from_the_means() {
         c[3]
     );
     assert!(!c[3].contains("noise 3:"), "{}", c[3]);
+}
+
+/// The results table writes back a committed sweep's CSV byte for byte:
+/// the run grid's table keeps the numbers (and format) the noise sweep
+/// published before it existed.
+#[test]
+fn the_results_table_rewrites_a_published_sweep_unchanged() {
+    use medtrans_experiments::grid::{ResultsRow, ResultsTable};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/results/noise-sweep/results.csv");
+    let published = std::fs::read_to_string(&path).unwrap();
+    let mut lines = published.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(head.len(), 11, "{head:?}");
+    let mut table = ResultsTable {
+        keys: vec![
+            ("mode".into(), "mode".into()),
+            ("noise_level".into(), "noise".into()),
+        ],
+        extras: vec![
+            ("runs".into(), String::new()),
+            ("psnr_seed_std".into(), String::new()),
+        ],
+        ..Default::default()
+    };
+    for l in lines {
+        let c: Vec<&str> = l.split(',').collect();
+        let f = |k: usize| c[k].parse::<f64>().unwrap();
+        table.rows.push(ResultsRow {
+            keys: vec![c[0].into(), c[1].into()],
+            scores: Summary::from_parts(
+                c[2].parse().unwrap(),
+                [f(3), f(5), f(7)],
+                [f(4), f(6), f(8)],
+            ),
+            extras: vec![(c[9].into(), String::new()), (c[10].into(), String::new())],
+        });
+    }
+    assert!(table.rows.len() >= 6);
+    assert_eq!(table.csv(), published);
 }

@@ -4,7 +4,7 @@
 //! every size is checked against the file before anything is allocated, and
 //! so that writing needs no ndarray dependency.
 
-use crate::geometry::Qform;
+use crate::Qform;
 use crate::{Error, ErrorKind, Format, Geometry, Result, Volume, MAX_VOXELS};
 use flate2::read::GzDecoder;
 use nifti::{Endianness, NiftiHeader};

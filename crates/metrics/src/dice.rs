@@ -1,6 +1,6 @@
 //! Overlap scores for segmentations and for anatomy kept through translation.
 
-use medtrans_io::Slice;
+use medtrans_core::Slice;
 use std::collections::BTreeMap;
 
 /// Dice of two binary masks; `None` when both are empty.

@@ -8,14 +8,18 @@
 //! scripts/make_fixtures.py).
 
 mod dice;
+mod scores;
 mod ssim;
 mod stats;
 
 pub use dice::{dice, dice_best_threshold, dice_per_label, ThresholdDice};
+pub use scores::{
+    format_p, metric_keys_csv, scores_csv, summary_table, Metric, SliceScore, Summary,
+};
 pub use ssim::{ssim, ssim_gaussian};
 pub use stats::{mean_std, wilcoxon_signed_rank, Wilcoxon};
 
-use medtrans_io::Slice;
+use medtrans_core::Slice;
 
 /// The paper's foreground rule: pixels where the real image is not -1.
 pub fn paper_foreground(real: &Slice) -> Vec<bool> {

@@ -1,6 +1,6 @@
 //! SSIM as scikit-image's `structural_similarity` computes it.
 
-use medtrans_io::Slice;
+use medtrans_core::Slice;
 
 const K1: f64 = 0.01;
 const K2: f64 = 0.03;

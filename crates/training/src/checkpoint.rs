@@ -3,17 +3,27 @@
 //! pools as .npy and `state.json` with the step, config and what
 //! translation needs. Randomness is derived from (seed, step), so the step
 //! is the whole RNG state.
+//!
+//! A checkpoint must survive a kill or a full disk at any moment: each is
+//! written into a sibling `.part` folder, fsynced, given `checksums.txt`
+//! (CRC-32 of every file) and only then renamed into place. The previous
+//! `last` checkpoints move to `history/` (the newest `train.keep_checkpoints`
+//! are kept), and resume takes the newest one whose checksums hold.
 use crate::config::TrainConfig;
 use anyhow::{bail, Context, Result};
 use medtrans_io::{read_npy, write_npy, Slice};
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
+/// CRC-32 of every other file of a checkpoint, written last.
+pub const CHECKSUM_FILE: &str = "checksums.txt";
 
 /// The checkpoint layout this medtrans writes. 1: the networks followed
-/// from the config alone; 2: `state.json` lists them too. Both load.
-pub const FORMAT_VERSION: u32 = 2;
+/// from the config alone; 2: `state.json` lists them too; 3: with
+/// `checksums.txt`. All load; only 3 is verified.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The intensity calibration a checkpoint carries; it comes from the
 /// dataset's manifest.
@@ -37,29 +47,175 @@ pub struct CheckpointState {
     pub config: TrainConfig,
 }
 
-/// Write `dir` atomically: into a sibling temporary folder, then renamed
-/// over the old one.
-pub fn write_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+/// Write `dir` atomically: into a sibling temporary folder, fsynced and
+/// checksummed, then renamed over the old one. With `history` > 0 the old
+/// one moves to `history/step_NNNNNNNN` beside `dir`, and only the newest
+/// `history` of those are kept.
+pub fn write_atomic(
+    dir: &Path,
+    history: usize,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     let tmp = dir.with_extension("part");
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     fill(&tmp)?;
-    // Old aside, new in, old gone: a crash leaves a complete checkpoint in
-    // `dir`, `dir.part` or `dir.old` (see `last_checkpoint`).
+    write_checksums(&tmp)?;
+    // Old aside, new in, old kept or gone: a crash leaves a complete
+    // checkpoint in `dir`, `dir.part`, `dir.old` or the history (see
+    // `last_checkpoint`).
     let old = dir.with_extension("old");
     if old.exists() {
-        std::fs::remove_dir_all(&old)?;
+        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
     }
     if dir.exists() {
         std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
     }
     std::fs::rename(&tmp, dir).with_context(|| format!("renaming into {}", dir.display()))?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
     if old.exists() {
-        std::fs::remove_dir_all(&old)?;
+        match (history, CheckpointState::load(&old)) {
+            (1.., Ok(state)) => keep_in_history(&old, state.step, history)?,
+            _ => std::fs::remove_dir_all(&old)
+                .with_context(|| format!("removing {}", old.display()))?,
+        }
     }
     Ok(())
+}
+
+/// The folder of earlier `last` checkpoints.
+fn history_dir(last: &Path) -> PathBuf {
+    last.with_file_name("history")
+}
+
+fn keep_in_history(old: &Path, step: usize, keep: usize) -> Result<()> {
+    let hist = history_dir(&old.with_extension(""));
+    std::fs::create_dir_all(&hist).with_context(|| format!("creating {}", hist.display()))?;
+    let to = hist.join(format!("step_{step:08}"));
+    if to.exists() {
+        std::fs::remove_dir_all(&to)?;
+    }
+    std::fs::rename(old, &to)
+        .with_context(|| format!("moving {} to {}", old.display(), to.display()))?;
+    let mut kept = history_entries(&hist);
+    while kept.len() > keep {
+        let oldest = kept.remove(kept.len() - 1);
+        std::fs::remove_dir_all(&oldest)
+            .with_context(|| format!("removing {}", oldest.display()))?;
+    }
+    Ok(())
+}
+
+/// `history/step_*` folders, newest first.
+fn history_entries(hist: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(hist)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("step_"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.reverse();
+    v
+}
+
+fn crc32_of(path: &Path) -> Result<u32> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes);
+    Ok(h.finalize())
+}
+
+/// The checkpoint's files (all but the checksum list), by name.
+fn checkpoint_files(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != CHECKSUM_FILE)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// fsync every file, then write `checksums.txt` (fsynced) and fsync the
+/// folder: once this returns, the checkpoint is on disk.
+fn write_checksums(dir: &Path) -> Result<()> {
+    let mut list = String::new();
+    for name in checkpoint_files(dir)? {
+        let p = dir.join(&name);
+        std::fs::File::open(&p)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", p.display()))?;
+        list += &format!("{:08x}  {name}\n", crc32_of(&p)?);
+    }
+    let p = dir.join(CHECKSUM_FILE);
+    let mut f = std::fs::File::create(&p).with_context(|| format!("writing {}", p.display()))?;
+    f.write_all(list.as_bytes())
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", p.display()))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    // Directories can be fsynced on Unix only; elsewhere the rename is
+    // as durable as the OS makes it.
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(())
+}
+
+/// Check a checkpoint against its `checksums.txt`: every listed file is
+/// there with its CRC. Formats 1 and 2 had no checksums and pass unchecked.
+pub fn verify_checkpoint(dir: &Path) -> Result<CheckpointState> {
+    let state = CheckpointState::load(dir)?;
+    if state.format_version < 3 {
+        return Ok(state);
+    }
+    let p = dir.join(CHECKSUM_FILE);
+    let list = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "{}: incomplete checkpoint (no {CHECKSUM_FILE})",
+            dir.display()
+        )
+    })?;
+    let mut listed = 0;
+    for line in list.lines() {
+        let Some((crc, name)) = line.split_once("  ") else {
+            bail!("{}: unreadable line {line:?}", p.display());
+        };
+        let f = dir.join(name);
+        if !f.is_file() {
+            bail!("{}: {name} is missing", dir.display());
+        }
+        let got = format!("{:08x}", crc32_of(&f)?);
+        if got != crc {
+            bail!(
+                "{}: {name} is corrupt (CRC-32 {got}, written as {crc})",
+                dir.display()
+            );
+        }
+        listed += 1;
+    }
+    if listed < checkpoint_files(dir)?.len() {
+        bail!(
+            "{}: files beyond {CHECKSUM_FILE}; incomplete or edited",
+            dir.display()
+        );
+    }
+    Ok(state)
 }
 
 impl CheckpointState {
@@ -95,23 +251,52 @@ impl CheckpointState {
     }
 }
 
-/// The newest complete `last` checkpoint of a run. `state.json` is written
-/// last, so a folder holding it is complete.
+/// The newest sound `last` checkpoint of a run: of `last`, the folders a
+/// crash mid-write leaves (`last.part`, `last.old`) and `history/`, the one
+/// with the most steps whose checksums hold. A corrupt one is reported
+/// (a warning naming the file) and passed over.
 pub fn last_checkpoint(run_dir: &Path) -> Result<PathBuf> {
     let last = run_dir.join("checkpoints/last");
-    for p in [
+    let mut candidates = vec![
         last.clone(),
         last.with_extension("part"),
         last.with_extension("old"),
-    ] {
-        if p.join(STATE_FILE).is_file() {
-            return Ok(p);
+    ];
+    candidates.extend(history_entries(&history_dir(&last)));
+    let mut best: Option<(usize, PathBuf)> = None;
+    let mut problems = Vec::new();
+    for p in candidates {
+        if !p.join(STATE_FILE).is_file() {
+            continue;
+        }
+        match verify_checkpoint(&p) {
+            Ok(s) if best.as_ref().is_none_or(|b| s.step > b.0) => best = Some((s.step, p)),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("{e:#}")),
         }
     }
-    bail!(
-        "{}: not a medtrans checkpoint (no checkpoints/last/{STATE_FILE}); is this a run folder?",
-        run_dir.display()
-    )
+    match best {
+        Some((_, p)) => {
+            for e in &problems {
+                tracing::warn!("passing over a damaged checkpoint: {e}");
+            }
+            Ok(p)
+        }
+        None if !problems.is_empty() => bail!(
+            "{}: no sound checkpoint: {}",
+            run_dir.display(),
+            problems.join("; ")
+        ),
+        None if run_dir.join("checkpoints").is_dir() => bail!(
+            "{}: the run stopped before its first checkpoint was complete; \
+             nothing to resume (start it again with --overwrite)",
+            run_dir.display()
+        ),
+        None => bail!(
+            "{}: not a medtrans checkpoint (no checkpoints/last/{STATE_FILE}); is this a run folder?",
+            run_dir.display()
+        ),
+    }
 }
 
 /// A checkpoint folder from a run folder (its best, else last checkpoint)

@@ -126,6 +126,10 @@ pub struct ScheduleConfig {
     pub stop_at_step: usize,
     /// Images in each epoch's sample grid.
     pub samples: usize,
+    /// `last` checkpoints kept: the newest plus this many minus one in
+    /// `checkpoints/history/`, for resume to fall back on if the newest
+    /// is damaged.
+    pub keep_checkpoints: usize,
 }
 
 impl Default for TrainConfig {
@@ -206,6 +210,7 @@ impl Default for ScheduleConfig {
             pool_size: 0,
             regenerate_fake: false,
             stop_at_step: 0,
+            keep_checkpoints: 3,
             samples: 4,
         }
     }
@@ -219,9 +224,9 @@ impl TrainConfig {
         for o in overrides {
             apply_override(&mut value, o)?;
         }
-        let cfg: TrainConfig = value
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("{origin}: {}", e.message()))?;
+        let cfg: TrainConfig = value.try_into().map_err(|e: toml::de::Error| {
+            anyhow::anyhow!("{origin}: {}", with_suggestion(e.message()))
+        })?;
         cfg.check()
             .with_context(|| format!("{origin}: invalid config"))?;
         Ok(cfg)
@@ -242,6 +247,14 @@ impl TrainConfig {
             );
         };
         Self::from_toml(text, overrides, &format!("preset {mode}"))
+    }
+
+    /// The config after a typed change, checked again: how experiments
+    /// derive their runs' configs from a preset.
+    pub fn with(mut self, change: impl FnOnce(&mut TrainConfig)) -> Result<Self> {
+        change(&mut self);
+        self.check().context("invalid config")?;
+        Ok(self)
     }
 
     pub fn to_toml(&self) -> String {
@@ -303,8 +316,8 @@ impl TrainConfig {
             bail!("data.noise_level must be 0-5");
         }
         let t = &self.train;
-        if t.batch_size == 0 || t.epochs == 0 {
-            bail!("train.batch_size and train.epochs must be at least 1");
+        if t.batch_size == 0 || t.epochs == 0 || t.keep_checkpoints == 0 {
+            bail!("train.batch_size, train.epochs and train.keep_checkpoints must be at least 1");
         }
         if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
             bail!("optim.lr must be > 0");
@@ -360,4 +373,41 @@ fn apply_override(table: &mut toml::Table, o: &str) -> Result<()> {
             .with_context(|| format!("--set {o:?}: {p} is a value, not a section"))?;
     }
     Ok(())
+}
+
+/// Serde's "unknown field `lrr`, expected one of `lr`, ..." with the
+/// closest known name added, so that a typo's fix is one glance away.
+pub fn with_suggestion(message: &str) -> String {
+    if !message.starts_with("unknown field") && !message.starts_with("unknown variant") {
+        return message.to_string();
+    }
+    let names: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    let Some((wrong, known)) = names.split_first() else {
+        return message.to_string();
+    };
+    let best = known
+        .iter()
+        .map(|k| (edit_distance(wrong, k), *k))
+        .min()
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3));
+    match best {
+        Some((_, k)) => format!("{message} (did you mean `{k}`?)"),
+        None => message.to_string(),
+    }
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }

@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use medtrans_datasets::{mask_inside, mask_to_background, normalise, SliceDataset, SlicePipeline};
 use medtrans_io::{Slice, Volume};
-use medtrans_metrics::{nmae, psnr, ssim};
+use medtrans_metrics::SliceScore;
 use medtrans_networks::{warp, Generator, RegistrationNet};
 use std::path::{Path, PathBuf};
 
@@ -216,19 +216,6 @@ pub fn mask_outside(fakes: &mut [Slice], ds: &SliceDataset) {
     }
 }
 
-/// One test slice's scores.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SliceScore {
-    /// Position in the split: the key two models are paired on.
-    pub position: usize,
-    /// Subject (volume) and slice index in it, where the dataset knows them.
-    pub subject: usize,
-    pub slice: usize,
-    pub nmae: f64,
-    pub psnr: f64,
-    pub ssim: f64,
-}
-
 /// Score `fakes` against the split's targets, skipping slices where a
 /// metric is undefined (an empty foreground).
 pub fn score_slices(ds: &SliceDataset, fakes: &[Slice]) -> Vec<SliceScore> {
@@ -238,14 +225,8 @@ pub fn score_slices(ds: &SliceDataset, fakes: &[Slice]) -> Vec<SliceScore> {
         .zip(&ds.b)
         .enumerate()
         .filter_map(|(i, (fake, real))| {
-            Some(SliceScore {
-                position: i,
-                subject: refs.get(i).map_or(0, |r| r.subject),
-                slice: refs.get(i).map_or(i, |r| r.index),
-                nmae: nmae(fake, real)?,
-                psnr: psnr(fake, real)?,
-                ssim: ssim(fake, real)?,
-            })
+            let (subject, slice) = refs.get(i).map_or((0, i), |r| (r.subject, r.index));
+            SliceScore::compute(i, subject, slice, fake, real)
         })
         .collect()
 }

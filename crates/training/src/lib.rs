@@ -17,7 +17,9 @@ mod trainer;
 pub use checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 pub use config::{TrainConfig, PRESETS};
 pub use device::{device_from_name, host_reads, read_f32, DEVICE_NAMES};
-pub use inference::{score_slices, Model, Registered, RunNetworks, SliceScore};
+pub use inference::{score_slices, Model, Registered, RunNetworks};
+/// The metric set, re-exported for the trainer's users (see medtrans-metrics).
+pub use medtrans_metrics::{Metric, SliceScore, Summary};
 pub use pool::ImagePool;
 pub use tensors::{generate, stack, unstack};
-pub use trainer::{LossRow, PendingLosses, RunSummary, Trainer, ValScores};
+pub use trainer::{LossRow, PendingLosses, RunSummary, Trainer};

@@ -3,12 +3,13 @@
 //! else (checkpoints, optimiser steps, parameter counts, `bench`) iterates
 //! the set and never names a slot.
 use crate::config::{OptimConfig, TrainConfig};
+use crate::device::read_f32;
 use anyhow::{Context, Result};
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::{Device, Gradients};
+use burn::tensor::{Device, Gradients, Tensor};
 use medtrans_networks::{materialize, stable_param_ids, DiscriminatorConfig};
 use std::any::Any;
 use std::path::Path;
@@ -130,7 +131,23 @@ pub trait NetEntry {
     /// Weights and Adam state, to continue training.
     fn load(&mut self, dir: &Path) -> Result<()>;
     fn num_params(&self) -> usize;
+    /// Whether every weight is finite (one read from the device).
+    fn is_finite(&self) -> Result<bool>;
     fn as_any(&self) -> &dyn Any;
+}
+
+/// Sums |w| over every parameter on the device: NaN or Inf anywhere makes
+/// the sum non-finite, so one read checks a whole network.
+struct AbsSum(Option<Tensor<1>>);
+
+impl ModuleVisitor for AbsSum {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let s = param.val().detach().abs().sum();
+        self.0 = Some(match self.0.take() {
+            Some(t) => t + s,
+            None => s,
+        });
+    }
 }
 
 impl<M: Module + 'static> NetEntry for Trained<M> {
@@ -176,6 +193,17 @@ impl<M: Module + 'static> NetEntry for Trained<M> {
 
     fn num_params(&self) -> usize {
         self.net.num_params()
+    }
+
+    fn is_finite(&self) -> Result<bool> {
+        let mut sum = AbsSum(None);
+        self.net.visit(&mut sum);
+        match sum.0 {
+            Some(t) => Ok(read_f32(t, "checking the weights")?
+                .iter()
+                .all(|v| v.is_finite())),
+            None => Ok(true),
+        }
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -251,6 +279,16 @@ impl Nets {
                 e.step(lr, grads);
             }
         }
+    }
+
+    /// The first network holding a NaN or Inf weight, if any.
+    pub fn non_finite(&self) -> Result<Option<&'static str>> {
+        for (_, e) in &self.entries {
+            if !e.is_finite()? {
+                return Ok(Some(e.name()));
+            }
+        }
+        Ok(None)
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {

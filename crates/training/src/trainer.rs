@@ -5,7 +5,7 @@ use crate::checkpoint::{
 };
 use crate::config::TrainConfig;
 use crate::device::{device_from_name, read_f32};
-use crate::inference::{register_with, score_slices, translate_with, Registered, SliceScore};
+use crate::inference::{register_with, score_slices, translate_with, Registered};
 use crate::nets::{Nets, Role, D_B, G};
 use crate::pool::ImagePool;
 use crate::samples::write_sample_grid;
@@ -19,14 +19,18 @@ use burn::tensor::{Device, Tensor};
 use medtrans_datasets::seeds::{stream_rng, stream_seed, Stream};
 use medtrans_datasets::{PairOptions, Pairing, SliceDataset};
 use medtrans_io::Slice;
-use medtrans_metrics::mean_std;
+use medtrans_metrics::{metric_keys_csv, Metric, Summary};
 use rand::seq::SliceRandom;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Config keys `--set` may change when resuming: neither alters the
 /// trajectory.
-const RESUMABLE_KEYS: [&str; 2] = ["train.stop_at_step", "train.device"];
+const RESUMABLE_KEYS: [&str; 3] = [
+    "train.stop_at_step",
+    "train.device",
+    "train.keep_checkpoints",
+];
 
 /// Loss values of one step, in a fixed order for a given config.
 pub type LossRow = Vec<(&'static str, f64)>;
@@ -58,14 +62,6 @@ impl PendingLosses {
     }
 }
 
-/// Mean validation scores.
-#[derive(Debug, Clone, Copy)]
-pub struct ValScores {
-    pub nmae: f64,
-    pub psnr: f64,
-    pub ssim: f64,
-}
-
 pub struct Trainer {
     pub cfg: TrainConfig,
     /// The autodiff device the networks train on.
@@ -85,7 +81,7 @@ pub struct Trainer {
 /// What a finished (or stopped) run reports.
 pub struct RunSummary {
     pub steps: usize,
-    pub last_val: Option<ValScores>,
+    pub last_val: Option<Summary>,
     pub run_dir: PathBuf,
     pub seconds_per_step: f64,
 }
@@ -312,38 +308,41 @@ impl Trainer {
 
     /// NMAE, PSNR and SSIM of G(x) against the aligned target on the
     /// validation split.
-    pub fn validate(&self) -> Result<Option<ValScores>> {
+    pub fn validate(&self) -> Result<Option<Summary>> {
         let Some(val) = self.val.as_ref() else {
             return Ok(None);
         };
         let xs: Vec<&Slice> = val.a.iter().collect();
         let mut fakes = self.translate(&xs)?;
         crate::inference::mask_outside(&mut fakes, val);
-        let scores = score_slices(val, &fakes);
-        let mean = |f: fn(&SliceScore) -> f64| {
-            mean_std(&scores.iter().map(f).collect::<Vec<_>>()).map(|m| m.0)
-        };
-        Ok((|| {
-            Some(ValScores {
-                nmae: mean(|s| s.nmae)?,
-                psnr: mean(|s| s.psnr)?,
-                ssim: mean(|s| s.ssim)?,
-            })
-        })())
+        Ok(Summary::of(&score_slices(val, &fakes)))
     }
 
-    fn checkpoint(&self, dir: &Path, val: Option<ValScores>) -> Result<()> {
+    fn checkpoint(&self, dir: &Path, val: Option<Summary>) -> Result<()> {
         let state = CheckpointState {
             format_version: FORMAT_VERSION,
             networks: self.nets.names().iter().map(|n| n.to_string()).collect(),
             step: self.step,
             epoch: self.step / self.steps_per_epoch,
             best_val_nmae: self.best_val_nmae,
-            val: val.map(|v| [v.nmae, v.psnr, v.ssim]),
+            val: val.map(|v| v.means()),
             model: self.info.clone(),
             config: self.cfg.clone(),
         };
-        write_atomic(dir, |tmp| {
+        // A non-finite weight would make every later checkpoint worthless:
+        // stop, and keep the last good one.
+        if let Some(bad) = self.nets.non_finite()? {
+            bail!(
+                "step {}: {bad} holds NaN or Inf; the last good checkpoint is kept. Lower optim.lr or check the data",
+                self.step
+            );
+        }
+        let history = if dir.ends_with("last") {
+            self.cfg.train.keep_checkpoints - 1
+        } else {
+            0
+        };
+        write_atomic(dir, history, |tmp| {
             self.nets.save(tmp)?;
             save_pool(&tmp.join("pool_A.npy"), &self.pool_a.to_slices()?)?;
             save_pool(&tmp.join("pool_B.npy"), &self.pool_b.to_slices()?)?;
@@ -430,12 +429,10 @@ impl Trainer {
                 let val = self.validate()?;
                 if let Some(v) = val {
                     val_log.write(epoch, self.step, &v)?;
-                    bar.println(format!(
-                        "epoch {epoch}: val NMAE {:.4}  PSNR {:.2} dB  SSIM {:.4}",
-                        v.nmae, v.psnr, v.ssim
-                    ));
-                    if self.best_val_nmae.is_none_or(|b| v.nmae < b) {
-                        self.best_val_nmae = Some(v.nmae);
+                    bar.println(format!("epoch {epoch}: val {}", v.brief()));
+                    let nmae = v.mean(Metric::Nmae);
+                    if self.best_val_nmae.is_none_or(|b| nmae < b) {
+                        self.best_val_nmae = Some(nmae);
                         self.checkpoint(&out.join("checkpoints/best"), val)?;
                     }
                 }
@@ -512,17 +509,21 @@ fn reopen_csv(path: &Path, resume_step: usize, step_col: usize) -> Result<(std::
             std::fs::remove_file(path).with_context(|| format!("replacing {}", path.display()))?;
         }
     } else if path.exists() {
-        let text = std::fs::read_to_string(path)?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut keep = String::new();
+        let columns = text.lines().next().map_or(0, |h| h.split(',').count());
         for (i, line) in text.lines().enumerate() {
             let step: Option<usize> = line.split(',').nth(step_col).and_then(|s| s.parse().ok());
-            if i == 0 || step.is_some_and(|s| s <= resume_step) {
+            // A row cut short by a kill has fewer columns: dropped.
+            let whole = line.split(',').count() == columns;
+            if i == 0 || (whole && step.is_some_and(|s| s <= resume_step)) {
                 has_header |= i == 0;
                 keep.push_str(line);
                 keep.push('\n');
             }
         }
-        std::fs::write(path, keep)?;
+        std::fs::write(path, keep).with_context(|| format!("rewriting {}", path.display()))?;
     }
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -563,17 +564,13 @@ impl ValLog {
     fn open(path: &Path, resume_step: usize) -> Result<Self> {
         let (mut file, has_header) = reopen_csv(path, resume_step, 1)?;
         if !has_header {
-            writeln!(file, "epoch,step,nmae,psnr,ssim")?;
+            writeln!(file, "epoch,step,{}", metric_keys_csv())?;
         }
         Ok(Self { file })
     }
 
-    fn write(&mut self, epoch: usize, step: usize, v: &ValScores) -> Result<()> {
-        writeln!(
-            self.file,
-            "{epoch},{step},{:.6},{:.4},{:.6}",
-            v.nmae, v.psnr, v.ssim
-        )?;
+    fn write(&mut self, epoch: usize, step: usize, v: &Summary) -> Result<()> {
+        writeln!(self.file, "{epoch},{step},{}", v.means_csv())?;
         Ok(())
     }
 }

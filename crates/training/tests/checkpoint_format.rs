@@ -2,7 +2,9 @@
 //! from the device's seeded generator, which tests running in parallel in
 //! one process would share (and the resume test needs exact replay).
 mod common;
+use medtrans_training::checkpoint::{last_checkpoint, verify_checkpoint, FORMAT_VERSION};
 use medtrans_training::{CheckpointState, Trainer};
+use std::path::Path;
 
 /// Checkpoints written before the networks were listed (format 1) still
 /// resume; one from a newer medtrans is refused with its version.
@@ -15,7 +17,7 @@ fn checkpoint_formats_are_checked() {
     t.run(true).unwrap();
     let state_file = run.join("checkpoints/last/state.json");
     let state = CheckpointState::load(&run.join("checkpoints/last")).unwrap();
-    assert_eq!(state.format_version, 2);
+    assert_eq!(state.format_version, FORMAT_VERSION);
     assert_eq!(state.networks, ["G", "D_B", "R"]);
 
     let mut v: serde_json::Value =
@@ -34,4 +36,76 @@ fn checkpoint_formats_are_checked() {
         err.contains("format 9") && err.contains("newer medtrans"),
         "{err}"
     );
+}
+
+/// Flip one byte in the middle of a file.
+fn damage(path: &Path) {
+    let mut b = std::fs::read(path).unwrap();
+    let k = b.len() / 2;
+    b[k] ^= 0x40;
+    std::fs::write(path, b).unwrap();
+}
+
+/// The newest checkpoints are kept (`train.keep_checkpoints`); a damaged
+/// one is named and passed over, and resume continues from the newest
+/// sound one. With none sound, the error names what is wrong with each.
+#[test]
+fn a_damaged_checkpoint_falls_back_to_the_previous_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let extra = ["train.epochs=4", "train.steps_per_epoch=1"];
+    let mut t = Trainer::new(common::small_config("reggan", &run, &extra)).unwrap();
+    t.run(true).unwrap();
+    let ck = run.join("checkpoints");
+    let mut hist: Vec<String> = std::fs::read_dir(ck.join("history"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    hist.sort();
+    assert_eq!(hist, ["step_00000002", "step_00000003"]);
+    assert_eq!(last_checkpoint(&run).unwrap(), ck.join("last"));
+
+    damage(&ck.join("last/G.safetensors"));
+    let err = format!("{:#}", verify_checkpoint(&ck.join("last")).unwrap_err());
+    assert!(err.contains("G.safetensors is corrupt"), "{err}");
+    assert_eq!(
+        last_checkpoint(&run).unwrap(),
+        ck.join("history/step_00000003")
+    );
+    let t = Trainer::resume(&run, &[]).unwrap();
+    assert_eq!(t.step, 3);
+
+    // A missing file is found too.
+    std::fs::remove_file(ck.join("history/step_00000003/pool_A.npy")).ok();
+    std::fs::remove_file(ck.join("history/step_00000003/R.adam.bpk")).unwrap();
+    assert_eq!(
+        last_checkpoint(&run).unwrap(),
+        ck.join("history/step_00000002")
+    );
+    damage(&ck.join("history/step_00000002/state.json"));
+    let err = format!("{:#}", last_checkpoint(&run).unwrap_err());
+    assert!(
+        err.contains("no sound checkpoint") && err.contains("R.adam.bpk is missing"),
+        "{err}"
+    );
+}
+
+/// The weight guard: a network holding a NaN is found by name.
+#[test]
+fn a_nan_weight_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let extra = ["train.epochs=1", "train.steps_per_epoch=1"];
+    let mut t = Trainer::new(common::small_config("reggan", &run, &extra)).unwrap();
+    t.run(true).unwrap();
+    assert_eq!(t.nets.non_finite().unwrap(), None);
+    // Overwrite the first value of R's first tensor with a NaN.
+    let ckpt = run.join("checkpoints/last");
+    let path = ckpt.join("R.safetensors");
+    let mut b = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    b[8 + n..8 + n + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&path, b).unwrap();
+    t.nets.load(&ckpt).unwrap();
+    assert_eq!(t.nets.non_finite().unwrap(), Some("R"));
 }

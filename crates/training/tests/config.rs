@@ -48,6 +48,30 @@ fn unknown_keys_are_errors_that_name_them() {
 }
 
 #[test]
+fn an_unknown_key_suggests_the_closest_known_one() {
+    let msg = |set: &str| {
+        format!(
+            "{:#}",
+            TrainConfig::preset("reggan", &[set.into()]).unwrap_err()
+        )
+    };
+    let m = msg("train.epoch=3");
+    assert!(m.contains("did you mean `epochs`?"), "{m}");
+    let m = msg("optim.lrr=1e-3");
+    assert!(m.contains("did you mean `lr`?"), "{m}");
+    let m = msg("optm.lr=1e-3");
+    assert!(m.contains("did you mean `optim`?"), "{m}");
+    let m = msg("loss.corection=20");
+    assert!(m.contains("did you mean `correction`?"), "{m}");
+    // Nothing close: no guess.
+    let m = msg("train.zzzzzzzz=1");
+    assert!(
+        m.contains("unknown field") && !m.contains("did you mean"),
+        "{m}"
+    );
+}
+
+#[test]
 fn the_effective_config_round_trips() {
     let c = TrainConfig::preset("cycle+reg", &["train.seed=9".into()]).unwrap();
     let back = TrainConfig::from_toml(&c.to_toml(), &[], "saved").unwrap();

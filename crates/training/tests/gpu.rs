@@ -61,6 +61,19 @@ fn ops_match_pytorch_on_the_gpu() {
     );
 }
 
+/// A small generator (ngf 8, 2 blocks, 32 px) with its weights drawn now.
+fn small_generator(kind: GeneratorKind, device: &Device) -> medtrans_networks::Generator {
+    medtrans_networks::materialize(
+        GeneratorConfig {
+            kind,
+            ngf: 8,
+            n_blocks: 2,
+            ..Default::default()
+        }
+        .init(32, device),
+    )
+}
+
 /// Every parameter's gradient, in visiting order.
 struct GradList<'a> {
     grads: &'a Gradients,
@@ -79,8 +92,17 @@ impl ModuleVisitor for GradList<'_> {
 
 /// Largest |a - b| relative to the largest |b|.
 fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    rel_diff_floor(a, b, 1e-12)
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+/// Largest |a - b| relative to the largest |b|, or to `floor` if larger.
+fn rel_diff_floor(a: &[f32], b: &[f32], floor: f32) -> f32 {
     assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let scale = max_abs(b).max(floor);
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
@@ -145,8 +167,12 @@ fn compare<M: Module>(
         assert!(d <= tol, "{name}: gradient to input {k} differs by {d:e}");
     }
     assert_eq!(p1.len(), p2.len());
+    // A gradient that is zero in exact arithmetic (a bias just before an
+    // instance norm) is rounding noise on both sides: it is measured on
+    // the scale of the network's largest parameter gradient instead.
+    let floor = 1e-2 * p1.iter().map(|g| max_abs(g)).fold(0f32, f32::max);
     for (k, (a, b)) in p2.iter().zip(&p1).enumerate() {
-        let d = rel_diff(a, b);
+        let d = rel_diff_floor(a, b, floor);
         assert!(
             d <= tol,
             "{name}: gradient of parameter {k} differs by {d:e}"
@@ -167,13 +193,7 @@ fn networks_match_flex_forward_and_backward() {
     let x = load("t1_32.npy", &flex);
     let y = x.clone().swap_dims(2, 3);
     for kind in [GeneratorKind::Resnet, GeneratorKind::Unet] {
-        let g = GeneratorConfig {
-            kind,
-            ngf: 8,
-            n_blocks: 2,
-            ..Default::default()
-        }
-        .init(32, &flex);
+        let g = small_generator(kind, &flex);
         compare(
             &format!("G ({kind:?})"),
             g,
@@ -253,7 +273,9 @@ fn a_gpu_run_translates_on_gpu_and_cpu_alike() {
     .unwrap();
     let summary = t.run(true).unwrap();
     assert_eq!(summary.steps, 4);
-    assert!(summary.last_val.is_some_and(|v| v.psnr.is_finite()));
+    assert!(summary
+        .last_val
+        .is_some_and(|v| v.mean(medtrans_training::Metric::Psnr).is_finite()));
     let d = common::demo_data();
     let t1 = medtrans_io::read_volume(d.join("t1.nii.gz"), &Default::default()).unwrap();
     let mask = medtrans_io::read_volume(d.join("mask.nii.gz"), &Default::default()).unwrap();
@@ -264,8 +286,37 @@ fn a_gpu_run_translates_on_gpu_and_cpu_alike() {
             .unwrap()
     };
     let (g, c) = (on("gpu"), on("cpu"));
-    let d = rel_diff(&g, &c);
-    assert!(d <= 1e-4, "GPU and CPU translations differ by {d:e}");
+    // Planes with a sliver of brain (the demo's top plane has 6 mask
+    // voxels) are near-constant inputs, where instance norm divides
+    // rounding noise by a near-zero spread, so the output there depends on
+    // summation order. They are listed; every other plane must agree.
+    let scale = max_abs(&c);
+    let [nx, ny, nz] = t1.geometry.shape;
+    let plane = nx * ny;
+    let (mut checked, mut slivers) = (0, Vec::new());
+    for z in 0..nz {
+        let r = z * plane..(z + 1) * plane;
+        let inside = mask.data[r.clone()].iter().filter(|&&m| m > 0.0).count();
+        if inside == 0 {
+            continue;
+        }
+        let worst = g[r.clone()]
+            .iter()
+            .zip(&c[r])
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+            / scale;
+        if inside * 100 < plane {
+            slivers.push((z, inside, worst));
+            continue;
+        }
+        checked += 1;
+        assert!(
+            worst <= 1e-4,
+            "plane {z} ({inside} mask voxels): GPU and CPU differ by {worst:e}"
+        );
+    }
+    eprintln!("{checked} planes agree; slivers (plane, mask voxels, difference): {slivers:?}");
+    assert!(checked > 50);
 }
 
 #[test]
@@ -273,4 +324,186 @@ fn a_missing_gpu_is_a_clean_error() {
     // No machine here has nine discrete GPUs.
     let err = device_from_name("gpu:8").unwrap_err().to_string();
     assert!(err.contains("gpu:8") && err.contains("Vulkan"), "{err}");
+}
+
+/// Burn's fusion backend, on lavapipe, read `x + conv(x)` back wrong after
+/// a backward pass (element k held element k/4 + k%4's value), which broke
+/// every ResNet and made C+R diverge; the `gpu` feature now builds without
+/// fusion. Per op and for both generators: the output read after a
+/// backward pass equals the output without one, and the input's gradient
+/// matches flex's. Fails naming every case that differs.
+#[test]
+fn readback_after_backward_by_op() {
+    let Some(gpu) = gpu() else { return };
+    let mut bad = Vec::new();
+    let mut on = [Vec::new(), Vec::new()];
+    for (k, d) in [Device::flex().autodiff(), gpu.autodiff()]
+        .iter()
+        .enumerate()
+    {
+        readback_cases(d, &mut bad, &mut on[k]);
+    }
+    for ((name, a), (_, b)) in on[1].iter().zip(&on[0]) {
+        let g = rel_diff(a, b);
+        eprintln!("gradient to x, {name}: GPU vs flex {g:e}");
+        if g > 1e-4 {
+            bad.push(format!("gradient {name}"));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "read back differently after backward: {bad:?}"
+    );
+}
+
+fn readback_cases(d: &Device, bad: &mut Vec<String>, grads_out: &mut Vec<(String, Vec<f32>)>) {
+    use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+    use burn::nn::{InstanceNormConfig, PaddingConfig2d};
+    use burn::tensor::ops::PadMode;
+    let d = d.clone();
+    let flex = Device::flex();
+    // The same weights for both devices' calls.
+    flex.seed(11);
+    let x = load("t1_32.npy", &flex);
+    let conv = medtrans_networks::materialize(
+        Conv2dConfig::new([1, 2], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&flex),
+    )
+    .fork(&d);
+    let convt = medtrans_networks::materialize(
+        ConvTranspose2dConfig::new([1, 2], [3, 3])
+            .with_stride([2, 2])
+            .with_padding([1, 1])
+            .with_padding_out([1, 1])
+            .init(&flex),
+    )
+    .fork(&d);
+    let sconv = medtrans_networks::materialize(
+        Conv2dConfig::new([1, 2], [3, 3])
+            .with_stride([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&flex),
+    )
+    .fork(&d);
+    let conv1 = medtrans_networks::materialize(
+        Conv2dConfig::new([1, 1], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&flex),
+    )
+    .fork(&d);
+    let norm =
+        medtrans_networks::materialize(InstanceNormConfig::new(1).with_affine(true).init(&flex))
+            .fork(&d);
+    let gen = |kind| small_generator(kind, &flex).fork(&d);
+    let g_res = gen(GeneratorKind::Resnet);
+    let g_unet = gen(GeneratorKind::Unet);
+    type Op<'a> = Box<dyn Fn(Tensor<4>) -> Tensor<4> + 'a>;
+    let ops: Vec<(&str, Op)> = vec![
+        ("affine x*2+1", Box::new(|x| x * 2.0 + 1.0)),
+        ("tanh", Box::new(|x| x.tanh())),
+        ("swap_dims", Box::new(|x| x.swap_dims(2, 3))),
+        ("conv", Box::new(|x| conv.forward(x))),
+        ("conv tanh", Box::new(|x| conv.forward(x).tanh())),
+        ("conv_transpose", Box::new(|x| convt.forward(x))),
+        ("instance_norm", Box::new(|x| norm.forward(x))),
+        (
+            "relu(norm)",
+            Box::new(|x| burn::tensor::activation::relu(norm.forward(x))),
+        ),
+        (
+            "reflect pad",
+            Box::new(|x| x.pad((3, 3, 3, 3), PadMode::Reflect)),
+        ),
+        (
+            "reflect pad 1",
+            Box::new(|x| x.pad((1, 1, 1, 1), PadMode::Reflect)),
+        ),
+        (
+            "reflect pad * 2",
+            Box::new(|x| x.pad((3, 3, 3, 3), PadMode::Reflect) * 2.0),
+        ),
+        (
+            "zero pad",
+            Box::new(|x| x.pad((3, 3, 3, 3), PadMode::Constant(0.0))),
+        ),
+        (
+            "reflect conv tanh",
+            Box::new(|x| conv.forward(x.pad((3, 3, 3, 3), PadMode::Reflect)).tanh()),
+        ),
+        ("strided conv", Box::new(|x| sconv.forward(x))),
+        ("residual", Box::new(|x| x.clone() + conv1.forward(x))),
+        ("conv + x", Box::new(|x| conv1.forward(x.clone()) + x)),
+        ("x + x*2", Box::new(|x| x.clone() + x * 2.0)),
+        (
+            "x*1 + conv",
+            Box::new(|x| x.clone() * 1.0 + conv1.forward(x)),
+        ),
+        (
+            "x + conv, then *1",
+            Box::new(|x| (x.clone() + conv1.forward(x)) * 1.0),
+        ),
+        ("G resnet", Box::new(|x| g_res.forward(x))),
+        ("G unet", Box::new(|x| g_unet.forward(x))),
+    ];
+    for (name, op) in &ops {
+        let plain = values(op(x.clone().to_device(&d).autodiff()));
+        let w_for = |out: &Tensor<4>| {
+            let n: usize = out.dims().iter().product();
+            let w: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.4)
+                .collect();
+            Tensor::<1>::from_data(burn::tensor::TensorData::new(w, [n]), &d).reshape(out.dims())
+        };
+        // Requires grad, no backward.
+        let xi = x.clone().to_device(&d).autodiff().require_grad();
+        let rg = values(op(xi));
+        for flush in [false, true] {
+            let xi = x.clone().to_device(&d).autodiff().require_grad();
+            let out = op(xi.clone());
+            let w = w_for(&out);
+            if flush {
+                d.flush().unwrap();
+            }
+            let grads = (out.clone() * w).sum().backward();
+            let gx = values(xi.grad(&grads).unwrap());
+            let after = values(out);
+            let diff = rel_diff(&after, &plain);
+            let rgd = rel_diff(&rg, &plain);
+            eprintln!("{d:?} {name} flush {flush}: after-backward diff {diff:e}, requires-grad forward diff {rgd:e}");
+            grads_out.push((format!("{name} flush {flush}"), gx));
+            if diff > 1e-5 || rgd > 1e-5 {
+                bad.push(format!("{d:?} {name} flush {flush}"));
+            }
+        }
+    }
+}
+
+/// Inference runs batches of several slices: G's plain (no autodiff)
+/// forward pass on a batch of three different slices matches flex's.
+#[test]
+fn batched_inference_matches_flex() {
+    let Some(gpu) = gpu() else { return };
+    let flex = Device::flex();
+    flex.seed(5);
+    let x = load("t1_32.npy", &flex);
+    let batch = Tensor::cat(
+        vec![x.clone(), x.clone().swap_dims(2, 3), x.clone() * 0.5 - 0.2],
+        0,
+    );
+    let mut bad = Vec::new();
+    for kind in [GeneratorKind::Resnet, GeneratorKind::Unet] {
+        let g = small_generator(kind, &flex);
+        let want = values(g.forward(batch.clone()));
+        let on_gpu = g.fork(&gpu);
+        let got = values(on_gpu.forward(batch.clone().to_device(&gpu)));
+        let one = values(on_gpu.forward(x.clone().to_device(&gpu)));
+        let d = rel_diff(&got, &want);
+        let d1 = rel_diff(&one, &want[..one.len()]);
+        eprintln!("{kind:?}: batch of 3 differs by {d:e}, batch of 1 by {d1:e}");
+        if d > 1e-4 || d1 > 1e-4 {
+            bad.push(format!("{kind:?}: batch {d:e}, single {d1:e}"));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:?}");
 }

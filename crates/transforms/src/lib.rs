@@ -12,7 +12,7 @@ pub use intensity::{check_finite, percentile, IntensityMap, Normalization, Trans
 pub use misalign::{affine_warp, ideal_field, MisalignParams, MAX_NOISE_LEVEL};
 pub use resample::{fit_square, pad_to_square, resize, Interp, SquareFit};
 
-use medtrans_io::Slice;
+use medtrans_core::Slice;
 
 /// Fraction of pixels above `threshold`: slices below a minimum foreground
 /// fraction are dropped as near-empty.

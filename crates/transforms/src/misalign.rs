@@ -2,7 +2,7 @@
 //! a pair gets its own random affine transform, so aligned data becomes the
 //! kind of imperfectly registered pairs clinics actually have.
 
-use medtrans_io::Slice;
+use medtrans_core::Slice;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-use medtrans_io::Slice;
+use medtrans_core::Slice;
 use serde::{Deserialize, Serialize};
 
 /// Interpolation for resizing: bilinear for images, nearest for masks and labels.

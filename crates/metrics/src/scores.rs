@@ -1,0 +1,329 @@
+//! The metric set: the one place that names the translation metrics medtrans
+//! reports, computes them per slice, summarises them (mean +- std) and
+//! writes them as CSV and markdown. Validation, the validation log, the
+//! checkpoint state, `evaluate` and the experiments all go through it, so a
+//! metric added here appears everywhere at once.
+use crate::{mean_std, nmae, psnr, ssim, wilcoxon_signed_rank};
+use medtrans_core::Slice;
+use std::fmt::Write as _;
+
+/// A translation metric of the RegGAN paper, in the order tables list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Nmae,
+    Psnr,
+    Ssim,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 3] = [Metric::Nmae, Metric::Psnr, Metric::Ssim];
+
+    /// The CSV column and config name.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Nmae => "nmae",
+            Metric::Psnr => "psnr",
+            Metric::Ssim => "ssim",
+        }
+    }
+
+    /// The heading in tables and figures.
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::Nmae => "NMAE",
+            Metric::Psnr => "PSNR (dB)",
+            Metric::Ssim => "SSIM",
+        }
+    }
+
+    pub fn lower_is_better(self) -> bool {
+        self == Metric::Nmae
+    }
+
+    /// One slice's value; `None` where it is undefined (no foreground).
+    pub fn compute(self, fake: &Slice, real: &Slice) -> Option<f64> {
+        match self {
+            Metric::Nmae => nmae(fake, real),
+            Metric::Psnr => psnr(fake, real),
+            Metric::Ssim => ssim(fake, real),
+        }
+    }
+
+    /// Decimals in CSV files: enough to recompute every table from them.
+    pub fn csv_decimals(self) -> usize {
+        match self {
+            Metric::Psnr => 4,
+            _ => 6,
+        }
+    }
+
+    /// Decimals in markdown tables.
+    pub fn table_decimals(self) -> usize {
+        match self {
+            Metric::Psnr => 2,
+            _ => 4,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One test slice's scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceScore {
+    /// Position in the split: the key two models are paired on.
+    pub position: usize,
+    /// Subject (volume) and slice index in it, where the dataset knows them.
+    pub subject: usize,
+    pub slice: usize,
+    pub nmae: f64,
+    pub psnr: f64,
+    pub ssim: f64,
+}
+
+impl SliceScore {
+    /// Every metric of `fake` against `real`; `None` when one is undefined
+    /// (an empty foreground), so that all metrics cover the same slices.
+    pub fn compute(
+        position: usize,
+        subject: usize,
+        slice: usize,
+        fake: &Slice,
+        real: &Slice,
+    ) -> Option<SliceScore> {
+        Some(SliceScore {
+            position,
+            subject,
+            slice,
+            nmae: Metric::Nmae.compute(fake, real)?,
+            psnr: Metric::Psnr.compute(fake, real)?,
+            ssim: Metric::Ssim.compute(fake, real)?,
+        })
+    }
+
+    pub fn get(&self, m: Metric) -> f64 {
+        match m {
+            Metric::Nmae => self.nmae,
+            Metric::Psnr => self.psnr,
+            Metric::Ssim => self.ssim,
+        }
+    }
+}
+
+/// Mean and population std (numpy's default) of every metric over slices.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    pub slices: usize,
+    mean: [f64; 3],
+    std: [f64; 3],
+}
+
+impl Summary {
+    /// `None` for no slices.
+    pub fn of<'a>(scores: impl IntoIterator<Item = &'a SliceScore>) -> Option<Summary> {
+        let scores: Vec<&SliceScore> = scores.into_iter().collect();
+        if scores.is_empty() {
+            return None;
+        }
+        let (mut mean, mut std) = ([f64::NAN; 3], [f64::NAN; 3]);
+        for m in Metric::ALL {
+            let v: Vec<f64> = scores.iter().map(|s| s.get(m)).collect();
+            if let Some((a, b)) = mean_std(&v) {
+                (mean[m.index()], std[m.index()]) = (a, b);
+            }
+        }
+        Some(Summary {
+            slices: scores.len(),
+            mean,
+            std,
+        })
+    }
+
+    /// From means and stds in [`Metric::ALL`] order.
+    pub fn from_parts(slices: usize, mean: [f64; 3], std: [f64; 3]) -> Summary {
+        Summary { slices, mean, std }
+    }
+
+    pub fn mean(&self, m: Metric) -> f64 {
+        self.mean[m.index()]
+    }
+
+    pub fn std(&self, m: Metric) -> f64 {
+        self.std[m.index()]
+    }
+
+    /// The means in [`Metric::ALL`] order.
+    pub fn means(&self) -> [f64; 3] {
+        self.mean
+    }
+
+    /// The means as CSV cells, in [`Metric::ALL`] order (see [`metric_keys_csv`]).
+    pub fn means_csv(&self) -> String {
+        Metric::ALL
+            .iter()
+            .map(|&m| {
+                let d = m.csv_decimals();
+                format!("{:.d$}", self.mean(m))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `mean +- std` as a markdown cell.
+    pub fn cell(&self, m: Metric) -> String {
+        let d = m.table_decimals();
+        format!("{:.d$} +- {:.d$}", self.mean(m), self.std(m))
+    }
+
+    /// The means for a log line: `NMAE 0.1170  PSNR 16.16 dB  SSIM 0.8819`.
+    pub fn brief(&self) -> String {
+        Metric::ALL
+            .iter()
+            .map(|&m| {
+                let d = m.table_decimals();
+                let unit = if m == Metric::Psnr { " dB" } else { "" };
+                format!("{} {:.d$}{unit}", m.key().to_uppercase(), self.mean(m))
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    }
+}
+
+/// The metrics' CSV columns: `nmae,psnr,ssim`.
+pub fn metric_keys_csv() -> String {
+    Metric::ALL.map(Metric::key).join(",")
+}
+
+/// Per-slice scores of several models as CSV:
+/// `model,subject,slice,nmae,psnr,ssim`.
+pub fn scores_csv(names: &[String], scores: &[Vec<SliceScore>]) -> String {
+    let mut csv = format!("model,subject,slice,{}\n", metric_keys_csv());
+    for (name, sc) in names.iter().zip(scores) {
+        for s in sc {
+            let _ = write!(csv, "{name},{},{}", s.subject, s.slice);
+            for m in Metric::ALL {
+                let d = m.csv_decimals();
+                let _ = write!(csv, ",{:.d$}", s.get(m));
+            }
+            csv += "\n";
+        }
+    }
+    csv
+}
+
+/// Markdown: one row per model with mean +- std, and with two models a row
+/// of paired Wilcoxon p-values over the slices both could score.
+pub fn summary_table(names: &[String], scores: &[Vec<SliceScore>]) -> String {
+    let mut md = String::from("| model | slices |");
+    for m in Metric::ALL {
+        let _ = write!(md, " {} |", m.label());
+    }
+    md += "\n|---|---|";
+    md += &"---|".repeat(Metric::ALL.len());
+    md += "\n";
+    for (name, sc) in names.iter().zip(scores) {
+        let cells: Vec<String> = Metric::ALL
+            .iter()
+            .map(|&m| Summary::of(sc).map_or("n/a".into(), |s| s.cell(m)))
+            .collect();
+        let _ = writeln!(md, "| {name} | {} | {} |", sc.len(), cells.join(" | "));
+    }
+    if scores.len() == 2 {
+        let common: Vec<(&SliceScore, &SliceScore)> = scores[0]
+            .iter()
+            .filter_map(|a| {
+                scores[1]
+                    .iter()
+                    .find(|b| b.position == a.position)
+                    .map(|b| (a, b))
+            })
+            .collect();
+        let cells: Vec<String> = Metric::ALL
+            .iter()
+            .map(|&m| {
+                let a: Vec<f64> = common.iter().map(|p| p.0.get(m)).collect();
+                let b: Vec<f64> = common.iter().map(|p| p.1.get(m)).collect();
+                wilcoxon_signed_rank(&a, &b).map_or("n/a".into(), |w| format_p(w.p_value))
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| Wilcoxon (paired) | {} | {} |",
+            common.len(),
+            cells.join(" | ")
+        );
+    }
+    md
+}
+
+/// A p-value as tables show it.
+pub fn format_p(p: f64) -> String {
+    if p < 1e-3 {
+        format!("p = {p:.1e}")
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn score(position: usize, nmae: f64, psnr: f64, ssim: f64) -> SliceScore {
+        SliceScore {
+            position,
+            subject: 0,
+            slice: position,
+            nmae,
+            psnr,
+            ssim,
+        }
+    }
+
+    #[test]
+    fn summary_is_mean_and_population_std_per_metric() {
+        let s = [score(0, 0.1, 20.0, 0.8), score(1, 0.3, 24.0, 0.9)];
+        let sum = Summary::of(&s).unwrap();
+        assert_eq!(sum.slices, 2);
+        assert!((sum.mean(Metric::Nmae) - 0.2).abs() < 1e-12);
+        assert!((sum.std(Metric::Psnr) - 2.0).abs() < 1e-12);
+        assert_eq!(sum.cell(Metric::Psnr), "22.00 +- 2.00");
+        assert_eq!(sum.cell(Metric::Ssim), "0.8500 +- 0.0500");
+        assert_eq!(sum.brief(), "NMAE 0.2000  PSNR 22.00 dB  SSIM 0.8500");
+        assert_eq!(sum.means_csv(), "0.200000,22.0000,0.850000");
+        assert!(Summary::of(&[]).is_none());
+    }
+
+    #[test]
+    fn a_slice_without_foreground_is_not_scored() {
+        let real = Slice::filled(8, 8, -1.0);
+        let fake = Slice::filled(8, 8, 0.0);
+        assert!(SliceScore::compute(0, 0, 0, &fake, &real).is_none());
+        let mut real = real;
+        real.data[9] = 0.5;
+        let s = SliceScore::compute(3, 1, 7, &fake, &real).unwrap();
+        assert_eq!((s.position, s.subject, s.slice), (3, 1, 7));
+        assert!((s.nmae - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn csv_and_table_list_every_metric_in_order() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let scores = vec![
+            vec![score(0, 0.1, 20.0, 0.8), score(1, 0.3, 24.0, 0.9)],
+            vec![score(1, 0.2, 25.0, 0.95)],
+        ];
+        let csv = scores_csv(&names, &scores);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "model,subject,slice,nmae,psnr,ssim");
+        assert_eq!(lines[3], "b,0,1,0.200000,25.0000,0.950000");
+        let md = summary_table(&names, &scores);
+        assert!(
+            md.starts_with("| model | slices | NMAE | PSNR (dB) | SSIM |\n|---|---|---|---|---|\n")
+        );
+        // Paired on position: only slice 1 is common.
+        assert!(md.contains("| Wilcoxon (paired) | 1 |"), "{md}");
+    }
+}
