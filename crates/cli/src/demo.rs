@@ -162,10 +162,12 @@ pub fn run(args: Args) -> Result<()> {
     let trained = model.evaluate(&test, 16)?;
     let scores = vec![identity, trained];
     let csv = args.out.join("metrics.csv");
-    std::fs::write(&csv, medtrans_metrics::scores_csv(&names, &scores))
-        .with_context(|| format!("writing {}", csv.display()))?;
+    medtrans_io::write_file_atomic(
+        &csv,
+        medtrans_metrics::scores_csv(&names, &scores).as_bytes(),
+    )?;
     let md = medtrans_metrics::summary_table(&names, &scores);
-    std::fs::write(args.out.join("summary.md"), &md)?;
+    medtrans_io::write_file_atomic(&args.out.join("summary.md"), md.as_bytes())?;
     say!("\n{md}");
 
     say!("[5/5] translating the demo T1 volume");

@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long, default_value = "data/demo")]
     out: PathBuf,
     /// Replace existing files in OUT.
-    #[arg(long)]
+    #[arg(long, visible_alias = "force")]
     overwrite: bool,
 }
 

@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Replace the scores of an earlier evaluation in the output folder.
-    #[arg(long)]
+    #[arg(long, visible_alias = "force")]
     overwrite: bool,
 }
 
@@ -67,10 +67,9 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let names: Vec<String> = models.iter().map(|m| m.0.clone()).collect();
     let csv = out.join("scores.csv");
-    std::fs::write(&csv, scores_csv(&names, &scores))
-        .with_context(|| format!("writing {}", csv.display()))?;
+    medtrans_io::write_file_atomic(&csv, scores_csv(&names, &scores).as_bytes())?;
     let md = summary_table(&names, &scores);
-    std::fs::write(out.join("summary.md"), &md)?;
+    medtrans_io::write_file_atomic(&out.join("summary.md"), md.as_bytes())?;
     say!("{md}");
     say!(
         "wrote {} and {}",

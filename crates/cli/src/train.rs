@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long)]
     device: Option<String>,
     /// Start over in a folder that is not empty (an earlier run's checkpoints and logs are replaced).
-    #[arg(long)]
+    #[arg(long, visible_alias = "force")]
     overwrite: bool,
 }
 

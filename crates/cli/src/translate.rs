@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Replace OUTPUT if it exists.
-    #[arg(long)]
+    #[arg(long, visible_alias = "force")]
     overwrite: bool,
 }
 

@@ -174,9 +174,8 @@ impl Manifest {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("manifest serialises");
-        std::fs::write(path, text).map_err(|e| DatasetError::Write {
-            path: path.to_path_buf(),
-            source: e,
-        })
+        // Written last by `prepare`, atomically: a dataset whose manifest
+        // exists is complete.
+        Ok(medtrans_io::write_file_atomic(path, text.as_bytes())?)
     }
 }

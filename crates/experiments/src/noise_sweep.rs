@@ -497,7 +497,7 @@ fn write_results(
         results.rows.iter_mut().for_each(|r| r.extras.clear());
     }
     let table = results.markdown();
-    std::fs::write(dir.join("results.csv"), csv)?;
+    medtrans_io::write_file_atomic(&dir.join("results.csv"), csv.as_bytes())?;
     let config = cfg
         .source
         .as_ref()
@@ -560,9 +560,9 @@ fn write_results(
     if !registration.is_empty() {
         let (section, csv) = registration_section(registration);
         md += &section;
-        std::fs::write(dir.join("registration.csv"), csv)?;
+        medtrans_io::write_file_atomic(&dir.join("registration.csv"), csv.as_bytes())?;
     }
-    std::fs::write(dir.join("results.md"), md)?;
+    medtrans_io::write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
     Ok(())
 }
 

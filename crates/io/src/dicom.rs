@@ -218,12 +218,21 @@ fn read_frames(path: &Path) -> Result<Frames> {
             )),
         ));
     }
-    let decoded = obj.decode_pixel_data().map_err(|e| {
-        Error::new(
-            path,
-            ErrorKind::Truncated(format!("cannot decode the pixel data: {e}")),
-        )
-    })?;
+    let decoded = quietly(|| obj.decode_pixel_data())
+        .ok_or_else(|| {
+            Error::new(
+                path,
+                ErrorKind::Truncated(
+                    "cannot decode the pixel data: the decoder failed on damaged data".into(),
+                ),
+            )
+        })?
+        .map_err(|e| {
+            Error::new(
+                path,
+                ErrorKind::Truncated(format!("cannot decode the pixel data: {e}")),
+            )
+        })?;
     let samples = decoded.samples_per_pixel() as usize;
     let values: Vec<f32> = decoded.to_vec::<f32>().map_err(|e| {
         Error::new(
@@ -290,6 +299,11 @@ fn read_frames(path: &Path) -> Result<Frames> {
             .filter(|v| *v > 0.0),
     })
 }
+
+/// Slice gaps may differ from their median by this fraction at most
+/// (rounding of ImagePositionPatient stays far below it; one missing slice
+/// doubles a gap).
+const MAX_SPACING_DEVIATION: f64 = 0.2;
 
 fn read_series(dir: &Path, files: &[PathBuf]) -> Result<Volume> {
     let mut frames = Vec::with_capacity(files.len());
@@ -369,9 +383,22 @@ fn assemble(source: &Path, mut frames: Vec<Frames>) -> Result<Volume> {
                 "several files share one slice position: is this one series?",
             ));
         }
-        if d.iter()
-            .any(|x| (x - median).abs() > 0.01 * median.max(1.0))
-        {
+        let worst = d.iter().map(|x| (x - median).abs()).fold(0.0, f64::max);
+        if worst > MAX_SPACING_DEVIATION * median {
+            // A missing file, or two stacks in one series: stacking the
+            // slices evenly would put anatomy at the wrong place.
+            return Err(Error::invalid(
+                source,
+                format!(
+                    "slice spacing varies from {:.3} to {:.3} mm (median {median:.3} mm): \
+                     a slice is missing or the folder mixes stacks; medtrans would place \
+                     slices wrongly",
+                    sorted[0],
+                    sorted[sorted.len() - 1]
+                ),
+            ));
+        }
+        if worst > 0.01 * median.max(1.0) {
             tracing::warn!(
                 "{}: slice spacing varies ({:.3}..{:.3} mm); using the median {median:.3} mm",
                 source.display(),
@@ -419,4 +446,29 @@ fn assemble(source: &Path, mut frames: Vec<Frames>) -> Result<Volume> {
         dtype,
         source: source.to_path_buf(),
     })
+}
+
+thread_local! {
+    /// Set while a third-party decoder runs: its panics are caught, so the
+    /// panic hook must not print them.
+    static DECODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run a third-party decoder that may panic on damaged data (dicom-rs's
+/// RLE decoder indexes past its buffer on some corrupt files): `None`
+/// instead of a panic, and no panic message on stderr.
+fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !DECODING.with(|d| d.get()) {
+                previous(info);
+            }
+        }));
+    });
+    DECODING.with(|d| d.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    DECODING.with(|d| d.set(false));
+    r.ok()
 }

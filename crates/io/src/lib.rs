@@ -195,6 +195,27 @@ fn read_folder(dir: &Path, opts: &ReadOptions) -> Result<Volume> {
     Ok(vol)
 }
 
+/// Write a whole file so that it is either complete or absent under its
+/// name: into `NAME.part` beside it, fsynced, then renamed. An interrupted
+/// run or a full disk never leaves a half-written output that looks done;
+/// the error names the path.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| Error::new(path, ErrorKind::Io(e)))
+}
+
 /// The project's shared real-data folder (`../shared/data` beside a checkout),
 /// found through `MEDTRANS_SHARED_DATA` or by walking up from the working
 /// directory. Tests, benchmarks and experiments read real images from it.

@@ -2,7 +2,7 @@
 //! `.npy` in [-1, 1]; medtrans stores a whole split as one `[n, H, W]` array.
 
 use crate::{Error, ErrorKind, Format, Geometry, Result, Slice, Volume, MAX_VOXELS};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 /// An array read from `.npy`, converted to `f32`, in C order.
@@ -298,7 +298,5 @@ pub fn write_npy<T: NpyElement>(path: &Path, shape: &[usize], data: &[T]) -> Res
     for v in data {
         v.put(&mut out);
     }
-    let mut f = std::fs::File::create(path).map_err(|e| Error::new(path, ErrorKind::Io(e)))?;
-    f.write_all(&out)
-        .map_err(|e| Error::new(path, ErrorKind::Io(e)))
+    crate::write_file_atomic(path, &out)
 }

@@ -5,18 +5,14 @@ use common::*;
 use medtrans_io::*;
 use std::path::Path;
 
-#[test]
-fn dicom_series_folder_is_sorted_by_position_along_the_normal() {
-    let Some(data) = shared() else { return };
+/// Copies of the shared CT_small.dcm as a series: per slice (file number,
+/// instance number for its UID, z position in mm).
+fn write_ct_series(data: &Path, dir: &Path, slices: &[(usize, usize, f64)]) {
     use dicom_core::{DataElement, PrimitiveValue, VR};
     use dicom_dictionary_std::tags;
-    let dir = tempfile::tempdir().unwrap();
     let src = dicom_object::open_file(data.join("dicom/CT_small.dcm")).unwrap();
-    // Five slices 2.5 mm apart, written in a shuffled order with shuffled names.
-    let order = [3usize, 0, 4, 1, 2];
-    for (name_i, &k) in order.iter().enumerate() {
+    for &(file, k, z) in slices {
         let mut obj = src.clone();
-        let z = -75.7 + 2.5 * k as f64;
         obj.put(DataElement::new(
             tags::IMAGE_POSITION_PATIENT,
             VR::DS,
@@ -27,9 +23,23 @@ fn dicom_series_folder_is_sorted_by_position_along_the_normal() {
             VR::UI,
             PrimitiveValue::from(format!("1.2.3.4.{k}")),
         ));
-        obj.write_to_file(dir.path().join(format!("img{name_i}.dcm")))
+        obj.write_to_file(dir.join(format!("img{file}.dcm")))
             .unwrap();
     }
+}
+
+#[test]
+fn dicom_series_folder_is_sorted_by_position_along_the_normal() {
+    let Some(data) = shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Five slices 2.5 mm apart, written in a shuffled order with shuffled names.
+    let order = [3usize, 0, 4, 1, 2];
+    let slices: Vec<(usize, usize, f64)> = order
+        .iter()
+        .enumerate()
+        .map(|(name_i, &k)| (name_i, k, -75.7 + 2.5 * k as f64))
+        .collect();
+    write_ct_series(&data, dir.path(), &slices);
     let vol = read_volume(dir.path(), &ReadOptions::default()).unwrap();
     assert_eq!(vol.shape(), [128, 128, 5]);
     assert!((vol.geometry.spacing[2] - 2.5).abs() < 1e-4);
@@ -43,6 +53,31 @@ fn dicom_series_folder_is_sorted_by_position_along_the_normal() {
         let s = Slice::from_plane(&vol, 2, z);
         assert_eq!(s, Slice::from_plane(&single, 2, 0));
     }
+}
+
+/// A series with a missing slice (one gap twice the others) is refused,
+/// naming the folder; small jitter in positions is accepted.
+#[test]
+fn a_dicom_series_with_a_missing_slice_is_refused() {
+    let Some(data) = shared() else { return };
+    let write = |dir: &Path, zs: &[f64]| {
+        let slices: Vec<(usize, usize, f64)> =
+            zs.iter().enumerate().map(|(k, &z)| (k, k, z)).collect();
+        write_ct_series(&data, dir, &slices);
+    };
+    let gap = tempfile::tempdir().unwrap();
+    write(gap.path(), &[0.0, 2.5, 5.0, 10.0, 12.5]);
+    let err = read_volume(gap.path(), &ReadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("slice spacing varies") && err.contains(&gap.path().display().to_string()),
+        "{err}"
+    );
+    let jitter = tempfile::tempdir().unwrap();
+    write(jitter.path(), &[0.0, 2.5, 5.01, 7.5, 10.0]);
+    let vol = read_volume(jitter.path(), &ReadOptions::default()).unwrap();
+    assert_eq!(vol.shape()[2], 5);
 }
 
 #[test]

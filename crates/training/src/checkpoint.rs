@@ -227,17 +227,23 @@ impl CheckpointState {
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::write(
-            dir.join(STATE_FILE),
-            serde_json::to_string_pretty(self).expect("serialisable"),
-        )?;
-        Ok(())
+        let text = serde_json::to_string_pretty(self).expect("serialisable");
+        Ok(medtrans_io::write_file_atomic(
+            &dir.join(STATE_FILE),
+            text.as_bytes(),
+        )?)
     }
 
     pub fn load(dir: &Path) -> Result<Self> {
         let p = dir.join(STATE_FILE);
+        if !p.is_file() {
+            bail!(
+                "{}: not a medtrans checkpoint (no {STATE_FILE})",
+                dir.display()
+            );
+        }
         let text = std::fs::read_to_string(&p)
-            .with_context(|| format!("{}: not a medtrans checkpoint", dir.display()))?;
+            .with_context(|| format!("{}: unreadable checkpoint state", p.display()))?;
         let s: CheckpointState = serde_json::from_str(&text)
             .with_context(|| format!("{}: unreadable checkpoint state", p.display()))?;
         if !(1..=FORMAT_VERSION).contains(&s.format_version) {

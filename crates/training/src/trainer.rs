@@ -176,8 +176,12 @@ impl Trainer {
         let state = CheckpointState::load(&ckpt)?;
         let text = state.config.to_toml();
         let mut cfg = TrainConfig::from_toml(&text, overrides, &format!("{}", ckpt.display()))?;
-        // The run lives where it is now, wherever it was started from.
+        // The run lives where it is now, wherever it was started from, and
+        // a relative dataset path is relative to it.
         cfg.out = run_dir.to_path_buf();
+        if cfg.data.path.is_relative() {
+            cfg.data.path = run_dir.join(&cfg.data.path);
+        }
         let mut t = Self::new(cfg)?;
         t.nets.load(&ckpt)?;
         t.step = state.step;
@@ -327,7 +331,7 @@ impl Trainer {
             best_val_nmae: self.best_val_nmae,
             val: val.map(|v| v.means()),
             model: self.info.clone(),
-            config: self.cfg.clone(),
+            config: self.portable_config(),
         };
         // A non-finite weight would make every later checkpoint worthless:
         // stop, and keep the last good one.
@@ -348,6 +352,20 @@ impl Trainer {
             save_pool(&tmp.join("pool_B.npy"), &self.pool_b.to_slices()?)?;
             state.save(tmp)
         })
+    }
+
+    /// The config as a checkpoint keeps it: the dataset path relative to
+    /// the run folder where both share a root, so that a project folder
+    /// holding runs and data can be moved or copied and still resume.
+    fn portable_config(&self) -> TrainConfig {
+        let mut cfg = self.cfg.clone();
+        let abs = |p: &Path| std::fs::canonicalize(p).ok();
+        if let (Some(data), Some(run)) = (abs(&cfg.data.path), abs(&cfg.out)) {
+            if let Some(rel) = relative_path(&run, &data) {
+                cfg.data.path = rel;
+            }
+        }
+        cfg
     }
 
     /// Sample grid rows for the first validation (or training) slices:
@@ -384,8 +402,7 @@ impl Trainer {
         let out = self.cfg.out.clone();
         std::fs::create_dir_all(out.join("samples"))
             .with_context(|| format!("creating the run folder {}", out.display()))?;
-        std::fs::write(out.join("config.toml"), self.cfg.to_toml())
-            .with_context(|| format!("writing {}", out.join("config.toml").display()))?;
+        medtrans_io::write_file_atomic(&out.join("config.toml"), self.cfg.to_toml().as_bytes())?;
         let total = self.total_steps();
         let stop = match self.cfg.train.stop_at_step {
             0 => total,
@@ -523,7 +540,7 @@ fn reopen_csv(path: &Path, resume_step: usize, step_col: usize) -> Result<(std::
                 keep.push('\n');
             }
         }
-        std::fs::write(path, keep).with_context(|| format!("rewriting {}", path.display()))?;
+        medtrans_io::write_file_atomic(path, keep.as_bytes())?;
     }
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -573,4 +590,22 @@ impl ValLog {
         writeln!(self.file, "{epoch},{step},{}", v.means_csv())?;
         Ok(())
     }
+}
+
+/// `target` as a path relative to `base` (both absolute), through their
+/// common ancestor; `None` when they share nothing but the root.
+fn relative_path(base: &Path, target: &Path) -> Option<PathBuf> {
+    let (b, t): (Vec<_>, Vec<_>) = (base.components().collect(), target.components().collect());
+    let common = b.iter().zip(&t).take_while(|(x, y)| x == y).count();
+    if common <= 1 {
+        return None;
+    }
+    let mut rel = PathBuf::new();
+    for _ in common..b.len() {
+        rel.push("..");
+    }
+    for c in &t[common..] {
+        rel.push(c.as_os_str());
+    }
+    Some(rel)
 }
