@@ -88,7 +88,23 @@ fn float(obj: &DefaultDicomObject, tag: dicom_object::Tag) -> Option<f64> {
     floats(obj, tag).and_then(|v| v.first().copied())
 }
 
+/// Refuse a file whose element lengths cannot fit in it, before dicom-rs
+/// allocates what they claim (see `dicom_scan`).
+fn check_element_lengths(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::new(path, ErrorKind::Io(e)))?;
+    crate::dicom_scan::check_lengths(&bytes).map_err(|((g, e), claimed, left)| {
+        Error::new(
+            path,
+            ErrorKind::Truncated(format!(
+                "element ({g:04X},{e:04X}) claims {claimed} bytes but only {left} follow: \
+                 the file is damaged or cut short"
+            )),
+        )
+    })
+}
+
 fn open_header(path: &Path) -> Result<DefaultDicomObject> {
+    check_element_lengths(path)?;
     OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
@@ -188,6 +204,7 @@ fn read_frames(path: &Path) -> Result<Frames> {
     if len == 0 {
         return Err(Error::new(path, ErrorKind::Empty));
     }
+    check_element_lengths(path)?;
     let obj = dicom_object::open_file(path).map_err(|e| corrupt(path, e))?;
     let Some(pixel_data) = obj.element_opt(tags::PIXEL_DATA).ok().flatten() else {
         return Err(Error::invalid(path, "the DICOM object has no pixel data"));

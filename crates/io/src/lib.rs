@@ -11,6 +11,7 @@
 
 mod decode;
 mod dicom;
+mod dicom_scan;
 mod error;
 mod nifti_io;
 mod npy;

@@ -161,6 +161,28 @@ fn truncated_dicom() {
     assert!(matches!(e.kind, ErrorKind::Truncated(_)), "{e}");
 }
 
+/// Found by fuzzing (scripts/fuzz.sh, dicom target): bytes after the pixel
+/// data that read as an element claiming ~4 GB made dicom-rs allocate and
+/// zero-fill 4 GB for 20 s before failing. The length pre-scan refuses the
+/// file at once, naming the element.
+#[test]
+fn a_dicom_element_longer_than_the_file_is_refused_before_allocating() {
+    let Some(data) = shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = std::fs::read(data.join("dicom/MR_small.dcm")).unwrap();
+    b.extend_from_slice(&[0xA9, 0x05, 0x59, 0x05, b'i', 0x04, 0, 0]);
+    b.extend_from_slice(&0xFFFD_0000u32.to_le_bytes());
+    b.extend_from_slice(&[0u8; 64]);
+    let p = write(dir.path(), "long.dcm", &b);
+    let t = std::time::Instant::now();
+    let e = read_err(&p);
+    assert!(t.elapsed().as_secs() < 2, "took {:?}", t.elapsed());
+    assert!(
+        matches!(e.kind, ErrorKind::Truncated(_)) && e.to_string().contains("(05A9,0559) claims"),
+        "{e}"
+    );
+}
+
 #[test]
 fn empty_folder() {
     let dir = tempfile::tempdir().unwrap();

@@ -58,7 +58,7 @@ pub fn write_atomic(
 ) -> Result<()> {
     let tmp = dir.with_extension("part");
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+        remove_checkpoint(&tmp)?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     fill(&tmp)?;
@@ -68,7 +68,7 @@ pub fn write_atomic(
     // `last_checkpoint`).
     let old = dir.with_extension("old");
     if old.exists() {
-        std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+        remove_checkpoint(&old)?;
     }
     if dir.exists() {
         std::fs::rename(dir, &old).with_context(|| format!("moving {} aside", dir.display()))?;
@@ -80,8 +80,7 @@ pub fn write_atomic(
     if old.exists() {
         match (history, CheckpointState::load(&old)) {
             (1.., Ok(state)) => keep_in_history(&old, state.step, history)?,
-            _ => std::fs::remove_dir_all(&old)
-                .with_context(|| format!("removing {}", old.display()))?,
+            _ => remove_checkpoint(&old)?,
         }
     }
     Ok(())
@@ -97,17 +96,39 @@ fn keep_in_history(old: &Path, step: usize, keep: usize) -> Result<()> {
     std::fs::create_dir_all(&hist).with_context(|| format!("creating {}", hist.display()))?;
     let to = hist.join(format!("step_{step:08}"));
     if to.exists() {
-        std::fs::remove_dir_all(&to)?;
+        remove_checkpoint(&to)?;
     }
     std::fs::rename(old, &to)
         .with_context(|| format!("moving {} to {}", old.display(), to.display()))?;
+    // Folders a kill left half-deleted earlier.
+    for e in std::fs::read_dir(&hist).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().ends_with(".trash") {
+            std::fs::remove_dir_all(e.path())
+                .with_context(|| format!("removing {}", e.path().display()))?;
+        }
+    }
     let mut kept = history_entries(&hist);
     while kept.len() > keep {
         let oldest = kept.remove(kept.len() - 1);
-        std::fs::remove_dir_all(&oldest)
-            .with_context(|| format!("removing {}", oldest.display()))?;
+        remove_checkpoint(&oldest)?;
     }
     Ok(())
+}
+
+/// Delete a checkpoint folder so that a kill midway never leaves a
+/// half-deleted one under a checkpoint's name: it is renamed aside
+/// (`.NAME.trash`, which nothing reads) and then removed.
+fn remove_checkpoint(p: &Path) -> Result<()> {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let trash = p.with_file_name(format!(".{name}.trash"));
+    if trash.exists() {
+        std::fs::remove_dir_all(&trash).with_context(|| format!("removing {}", trash.display()))?;
+    }
+    std::fs::rename(p, &trash).with_context(|| format!("moving {} aside", p.display()))?;
+    std::fs::remove_dir_all(&trash).with_context(|| format!("removing {}", trash.display()))
 }
 
 /// `history/step_*` folders, newest first.

@@ -47,7 +47,8 @@ impl PendingLosses {
     /// Wait for the step and read its losses; a non-finite loss is an
     /// error naming the step and the term.
     pub fn read(self) -> Result<LossRow> {
-        let step = self.step;
+        // Numbered from 1, as losses.csv numbers steps.
+        let step = self.step + 1;
         let values = read_f32(self.values, &format!("training step {step}"))?;
         let mut row: LossRow = vec![("lr", self.lr)];
         row.extend(

@@ -109,3 +109,64 @@ fn a_nan_weight_is_found() {
     t.nets.load(&ckpt).unwrap();
     assert_eq!(t.nets.non_finite().unwrap(), Some("R"));
 }
+
+/// A NaN stops training at once, naming the step and the loss term, and
+/// leaves the last checkpoint as it was.
+#[test]
+fn a_nan_stops_training_and_keeps_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let extra = [
+        "train.epochs=2",
+        "train.steps_per_epoch=1",
+        "train.stop_at_step=1",
+    ];
+    let mut t = Trainer::new(common::small_config("reggan", &run, &extra)).unwrap();
+    t.run(true).unwrap();
+    drop(t);
+    // G's first weight becomes NaN (and the checksum list says so, as if
+    // training itself had written it).
+    let last = run.join("checkpoints/last");
+    let g = last.join("G.safetensors");
+    let mut b = std::fs::read(&g).unwrap();
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    b[8 + n..8 + n + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&g, &b).unwrap();
+    let sums = std::fs::read_to_string(last.join("checksums.txt")).unwrap();
+    let sums: String = sums
+        .lines()
+        .map(|l| {
+            if l.ends_with("  G.safetensors") {
+                format!("{:08x}  G.safetensors\n", crc32fast::hash(&b))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(last.join("checksums.txt"), sums).unwrap();
+    verify_checkpoint(&last).unwrap();
+    let files = |d: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&last);
+
+    let mut t = Trainer::resume(&run, &["train.stop_at_step=0".into()]).unwrap();
+    let err = format!("{:#}", t.run(true).err().unwrap());
+    assert!(
+        err.contains("step 2") && err.contains(" loss became NaN"),
+        "{err}"
+    );
+    assert_eq!(files(&last), before, "the last checkpoint changed");
+    assert!(!run.join("checkpoints/history").exists());
+}
