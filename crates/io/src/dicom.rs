@@ -251,12 +251,23 @@ fn read_frames(path: &Path) -> Result<Frames> {
             )
         })?;
     let samples = decoded.samples_per_pixel() as usize;
-    let values: Vec<f32> = decoded.to_vec::<f32>().map_err(|e| {
-        Error::new(
-            path,
-            ErrorKind::Truncated(format!("cannot convert the pixel data: {e}")),
-        )
-    })?;
+    // dicom-pixeldata asserts on some damaged headers (BitsStored 0, found
+    // by fuzzing): caught like a decoder crash.
+    let values: Vec<f32> = quietly(|| decoded.to_vec::<f32>())
+        .ok_or_else(|| {
+            Error::new(
+                path,
+                ErrorKind::Truncated(
+                    "cannot convert the pixel data: its header fields are inconsistent".into(),
+                ),
+            )
+        })?
+        .map_err(|e| {
+            Error::new(
+                path,
+                ErrorKind::Truncated(format!("cannot convert the pixel data: {e}")),
+            )
+        })?;
     let n = decoded.number_of_frames() as usize;
     let expected = rows * cols * n * samples;
     if values.len() != expected {

@@ -183,6 +183,26 @@ fn a_dicom_element_longer_than_the_file_is_refused_before_allocating() {
     );
 }
 
+/// Found by fuzzing: BitsStored 0 trips an assertion inside
+/// dicom-pixeldata's value conversion; it is a clean error naming the file.
+#[test]
+fn a_dicom_with_zero_bits_stored_is_an_error_not_a_panic() {
+    let Some(data) = shared() else { return };
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let dir = tempfile::tempdir().unwrap();
+    let mut obj = dicom_object::open_file(data.join("dicom/MR_small.dcm")).unwrap();
+    obj.put(DataElement::new(
+        tags::BITS_STORED,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    ));
+    let p = dir.path().join("bits0.dcm");
+    obj.write_to_file(&p).unwrap();
+    let e = read_err(&p);
+    assert!(e.to_string().contains("bits0.dcm"), "{e}");
+}
+
 #[test]
 fn empty_folder() {
     let dir = tempfile::tempdir().unwrap();

@@ -90,6 +90,16 @@ fn a_damaged_checkpoint_falls_back_to_the_previous_one() {
     );
 }
 
+/// Overwrite the first value of a safetensors file's first tensor with a
+/// NaN; the new bytes.
+fn put_nan(path: &Path) -> Vec<u8> {
+    let mut b = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    b[8 + n..8 + n + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(path, &b).unwrap();
+    b
+}
+
 /// The weight guard: a network holding a NaN is found by name.
 #[test]
 fn a_nan_weight_is_found() {
@@ -99,13 +109,8 @@ fn a_nan_weight_is_found() {
     let mut t = Trainer::new(common::small_config("reggan", &run, &extra)).unwrap();
     t.run(true).unwrap();
     assert_eq!(t.nets.non_finite().unwrap(), None);
-    // Overwrite the first value of R's first tensor with a NaN.
     let ckpt = run.join("checkpoints/last");
-    let path = ckpt.join("R.safetensors");
-    let mut b = std::fs::read(&path).unwrap();
-    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
-    b[8 + n..8 + n + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-    std::fs::write(&path, b).unwrap();
+    put_nan(&ckpt.join("R.safetensors"));
     t.nets.load(&ckpt).unwrap();
     assert_eq!(t.nets.non_finite().unwrap(), Some("R"));
 }
@@ -127,11 +132,7 @@ fn a_nan_stops_training_and_keeps_the_checkpoint() {
     // G's first weight becomes NaN (and the checksum list says so, as if
     // training itself had written it).
     let last = run.join("checkpoints/last");
-    let g = last.join("G.safetensors");
-    let mut b = std::fs::read(&g).unwrap();
-    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
-    b[8 + n..8 + n + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-    std::fs::write(&g, &b).unwrap();
+    let b = put_nan(&last.join("G.safetensors"));
     let sums = std::fs::read_to_string(last.join("checksums.txt")).unwrap();
     let sums: String = sums
         .lines()
