@@ -290,20 +290,32 @@ pub fn last_checkpoint(run_dir: &Path) -> Result<PathBuf> {
         last.with_extension("old"),
     ];
     candidates.extend(history_entries(&history_dir(&last)));
-    let mut best: Option<(usize, PathBuf)> = None;
+    // Newest first by the step in each state.json (cheap), then verify the
+    // files (a full read) only until one is sound.
     let mut problems = Vec::new();
+    let mut by_step: Vec<(usize, PathBuf)> = Vec::new();
     for p in candidates {
         if !p.join(STATE_FILE).is_file() {
             continue;
         }
+        match CheckpointState::load(&p) {
+            Ok(s) => by_step.push((s.step, p)),
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
+    by_step.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut best = None;
+    for (_, p) in by_step {
         match verify_checkpoint(&p) {
-            Ok(s) if best.as_ref().is_none_or(|b| s.step > b.0) => best = Some((s.step, p)),
-            Ok(_) => {}
+            Ok(_) => {
+                best = Some(p);
+                break;
+            }
             Err(e) => problems.push(format!("{e:#}")),
         }
     }
     match best {
-        Some((_, p)) => {
+        Some(p) => {
             for e in &problems {
                 tracing::warn!("passing over a damaged checkpoint: {e}");
             }
