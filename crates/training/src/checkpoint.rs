@@ -303,7 +303,7 @@ pub fn last_checkpoint(run_dir: &Path) -> Result<PathBuf> {
             Err(e) => problems.push(format!("{e:#}")),
         }
     }
-    by_step.sort_by(|a, b| b.0.cmp(&a.0));
+    by_step.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut best = None;
     for (_, p) in by_step {
         match verify_checkpoint(&p) {
