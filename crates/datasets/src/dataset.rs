@@ -1,7 +1,9 @@
 use crate::manifest::{Manifest, SliceRef, MANIFEST_FILE};
 use crate::{DatasetError, Result};
 use medtrans_io::{list_files, read_npy, Slice};
-use medtrans_transforms::{affine_warp, check_finite, MisalignParams, MAX_NOISE_LEVEL};
+use medtrans_transforms::{
+    affine_warp, affine_warp_labels, check_finite, MisalignParams, MAX_NOISE_LEVEL,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -42,6 +44,10 @@ pub struct Pair {
     pub noise_b: MisalignParams,
     /// Index of the slice B was taken from.
     pub b_index: usize,
+    /// A's and B's label maps, moved with their images, where the split
+    /// has them (`A_labels.npy`, `B_labels.npy`).
+    pub a_labels: Option<Slice>,
+    pub b_labels: Option<Slice>,
 }
 
 /// One split of a dataset, held in memory.
@@ -50,6 +56,11 @@ pub struct SliceDataset {
     pub a: Vec<Slice>,
     pub b: Vec<Slice>,
     pub mask: Option<Vec<Slice>>,
+    /// Per-pixel class labels of A's and B's slices (integers as floats),
+    /// for the shape-consistency loss: `A_labels.npy` and `B_labels.npy`
+    /// beside `A.npy` in a prepared split.
+    pub labels_a: Option<Vec<Slice>>,
+    pub labels_b: Option<Vec<Slice>>,
     /// Source of each slice, for prepared datasets.
     pub refs: Option<Vec<SliceRef>>,
     pub manifest: Option<Manifest>,
@@ -155,9 +166,30 @@ impl SliceDataset {
         } else {
             None
         };
+        let labels = |name: &str| -> Result<Option<Vec<Slice>>> {
+            let p = dir.join(name);
+            if !p.is_file() {
+                return Ok(None);
+            }
+            let l = read_npy(&p)?.into_slices(&p)?;
+            if let Some(v) = l
+                .iter()
+                .flat_map(|s| &s.data)
+                .find(|v| !(**v >= 0.0 && v.fract() == 0.0))
+            {
+                return Err(DatasetError::Volume {
+                    path: p,
+                    msg: format!("holds {v}; label maps hold class numbers 0, 1, 2, ..."),
+                });
+            }
+            Ok(Some(l))
+        };
+        let (labels_a, labels_b) = (labels("A_labels.npy")?, labels("B_labels.npy")?);
         if a.len() != refs.len()
             || b.len() != refs.len()
             || mask.as_ref().is_some_and(|m| m.len() != refs.len())
+            || labels_a.as_ref().is_some_and(|m| m.len() != refs.len())
+            || labels_b.as_ref().is_some_and(|m| m.len() != refs.len())
         {
             return Err(DatasetError::Volume {
                 path: dir,
@@ -171,6 +203,8 @@ impl SliceDataset {
             a,
             b,
             mask,
+            labels_a,
+            labels_b,
             refs: Some(refs),
             manifest: Some(manifest),
             root: root.to_path_buf(),
@@ -246,6 +280,8 @@ impl SliceDataset {
             a,
             b,
             mask: None,
+            labels_a: None,
+            labels_b: None,
             refs: None,
             manifest: None,
             root: root.to_path_buf(),
@@ -286,6 +322,14 @@ impl SliceDataset {
             b: affine_warp(&self.b[b_index], &noise_b, -1.0),
             b_aligned: self.b[i].clone(),
             a_aligned: self.a[i].clone(),
+            a_labels: self
+                .labels_a
+                .as_ref()
+                .map(|l| affine_warp_labels(&l[i], &noise_a, 0.0)),
+            b_labels: self
+                .labels_b
+                .as_ref()
+                .map(|l| affine_warp_labels(&l[b_index], &noise_b, 0.0)),
             noise_a,
             noise_b,
             b_index,

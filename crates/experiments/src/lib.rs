@@ -5,9 +5,12 @@
 //! skipped, unfinished ones continue from their last checkpoint.
 pub mod figures;
 pub mod grid;
+pub mod many_to_one;
 pub mod noise_sweep;
 pub mod plot;
+pub mod slabs;
 
+pub use many_to_one::{report_many_to_one, run_many_to_one, ManyToOneConfig};
 pub use noise_sweep::{
     check_claims, registration_check, report_noise_sweep, run_noise_sweep, RegistrationRow,
     SweepConfig, SweepRow,

@@ -68,3 +68,13 @@ pub fn smoothness(field: Tensor<4>) -> Tensor<1> {
     let dx = field.clone().narrow(3, 1, w - 1) - field.narrow(3, 0, w - 1);
     dy.powi_scalar(2).mean() + dx.powi_scalar(2).mean()
 }
+
+/// Pixel-wise cross-entropy of class `logits` `[N, C, H, W]` against
+/// one-hot labels of the same shape, averaged over pixels: PyTorch's
+/// `F.cross_entropy(logits, labels)` with integer labels `[N, H, W]`. The
+/// shape-consistency loss and the segmentors' own training use it. The
+/// log-softmax is computed stably (max subtracted).
+pub fn cross_entropy(logits: Tensor<4>, one_hot: Tensor<4>) -> Tensor<1> {
+    let log_p = burn::tensor::activation::log_softmax(logits, 1);
+    (log_p * one_hot).sum_dim(1).mean().neg()
+}

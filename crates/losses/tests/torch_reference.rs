@@ -1,6 +1,6 @@
 //! Loss terms against PyTorch (scripts/make_torch_fixtures.py).
 use burn::tensor::{Device, Tensor, TensorData};
-use medtrans_losses::{correction, gradient_difference, l1, smoothness, GanLoss};
+use medtrans_losses::{correction, cross_entropy, gradient_difference, l1, smoothness, GanLoss};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -115,4 +115,38 @@ fn gradient_difference_matches_pytorch() {
     );
     // Same edges, any offset: nothing to penalise.
     assert!(scalar(gradient_difference(img.clone() + 0.5, img)) < 1e-10);
+}
+
+#[test]
+fn cross_entropy_value_and_gradient_match_pytorch() {
+    let d = Device::flex().autodiff();
+    let logits = load("ce_logits.npy", &d).require_grad();
+    let [n, c, h, w] = logits.dims();
+    let labels = medtrans_io::read_npy(&fixture("ce_labels.npy")).unwrap();
+    assert_eq!(labels.shape, [n, h, w]);
+    // One-hot [N, C, H, W] from the integer labels [N, H, W].
+    let mut one_hot = vec![0f32; n * c * h * w];
+    for i in 0..n {
+        for p in 0..h * w {
+            let k = labels.data[i * h * w + p] as usize;
+            one_hot[(i * c + k) * h * w + p] = 1.0;
+        }
+    }
+    let one_hot = Tensor::from_data(TensorData::new(one_hot, [n, c, h, w]), &d);
+    let loss = cross_entropy(logits.clone(), one_hot);
+    let grads = loss.clone().backward();
+    assert_rel(scalar(loss), expected("cross_entropy"), "cross-entropy");
+    let got: Vec<f32> = logits
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap();
+    let want = medtrans_io::read_npy(&fixture("ce_grad.npy")).unwrap().data;
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-6, "cross-entropy gradient differs by {worst}");
 }

@@ -14,6 +14,7 @@ mod ids;
 mod registration;
 mod resize;
 mod resnet;
+mod segmentor;
 mod unet;
 mod warp;
 
@@ -25,6 +26,7 @@ pub use ids::{materialize, stable_param_ids};
 pub use registration::{RegistrationConfig, RegistrationNet};
 pub use resize::resize_bilinear;
 pub use resnet::{ResnetGenerator, ResnetGeneratorConfig};
+pub use segmentor::{Segmentor, SegmentorConfig};
 pub use unet::{UnetGenerator, UnetGeneratorConfig};
 pub use warp::{identity_grid, warp};
 

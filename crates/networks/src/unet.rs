@@ -94,7 +94,12 @@ impl UnetGeneratorConfig {
 
 impl UnetGenerator {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.level(0, x).tanh()
+        self.logits(x).tanh()
+    }
+
+    /// The output before the final tanh (a segmentor's class logits).
+    pub fn logits(&self, x: Tensor<4>) -> Tensor<4> {
+        self.level(0, x)
     }
 
     fn level(&self, l: usize, x: Tensor<4>) -> Tensor<4> {

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::Pairing;
 use medtrans_losses::GanLoss;
-use medtrans_networks::{GeneratorConfig, GeneratorKind, RegistrationConfig};
+use medtrans_networks::{GeneratorConfig, GeneratorKind, RegistrationConfig, SegmentorConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -32,6 +32,8 @@ pub struct TrainConfig {
     pub generator: GeneratorConfig,
     pub discriminator: DiscriminatorSettings,
     pub registration: RegistrationConfig,
+    /// The segmentors S_A and S_B of the shape-consistency loss.
+    pub segmentor: SegmentorConfig,
     pub loss: LossConfig,
     pub optim: OptimConfig,
     pub train: ScheduleConfig,
@@ -63,9 +65,11 @@ pub struct DiscriminatorSettings {
 #[serde(rename_all = "snake_case")]
 pub enum CycleDirection {
     /// x -> y -> x and y -> x -> y (CycleGAN).
+    #[serde(alias = "symmetric")]
     Both,
     /// Only y -> x -> y, at twice the weight: the asymmetric cycle loss for
     /// many-to-one mappings, where x cannot be recovered from G(x).
+    #[serde(alias = "asymmetric")]
     TargetOnly,
 }
 
@@ -86,6 +90,13 @@ pub struct LossConfig {
     pub identity: f64,
     pub correction: f64,
     pub smoothness: f64,
+    /// Shape consistency: CE(S_B(G(x)), labels of x) + CE(S_A(F(y)),
+    /// labels of y), so translation keeps anatomy (needs the cycle and
+    /// label maps in the dataset).
+    pub shape: f64,
+    /// The segmentors' own loss on real labelled images: CE(S_A(x), labels
+    /// of x) + CE(S_B(y), labels of y).
+    pub segmentation: f64,
     /// Factor on the discriminators' real + fake loss: 0.5 in the
     /// CycleGAN/pix2pix code, 1 in the RegGAN code.
     pub discriminator: f64,
@@ -141,6 +152,7 @@ impl Default for TrainConfig {
             generator: GeneratorConfig::default(),
             discriminator: DiscriminatorSettings::default(),
             registration: RegistrationConfig::default(),
+            segmentor: SegmentorConfig::default(),
             loss: LossConfig::default(),
             optim: OptimConfig::default(),
             train: ScheduleConfig::default(),
@@ -182,6 +194,8 @@ impl Default for LossConfig {
             identity: 0.0,
             correction: 0.0,
             smoothness: 0.0,
+            shape: 0.0,
+            segmentation: 0.0,
             discriminator: 0.5,
         }
     }
@@ -265,6 +279,11 @@ impl TrainConfig {
         self.loss.cycle > 0.0
     }
 
+    /// Whether the run has the segmentors S_A and S_B (and needs labels).
+    pub fn uses_segmentors(&self) -> bool {
+        self.loss.shape > 0.0 || self.loss.segmentation > 0.0
+    }
+
     pub fn uses_registration(&self) -> bool {
         self.loss.correction > 0.0 || self.loss.smoothness > 0.0
     }
@@ -279,6 +298,8 @@ impl TrainConfig {
             ("identity", l.identity),
             ("correction", l.correction),
             ("smoothness", l.smoothness),
+            ("shape", l.shape),
+            ("segmentation", l.segmentation),
             ("discriminator", l.discriminator),
         ] {
             if !(w.is_finite() && w >= 0.0) {
@@ -287,6 +308,15 @@ impl TrainConfig {
         }
         if l.identity > 0.0 && l.cycle == 0.0 {
             bail!("loss.identity is a fraction of loss.cycle, which is 0");
+        }
+        if l.shape > 0.0 && !self.uses_cycle() {
+            bail!("loss.shape needs the cycle (F: B -> A) for its second half; set loss.cycle > 0");
+        }
+        if self.uses_segmentors() && self.segmentor.classes < 2 {
+            bail!("segmentor.classes must be at least 2 (background and one structure)");
+        }
+        if self.uses_segmentors() && self.segmentor.ngf == 0 {
+            bail!("segmentor.ngf must be at least 1");
         }
         if self.discriminator.conditional && self.uses_cycle() {
             bail!("discriminator.conditional (pix2pix) does not combine with the cycle loss");

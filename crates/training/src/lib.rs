@@ -21,5 +21,5 @@ pub use inference::{score_slices, Model, Registered, RunNetworks};
 /// The metric set, re-exported for the trainer's users (see medtrans-metrics).
 pub use medtrans_metrics::{Metric, SliceScore, Summary};
 pub use pool::ImagePool;
-pub use tensors::{generate, stack, unstack};
+pub use tensors::{generate, one_hot, stack, unstack};
 pub use trainer::{LossRow, PendingLosses, RunSummary, Trainer};

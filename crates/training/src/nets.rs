@@ -24,6 +24,10 @@ pub const D_B: &str = "D_B";
 pub const D_A: &str = "D_A";
 /// RegGAN's registration network.
 pub const R: &str = "R";
+/// The segmentor of domain A (shape consistency).
+pub const S_A: &str = "S_A";
+/// The segmentor of domain B (shape consistency).
+pub const S_B: &str = "S_B";
 
 /// Which loss a network learns from: the generator step's weighted sum
 /// (translators, R) or the discriminator step's.
@@ -85,6 +89,24 @@ pub const NETWORKS: &[NetSpec] = &[
         build: |c, size, d| {
             let r = c.registration.init(size, c.generator.out_channels, d);
             trained(R, r, &c.optim)
+        },
+    },
+    NetSpec {
+        name: S_A,
+        role: Role::Generator,
+        wanted: TrainConfig::uses_segmentors,
+        build: |c, size, d| {
+            let s = c.segmentor.init(size, c.generator.in_channels, d);
+            trained(S_A, s, &c.optim)
+        },
+    },
+    NetSpec {
+        name: S_B,
+        role: Role::Generator,
+        wanted: TrainConfig::uses_segmentors,
+        build: |c, size, d| {
+            let s = c.segmentor.init(size, c.generator.out_channels, d);
+            trained(S_B, s, &c.optim)
         },
     },
 ];

@@ -20,6 +20,20 @@ pub fn stack(slices: &[&Slice], device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(v, [slices.len(), 1, h, w]), device)
 }
 
+/// One-hot `[N, classes, H, W]` of same-sized label maps (class numbers
+/// as floats; the trainer checks they lie in 0..classes).
+pub fn one_hot(labels: &[&Slice], classes: usize, device: &Device) -> Tensor<4> {
+    let (w, h) = (labels[0].width, labels[0].height);
+    let mut v = vec![0f32; labels.len() * classes * w * h];
+    for (i, l) in labels.iter().enumerate() {
+        for (p, &c) in l.data.iter().enumerate() {
+            let c = (c.max(0.0) as usize).min(classes - 1);
+            v[(i * classes + c) * w * h + p] = 1.0;
+        }
+    }
+    Tensor::from_data(TensorData::new(v, [labels.len(), classes, h, w]), device)
+}
+
 /// Split `[N, C, H, W]` into N*C slices (image-major). `what` names the
 /// result in the error a failed GPU computation gives.
 pub fn unstack(t: Tensor<4>, what: &str) -> Result<Vec<Slice>> {

@@ -8,12 +8,12 @@
 //! The rows' order is the order of `losses.csv`'s columns and of the
 //! forward passes, so it is part of a seeded run's trajectory.
 use crate::config::{CycleDirection, LossConfig, TrainConfig};
-use crate::nets::{Nets, D_A, D_B, F, G, R};
+use crate::nets::{Nets, D_A, D_B, F, G, R, S_A, S_B};
 use crate::pool::ImagePool;
 use burn::module::Module;
 use burn::tensor::Tensor;
-use medtrans_losses::{correction, gradient_difference, l1, smoothness};
-use medtrans_networks::{Discriminator, Generator, RegistrationNet};
+use medtrans_losses::{correction, cross_entropy, gradient_difference, l1, smoothness};
+use medtrans_networks::{Discriminator, Generator, RegistrationNet, Segmentor};
 use rand_chacha::ChaCha8Rng;
 
 /// One loss term of a step; `C` computes it from the step's tensors.
@@ -63,6 +63,10 @@ pub struct GeneratorStep<'a> {
     pub fake_b: Tensor<4>,
     fake_a: Option<Tensor<4>>,
     field: Option<Tensor<4>>,
+    /// One-hot label maps `[N, classes, H, W]` of x and y, for runs with
+    /// segmentors.
+    labels_a: Option<Tensor<4>>,
+    labels_b: Option<Tensor<4>>,
 }
 
 impl<'a> GeneratorStep<'a> {
@@ -76,6 +80,34 @@ impl<'a> GeneratorStep<'a> {
             fake_b,
             fake_a: None,
             field: None,
+            labels_a: None,
+            labels_b: None,
+        }
+    }
+
+    /// The batch's one-hot label maps (of x, of y): terms with segmentors
+    /// need them.
+    pub fn with_labels(mut self, a: Option<Tensor<4>>, b: Option<Tensor<4>>) -> Self {
+        self.labels_a = a;
+        self.labels_b = b;
+        self
+    }
+
+    fn labels(&self, b: bool) -> Tensor<4> {
+        let l = if b { &self.labels_b } else { &self.labels_a };
+        l.clone()
+            .expect("the trainer checks that runs with segmentors have labels")
+    }
+
+    /// A segmentor as the shape loss uses it: trained through the loss, or
+    /// (`segmentor.learn_from_translations = false`) fixed, passing
+    /// gradients to its input only.
+    fn shape_segmentor(&self, name: &str) -> Segmentor {
+        let s = segmentor(self.nets, name).clone();
+        if self.cfg.segmentor.learn_from_translations {
+            s
+        } else {
+            s.no_grad()
         }
     }
 
@@ -113,6 +145,11 @@ impl<'a> GeneratorStep<'a> {
 }
 
 pub fn generator<'n>(nets: &'n Nets, name: &str) -> &'n Generator {
+    nets.get(name)
+        .unwrap_or_else(|| panic!("terms needing {name} run with {name}"))
+}
+
+fn segmentor<'n>(nets: &'n Nets, name: &str) -> &'n Segmentor {
     nets.get(name)
         .unwrap_or_else(|| panic!("terms needing {name} run with {name}"))
 }
@@ -222,6 +259,31 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
         weight: |w| w.identity * w.cycle,
         needs: &[F],
         compute: |s| l1(generator(s.nets, F).forward(s.x.clone()), s.x.clone()),
+    },
+    Term {
+        name: "seg_a",
+        weight: |w| w.segmentation,
+        needs: &[S_A],
+        compute: |s| cross_entropy(segmentor(s.nets, S_A).forward(s.x.clone()), s.labels(false)),
+    },
+    Term {
+        name: "seg_b",
+        weight: |w| w.segmentation,
+        needs: &[S_B],
+        compute: |s| cross_entropy(segmentor(s.nets, S_B).forward(s.y.clone()), s.labels(true)),
+    },
+    Term {
+        // A translation must segment as its source did: G(x) under S_B
+        // with x's labels, F(y) under S_A with y's.
+        name: "shape",
+        weight: |w| w.shape,
+        needs: &[F, S_A, S_B],
+        compute: |s| {
+            let fa = s.fake_a();
+            let on_b = s.shape_segmentor(S_B).forward(s.fake_b.clone());
+            let on_a = s.shape_segmentor(S_A).forward(fa);
+            cross_entropy(on_b, s.labels(false)) + cross_entropy(on_a, s.labels(true))
+        },
     },
 ];
 

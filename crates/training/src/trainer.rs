@@ -9,7 +9,7 @@ use crate::inference::{register_with, score_slices, translate_with, Registered};
 use crate::nets::{Nets, Role, D_B, G};
 use crate::pool::ImagePool;
 use crate::samples::write_sample_grid;
-use crate::tensors::stack;
+use crate::tensors::{one_hot, stack};
 use crate::terms::{
     generator, weighted, DiscriminatorStep, GeneratorStep, DISCRIMINATOR_TERMS, GENERATOR_TERMS,
 };
@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use medtrans_datasets::seeds::{stream_rng, stream_seed, Stream};
-use medtrans_datasets::{PairOptions, Pairing, SliceDataset};
+use medtrans_datasets::{Pair, PairOptions, Pairing, SliceDataset};
 use medtrans_io::Slice;
 use medtrans_metrics::{metric_keys_csv, Metric, Summary};
 use rand::seq::SliceRandom;
@@ -139,6 +139,14 @@ impl Trainer {
         {
             bail!("the U-Net needs slices of at least 32 px; these are {w} px");
         }
+        if cfg.uses_segmentors() {
+            check_labels(&train, cfg.segmentor.classes).with_context(|| {
+                format!(
+                    "loss.shape and loss.segmentation need label maps in {}",
+                    cfg.data.path.display()
+                )
+            })?;
+        }
         let nets = Nets::new(&cfg, w, &device);
         let info = ModelInfo::from_dataset(&train);
         let spe = if cfg.train.steps_per_epoch > 0 {
@@ -254,8 +262,15 @@ impl Trainer {
             &pairs.iter().map(|p| &p.b).collect::<Vec<_>>(),
             &self.device,
         );
+        let labels = |side: fn(&Pair) -> &Option<Slice>| {
+            let maps: Option<Vec<&Slice>> = pairs.iter().map(|p| side(p).as_ref()).collect();
+            maps.filter(|_| self.cfg.uses_segmentors())
+                .map(|m| one_hot(&m, self.cfg.segmentor.classes, &self.device))
+        };
+        let (labels_a, labels_b) = (labels(|p| &p.a_labels), labels(|p| &p.b_labels));
         // --- generators and R: the weighted sum of the enabled terms -----
-        let mut g_step = GeneratorStep::new(&self.cfg, &self.nets, x.clone(), y.clone());
+        let mut g_step = GeneratorStep::new(&self.cfg, &self.nets, x.clone(), y.clone())
+            .with_labels(labels_a, labels_b);
         let mut terms = weighted(GENERATOR_TERMS, &self.cfg, &self.nets, &mut g_step);
         if terms.is_empty() {
             bail!("every loss weight is 0: nothing to train");
@@ -487,6 +502,31 @@ fn sum(terms: &[(&'static str, Tensor<1>)]) -> Tensor<1> {
 
 /// The validation split, or None (with a warning) when the dataset has
 /// none; any other problem with it is an error.
+/// Both domains' label maps are present and hold classes 0..classes.
+fn check_labels(ds: &SliceDataset, classes: usize) -> Result<()> {
+    let dir = ds.root.join(&ds.split);
+    for (name, maps) in [
+        ("A_labels.npy", &ds.labels_a),
+        ("B_labels.npy", &ds.labels_b),
+    ] {
+        let Some(maps) = maps else {
+            bail!("{} is missing", dir.join(name).display());
+        };
+        let top = maps
+            .iter()
+            .flat_map(|m| m.data.iter())
+            .fold(0f32, |a, &b| a.max(b));
+        if top as usize >= classes {
+            bail!(
+                "{} holds class {top}, but segmentor.classes = {classes} (classes are 0..{})",
+                dir.join(name).display(),
+                classes - 1
+            );
+        }
+    }
+    Ok(())
+}
+
 fn open_validation(cfg: &TrainConfig) -> Result<Option<SliceDataset>> {
     let split = &cfg.data.val_split;
     if !SliceDataset::has_split(&cfg.data.path, split) {

@@ -5,11 +5,13 @@
 //! same training pairs.
 
 mod intensity;
+mod lesions;
 mod misalign;
 mod resample;
 
 pub use intensity::{check_finite, percentile, IntensityMap, Normalization, TransformError};
-pub use misalign::{affine_warp, ideal_field, MisalignParams, MAX_NOISE_LEVEL};
+pub use lesions::{paint_lesions, LesionSpec, Lesioned};
+pub use misalign::{affine_warp, affine_warp_labels, ideal_field, MisalignParams, MAX_NOISE_LEVEL};
 pub use resample::{fit_square, pad_to_square, resize, Interp, SquareFit};
 
 use medtrans_core::Slice;

@@ -133,3 +133,25 @@ pub fn affine_warp(s: &Slice, p: &MisalignParams, fill: f32) -> Slice {
     }
     Slice::new(out, w, h)
 }
+
+/// Apply `p` to a label map by nearest neighbour (labels must not blend);
+/// samples outside the image are `fill`.
+pub fn affine_warp_labels(s: &Slice, p: &MisalignParams, fill: f32) -> Slice {
+    if p.is_identity() {
+        return s.clone();
+    }
+    let (w, h) = (s.width, s.height);
+    let mut out = Vec::with_capacity(w * h);
+    for r in 0..h {
+        for col in 0..w {
+            let (sx, sy) = p.unmap(col as f64, r as f64, w, h);
+            let (x, y) = (sx.round(), sy.round());
+            out.push(if x < 0.0 || y < 0.0 || x >= w as f64 || y >= h as f64 {
+                fill
+            } else {
+                s.data[y as usize * w + x as usize]
+            });
+        }
+    }
+    Slice::new(out, w, h)
+}

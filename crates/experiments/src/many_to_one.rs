@@ -1,0 +1,913 @@
+//! Many-to-one translation (pathological -> healthy): the asymmetric cycle
+//! loss paper's Table 1 on brain MR with synthetic lesions.
+//!
+//! Domain A (pathological) is one slab of ICBM T1 with lesions painted in;
+//! domain B (healthy) is another slab, untouched. G: A -> B should remove
+//! the lesions. Each cycle weight w_c trains the symmetric loss (L_C: both
+//! cycles at w_c) and the asymmetric one (L_AC: only B -> A -> B, at
+//! 2 w_c), same everything else, on several seeds. A held-out lesioned
+//! slab, whose clean slices are known, scores G: masked NMAE, PSNR and
+//! SSIM against the clean slice, the paper's segmentation score (Dice of the
+//! best intensity window against the clean slice's white matter), and the
+//! error inside the lesions; paired Wilcoxon tests compare L_AC with L_C
+//! per w_c.
+use crate::grid::{finished_steps, score_run, train_grid, GridRun};
+use crate::plot::{image_grid, line_panels, Panel, Series, Tile};
+use crate::slabs::{
+    mask_slice, read_maps, slabs, write_dataset, AtlasSlices, AtlasSource, SplitArrays,
+};
+use anyhow::{bail, Context, Result};
+use medtrans_datasets::seeds::mix_seed;
+use medtrans_datasets::{mask_to_background, Pairing, SliceDataset};
+use medtrans_io::{read_volume, write_file_atomic, Slice};
+use medtrans_metrics::{dice_best_threshold, format_p, mean_std, wilcoxon_signed_rank, SliceScore};
+use medtrans_training::config::{with_suggestion, CycleDirection};
+use medtrans_training::{Model, TrainConfig};
+use medtrans_transforms::{
+    paint_lesions, percentile, Interp, LesionSpec, Normalization, SquareFit,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Bins of the intensity-window search behind the segmentation score.
+const DICE_BINS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManyToOneConfig {
+    /// Folder of the run folders and the generated dataset.
+    pub runs: PathBuf,
+    /// Folder for the tables and figures.
+    pub results: PathBuf,
+    /// The cycle weights w_c compared (the paper: 0.25, 0.5, 1).
+    #[serde(default = "default_weights")]
+    pub cycle_weights: Vec<f64>,
+    /// Training seeds; every cell trains once per seed.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// Absolute identity-loss weight (the paper: half the adversarial
+    /// weight), the same for both losses.
+    #[serde(default = "default_identity")]
+    pub identity: f64,
+    /// `key=value` overrides applied to every run (the shared budget).
+    #[serde(default)]
+    pub set: Vec<String>,
+    #[serde(default)]
+    pub lesions: LesionSpec,
+    /// Seed of the lesions (the dataset), apart from the training seeds.
+    #[serde(default = "default_lesion_seed")]
+    pub lesion_seed: u64,
+    /// The healthy subject: `a` and `b` the same T1, with mask and atlas.
+    pub data: AtlasSource,
+    /// Real tumour MR volumes with their masks, for the qualitative panel.
+    #[serde(default)]
+    pub tumours: Vec<TumourCase>,
+    #[serde(default)]
+    pub device: Option<String>,
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TumourCase {
+    pub image: PathBuf,
+    pub label: PathBuf,
+}
+
+fn default_weights() -> Vec<f64> {
+    vec![0.25, 0.5, 1.0]
+}
+fn default_seeds() -> Vec<u64> {
+    vec![1, 2]
+}
+fn default_identity() -> f64 {
+    0.5
+}
+fn default_lesion_seed() -> u64 {
+    7
+}
+
+/// The two losses compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CycleLoss {
+    /// L_C: both cycles, each at w_c.
+    Symmetric,
+    /// L_AC: only the healthy domain's cycle, at 2 w_c.
+    Asymmetric,
+}
+
+impl CycleLoss {
+    pub const BOTH: [CycleLoss; 2] = [CycleLoss::Symmetric, CycleLoss::Asymmetric];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            CycleLoss::Symmetric => "symmetric",
+            CycleLoss::Asymmetric => "asymmetric",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CycleLoss::Symmetric => "L_C",
+            CycleLoss::Asymmetric => "L_AC",
+        }
+    }
+
+    fn direction(self) -> CycleDirection {
+        match self {
+            CycleLoss::Symmetric => CycleDirection::Both,
+            CycleLoss::Asymmetric => CycleDirection::TargetOnly,
+        }
+    }
+}
+
+impl ManyToOneConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the experiment config {}", path.display()))?;
+        let mut cfg: ManyToOneConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_suggestion(e.message())))?;
+        cfg.source = Some(path.to_path_buf());
+        if cfg.cycle_weights.is_empty() || cfg.seeds.is_empty() {
+            bail!(
+                "{}: cycle_weights and seeds must not be empty",
+                path.display()
+            );
+        }
+        if cfg
+            .cycle_weights
+            .iter()
+            .any(|w| !(w.is_finite() && *w > 0.0))
+        {
+            bail!("{}: every cycle weight must be > 0", path.display());
+        }
+        if !(cfg.identity.is_finite() && cfg.identity >= 0.0) {
+            bail!("{}: identity must be >= 0", path.display());
+        }
+        cfg.lesions
+            .check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    pub fn dataset(&self) -> PathBuf {
+        self.runs.join("dataset")
+    }
+
+    pub fn device(&self) -> &str {
+        self.device.as_deref().unwrap_or("cpu")
+    }
+
+    pub fn run_dir(&self, loss: CycleLoss, w: f64, seed: u64) -> PathBuf {
+        self.runs.join(format!("{}-wc{w}-seed{seed}", loss.key()))
+    }
+
+    /// Every (loss, w_c, seed), seeds outermost: a grid cut short has
+    /// every cell once before any repeat.
+    pub fn runs(&self) -> Vec<(CycleLoss, f64, u64)> {
+        let mut out = Vec::new();
+        for &s in &self.seeds {
+            for &w in &self.cycle_weights {
+                for l in CycleLoss::BOTH {
+                    out.push((l, w, s));
+                }
+            }
+        }
+        out
+    }
+
+    /// The asymmetric preset (U-Net, LSGAN, pools) with the shared
+    /// overrides; the two losses differ in `loss.cycle_direction` only.
+    pub fn train_config(&self, loss: CycleLoss, w: f64, seed: u64) -> Result<TrainConfig> {
+        TrainConfig::preset("asymmetric", &self.set)
+            .and_then(|c| {
+                c.with(|c| {
+                    c.data.path = self.dataset();
+                    c.data.pairing = Pairing::Unpaired;
+                    c.out = self.run_dir(loss, w, seed);
+                    c.loss.cycle = w;
+                    c.loss.cycle_direction = loss.direction();
+                    // `loss.identity` is a fraction of the cycle weight.
+                    c.loss.identity = self.identity / w;
+                    c.train.seed = seed;
+                    c.train.device = self.device().to_string();
+                })
+            })
+            .with_context(|| format!("run {} w_c {w} seed {seed}", loss.key()))
+    }
+
+    pub fn grid(&self) -> Result<Vec<GridRun>> {
+        self.runs()
+            .into_iter()
+            .map(|(l, w, s)| {
+                Ok(GridRun {
+                    label: format!("{} w_c {w} seed {s}", l.label()),
+                    group: l.key().into(),
+                    config: self.train_config(l, w, s)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Build the lesioned dataset (once): slabs X (lesioned, domain A), test,
+/// Y (healthy, domain B) and val, in slice order with gaps of 3.
+pub fn build_dataset(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Result<()> {
+    if cfg
+        .dataset()
+        .join(medtrans_datasets::MANIFEST_FILE)
+        .is_file()
+    {
+        return Ok(());
+    }
+    report(&format!(
+        "preparing {} at {} px and painting lesions",
+        cfg.data.a.display(),
+        cfg.data.size
+    ));
+    let base = AtlasSlices::load(&cfg.data, &cfg.runs.join("slices"))?;
+    let s = slabs(base.len(), &[0.35, 0.15, 0.35, 0.15], 3)?;
+    let (x, test, y, val) = (s[0].clone(), s[1].clone(), s[2].clone(), s[3].clone());
+    let tissue = white_matter(&base)?;
+    let width = base.manifest.size;
+    let lesioned = |p: usize| {
+        let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(
+            cfg.lesion_seed
+                .wrapping_mul(0x9E37_79B9)
+                .wrapping_add(p as u64),
+        ));
+        paint_lesions(
+            &base.a[p],
+            &tissue[p],
+            &base.brain[p],
+            &cfg.lesions,
+            &mut rng,
+        )
+    };
+    let n = x.len().min(y.len());
+    let train = SplitArrays {
+        positions: x.clone().take(n).collect(),
+        a: x.clone().take(n).map(|p| lesioned(p).image).collect(),
+        b: y.clone().take(n).map(|p| base.b[p].clone()).collect(),
+        mask: x.clone().take(n).map(|p| base.brain[p].clone()).collect(),
+        extra: vec![],
+    };
+    let held_out = |r: std::ops::Range<usize>| {
+        let painted: Vec<_> = r.clone().map(lesioned).collect();
+        SplitArrays {
+            positions: r.clone().collect(),
+            a: painted.iter().map(|l| l.image.clone()).collect(),
+            b: r.clone().map(|p| base.b[p].clone()).collect(),
+            mask: r.clone().map(|p| base.brain[p].clone()).collect(),
+            extra: vec![
+                (
+                    "tissue".into(),
+                    r.clone().map(|p| mask_slice(&tissue[p], width)).collect(),
+                ),
+                (
+                    "lesion".into(),
+                    painted
+                        .iter()
+                        .map(|l| mask_slice(&l.lesion, width))
+                        .collect(),
+                ),
+            ],
+        }
+    };
+    write_dataset(
+        &cfg.dataset(),
+        &base,
+        &[
+            ("train", train),
+            ("val", held_out(val)),
+            ("test", held_out(test)),
+        ],
+    )
+}
+
+/// The clean slice's tissue mask the segmentation score aims at: white
+/// matter, i.e. brain pixels outside every CerebrA structure (the atlas
+/// labels grey matter and deep nuclei, not white matter) and brighter than
+/// the midpoint between labelled grey matter and the rest, which drops the
+/// CSF the unlabelled set also holds.
+fn white_matter(base: &AtlasSlices) -> Result<Vec<Vec<bool>>> {
+    let (mut grey, mut rest) = (Vec::new(), Vec::new());
+    for p in 0..base.len() {
+        for (k, &inside) in base.brain[p].iter().enumerate() {
+            if inside {
+                let v = base.a[p].data[k];
+                if base.labels[p].data[k] > 0.5 {
+                    grey.push(v);
+                } else {
+                    rest.push(v);
+                }
+            }
+        }
+    }
+    let (Some(g), Some(r)) = (percentile(&grey, &[50.0]), percentile(&rest, &[50.0])) else {
+        bail!("the atlas labels no structure inside the brain mask");
+    };
+    let threshold = ((g[0] + r[0]) / 2.0) as f32;
+    Ok((0..base.len())
+        .map(|p| {
+            (0..base.a[p].data.len())
+                .map(|k| {
+                    base.brain[p][k]
+                        && base.labels[p].data[k] < 0.5
+                        && base.a[p].data[k] > threshold
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// Scores of one output slice.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Eval {
+    pub nmae: f64,
+    pub psnr: f64,
+    pub ssim: f64,
+    /// Dice of the best intensity window against the white matter.
+    pub dice: f64,
+    /// Mean |output - clean| over the lesion pixels (normalised units).
+    pub lesion_mae: f64,
+}
+
+impl Eval {
+    pub const KEYS: [&'static str; 5] = ["nmae", "psnr", "ssim", "dice", "lesion_mae"];
+    pub const LABELS: [&'static str; 5] = ["NMAE", "PSNR (dB)", "SSIM", "Dice", "lesion MAE"];
+    /// Whether a lower value is better, per key.
+    pub const LOWER_BETTER: [bool; 5] = [true, false, false, false, true];
+
+    pub fn values(&self) -> [f64; 5] {
+        [self.nmae, self.psnr, self.ssim, self.dice, self.lesion_mae]
+    }
+
+    /// `out` against the clean slice `clean`, `tissue` and `lesion` masks.
+    pub fn of(out: &Slice, clean: &Slice, tissue: &[bool], lesion: &[bool]) -> Eval {
+        let s = SliceScore::compute(0, 0, 0, out, clean);
+        let (mut err, mut n) = (0.0, 0usize);
+        for k in 0..lesion.len() {
+            if lesion[k] {
+                err += (out.data[k] - clean.data[k]).abs() as f64;
+                n += 1;
+            }
+        }
+        Eval {
+            nmae: s.as_ref().map_or(f64::NAN, |s| s.nmae),
+            psnr: s.as_ref().map_or(f64::NAN, |s| s.psnr),
+            ssim: s.map_or(f64::NAN, |s| s.ssim),
+            dice: dice_best_threshold(out, tissue, DICE_BINS).dice,
+            lesion_mae: if n > 0 { err / n as f64 } else { f64::NAN },
+        }
+    }
+}
+
+/// One row of the table: a method at one w_c, its runs' per-slice scores.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// "lesioned input", "clean truth", or a loss.
+    pub method: String,
+    pub weight: Option<f64>,
+    /// Per run (seed), per test slice.
+    pub runs: Vec<(u64, Vec<Eval>)>,
+}
+
+impl Row {
+    /// Mean and std over every slice of every run.
+    pub fn summary(&self) -> [(f64, f64); 5] {
+        std::array::from_fn(|m| {
+            let v: Vec<f64> = self
+                .runs
+                .iter()
+                .flat_map(|r| r.1.iter().map(move |e| e.values()[m]))
+                .collect();
+            mean_std(&v).unwrap_or((f64::NAN, f64::NAN))
+        })
+    }
+
+    /// Per slice, the mean over runs: the values a paired test compares.
+    pub fn per_slice(&self, m: usize) -> Vec<f64> {
+        let n = self.runs.first().map_or(0, |r| r.1.len());
+        (0..n)
+            .map(|i| {
+                self.runs.iter().map(|r| r.1[i].values()[m]).sum::<f64>() / self.runs.len() as f64
+            })
+            .collect()
+    }
+}
+
+/// Build the dataset, train every run (resumably) and report.
+pub fn run_many_to_one(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Result<Vec<Row>> {
+    std::fs::create_dir_all(&cfg.runs)
+        .with_context(|| format!("creating {}", cfg.runs.display()))?;
+    build_dataset(cfg, report)?;
+    train_grid(
+        &cfg.grid()?,
+        &[format!("train.device={:?}", cfg.device())],
+        report,
+    )?;
+    report_many_to_one(cfg, report)
+}
+
+/// Score the finished runs and write the tables and figures.
+pub fn report_many_to_one(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Result<Vec<Row>> {
+    let ds = cfg.dataset();
+    let test = SliceDataset::open(&ds, "test")?;
+    let to_bool = |v: Vec<Slice>| -> Vec<Vec<bool>> {
+        v.into_iter()
+            .map(|s| s.data.iter().map(|&x| x > 0.5).collect())
+            .collect()
+    };
+    let tissue = to_bool(read_maps(&ds, "test", "tissue")?);
+    let lesion = to_bool(read_maps(&ds, "test", "lesion")?);
+    let evals = |outs: &[Slice]| -> Vec<Eval> {
+        (0..test.len())
+            .map(|i| Eval::of(&outs[i], &test.b[i], &tissue[i], &lesion[i]))
+            .collect()
+    };
+    let mut rows = vec![
+        Row {
+            method: "lesioned input".into(),
+            weight: None,
+            runs: vec![(0, evals(&test.a))],
+        },
+        Row {
+            method: "clean truth".into(),
+            weight: None,
+            runs: vec![(0, evals(&test.b))],
+        },
+    ];
+    let mut examples: Vec<(String, Vec<Slice>)> = Vec::new();
+    let mut finished = 0;
+    let mut steps = 0;
+    for &w in &cfg.cycle_weights {
+        for loss in CycleLoss::BOTH {
+            let mut row = Row {
+                method: loss.label().into(),
+                weight: Some(w),
+                runs: vec![],
+            };
+            for &seed in &cfg.seeds {
+                let dir = cfg.run_dir(loss, w, seed);
+                let Some(s) = finished_steps(&dir)? else {
+                    continue;
+                };
+                steps = s;
+                finished += 1;
+                let (fakes, _) = score_run(&dir, cfg.device(), &test)?;
+                row.runs.push((seed, evals(&fakes)));
+                if seed == cfg.seeds[0] {
+                    examples.push((format!("{} w_c {w}", loss.label()), fakes));
+                }
+            }
+            if !row.runs.is_empty() {
+                rows.push(row);
+            }
+        }
+    }
+    if finished == 0 {
+        bail!("no finished runs in {} yet", cfg.runs.display());
+    }
+    report(&format!(
+        "scored {finished} of {} runs on {} test slices",
+        cfg.runs().len(),
+        test.len()
+    ));
+    let dir = &cfg.results;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let train = SliceDataset::open(&ds, "train")?.len();
+    write_file_atomic(&dir.join("results.csv"), results_csv(&rows).as_bytes())?;
+    write_file_atomic(
+        &dir.join("per_slice.csv"),
+        per_slice_csv(&rows, &test).as_bytes(),
+    )?;
+    let md = results_markdown(
+        cfg,
+        &rows,
+        (steps, train, test.len()),
+        (finished, cfg.runs().len()),
+    );
+    write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
+    report("drawing the figures");
+    weights_plot(&dir.join("metrics_vs_weight.png"), cfg, &rows)?;
+    example_panel(&dir.join("examples.png"), &test, &lesion, &examples)?;
+    if !cfg.tumours.is_empty() {
+        tumour_panel(&dir.join("tumours.png"), cfg)?;
+    }
+    Ok(rows)
+}
+
+fn fmt_w(w: Option<f64>) -> String {
+    w.map_or("-".into(), |w| format!("{w}"))
+}
+
+fn results_csv(rows: &[Row]) -> String {
+    let mut out = String::from("method,w_c,runs,slices");
+    for k in Eval::KEYS {
+        let _ = write!(out, ",{k}_mean,{k}_std");
+    }
+    out.push('\n');
+    for r in rows {
+        let _ = write!(
+            out,
+            "{},{},{},{}",
+            r.method,
+            fmt_w(r.weight),
+            r.runs.len(),
+            r.runs.first().map_or(0, |x| x.1.len())
+        );
+        for (m, s) in r.summary().iter().enumerate() {
+            let d = if m == 1 { 4 } else { 6 };
+            let _ = write!(out, ",{:.d$},{:.d$}", s.0, s.1);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn per_slice_csv(rows: &[Row], test: &SliceDataset) -> String {
+    let mut out = String::from("method,w_c,seed,position,slice");
+    for k in Eval::KEYS {
+        let _ = write!(out, ",{k}");
+    }
+    out.push('\n');
+    for r in rows {
+        for (seed, evals) in &r.runs {
+            for (i, e) in evals.iter().enumerate() {
+                let slice = test.refs.as_ref().map_or(i, |refs| refs[i].index);
+                let _ = write!(out, "{},{},{seed},{i},{slice}", r.method, fmt_w(r.weight));
+                for v in e.values() {
+                    let _ = write!(out, ",{v:.6}");
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+fn cell(m: usize, (mean, std): (f64, f64)) -> String {
+    let d = if m == 1 { 2 } else { 4 };
+    format!("{mean:.d$} +- {std:.d$}")
+}
+
+/// The paired comparison of one w_c: per metric, L_AC's and L_C's means
+/// over slices and the Wilcoxon p-value on the per-slice (seed-averaged)
+/// values.
+fn comparisons(rows: &[Row], w: f64) -> Option<Vec<(f64, f64, Option<f64>)>> {
+    let find = |l: CycleLoss| {
+        rows.iter()
+            .find(|r| r.method == l.label() && r.weight == Some(w))
+    };
+    let (c, ac) = (find(CycleLoss::Symmetric)?, find(CycleLoss::Asymmetric)?);
+    Some(
+        (0..5)
+            .map(|m| {
+                let (a, b) = (c.per_slice(m), ac.per_slice(m));
+                let mean = |v: &[f64]| mean_std(v).map_or(f64::NAN, |x| x.0);
+                (
+                    mean(&a),
+                    mean(&b),
+                    wilcoxon_signed_rank(&b, &a).map(|t| t.p_value),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn results_markdown(
+    cfg: &ManyToOneConfig,
+    rows: &[Row],
+    (steps, train, test): (usize, usize, usize),
+    (done, planned): (usize, usize),
+) -> String {
+    let mut md = String::from("# Many-to-one: the asymmetric cycle loss on lesioned brain MR\n\n");
+    let config = cfg
+        .source
+        .as_ref()
+        .map_or("CONFIG".into(), |p| p.display().to_string());
+    let _ = writeln!(
+        md,
+        "Made by `medtrans experiment many-to-one --config {config}` ({done} of {planned} runs \
+         finished; {steps} steps each, batch from the config, {train} training slices per domain, \
+         {test} test slices, seeds {:?}).\n",
+        cfg.seeds
+    );
+    md += "Domain A: ICBM152 T1 slices of one slab with synthetic lesions; domain B: \
+           healthy T1 slices of another slab (unpaired). G: A -> B is scored on a held-out \
+           lesioned slab against its clean slices (inside the brain mask). **Dice** is the \
+           paper's segmentation score: the best lower/upper intensity window's Dice against \
+           the clean slice's white matter. **lesion MAE**: mean |G(x) - clean| over the lesion \
+           pixels (intensities in [-1, 1]). Mean +- std over all test slices of all seeds.\n\n";
+    md += "| method | w_c | runs | NMAE | PSNR (dB) | SSIM | Dice | lesion MAE |\n|---|---|---|---|---|---|---|---|\n";
+    for r in rows {
+        let s = r.summary();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            r.method,
+            fmt_w(r.weight),
+            r.runs.len(),
+            (0..5)
+                .map(|m| cell(m, s[m]))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
+    md += "\n## L_AC against L_C, per w_c (the paper's Table 1 layout)\n\n\
+           Per-slice values averaged over seeds; two-sided paired Wilcoxon signed-rank p.\n\n\
+           | w_c | metric | L_C | L_AC | p | better |\n|---|---|---|---|---|---|\n";
+    let mut verdicts = Vec::new();
+    for &w in &cfg.cycle_weights {
+        let Some(cmp) = comparisons(rows, w) else {
+            continue;
+        };
+        let mut wins = (0, 0);
+        for (m, (c, ac, p)) in cmp.iter().enumerate() {
+            let ac_better = if Eval::LOWER_BETTER[m] {
+                ac < c
+            } else {
+                ac > c
+            };
+            let significant = p.is_some_and(|p| p < 0.05);
+            let better = match (significant, ac_better) {
+                (false, _) => "neither (p >= 0.05)",
+                (true, true) => "L_AC",
+                (true, false) => "L_C",
+            };
+            if significant {
+                if ac_better {
+                    wins.0 += 1;
+                } else {
+                    wins.1 += 1;
+                }
+            }
+            let d = if m == 1 { 2 } else { 4 };
+            let _ = writeln!(
+                md,
+                "| {w} | {} | {c:.d$} | {ac:.d$} | {} | {better} |",
+                Eval::LABELS[m],
+                p.map_or("-".into(), format_p)
+            );
+        }
+        verdicts.push((w, wins));
+    }
+    md += "\n## Verdict\n\n";
+    for (w, (ac, c)) in &verdicts {
+        let _ = writeln!(
+            md,
+            "- w_c = {w}: L_AC is significantly better on {ac} of 5 scores, L_C on {c}."
+        );
+    }
+    let input = rows[0].summary();
+    for r in rows.iter().skip(2) {
+        let s = r.summary();
+        if s[3].0 <= input[3].0 {
+            let _ = writeln!(
+                md,
+                "- {} at w_c {}: Dice {:.4} does not beat the lesioned input's {:.4}: \
+                 at this budget the translation does not remove lesions better than leaving \
+                 them.",
+                r.method,
+                fmt_w(r.weight),
+                s[3].0,
+                input[3].0
+            );
+        }
+    }
+    md += "\nFigures: `metrics_vs_weight.png` (Dice, PSNR and lesion MAE against w_c), \
+           `examples.png` (test slices: lesioned input, clean truth, each loss's output, first seed)";
+    if !cfg.tumours.is_empty() {
+        md += ", `tumours.png` (real post-contrast T1 tumours, mask outlined, translated by \
+               the first seed's models at the middle w_c; qualitative: those scans have a skull \
+               and another contrast, unlike the training slices)";
+    }
+    md += ".\n";
+    md
+}
+
+fn weights_plot(path: &Path, cfg: &ManyToOneConfig, rows: &[Row]) -> Result<()> {
+    let input = rows[0].summary();
+    let (lo, hi) = cfg
+        .cycle_weights
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &w| {
+            (a.min(w), b.max(w))
+        });
+    let panel = |m: usize, title: &str| Panel {
+        title: title.into(),
+        x_label: "w_c".into(),
+        y_label: Eval::LABELS[m].into(),
+        series: CycleLoss::BOTH
+            .iter()
+            .map(|l| Series {
+                label: l.label().into(),
+                points: rows
+                    .iter()
+                    .filter(|r| r.method == l.label())
+                    .filter_map(|r| Some((r.weight?, r.summary()[m].0)))
+                    .collect(),
+            })
+            .chain(std::iter::once(Series {
+                label: "lesioned input".into(),
+                points: vec![(lo, input[m].0), (hi, input[m].0)],
+            }))
+            .collect(),
+    };
+    line_panels(
+        path,
+        &[
+            panel(3, "Dice of the best window (higher is better)"),
+            panel(1, "PSNR (higher is better)"),
+            panel(4, "lesion MAE (lower is better)"),
+        ],
+        3,
+    )
+}
+
+/// Lines around the pixels of `mask`, for an outline over an image tile.
+fn outline(mask: &[bool], w: usize) -> Vec<Vec<(f32, f32)>> {
+    let h = mask.len() / w;
+    let at = |r: isize, c: isize| {
+        r >= 0
+            && c >= 0
+            && (r as usize) < h
+            && (c as usize) < w
+            && mask[r as usize * w + c as usize]
+    };
+    let mut lines = Vec::new();
+    for r in 0..h as isize {
+        for c in 0..w as isize {
+            if !at(r, c) {
+                continue;
+            }
+            let (x, y) = (c as f32, r as f32);
+            if !at(r - 1, c) {
+                lines.push(vec![(x - 0.5, y - 0.5), (x + 0.5, y - 0.5)]);
+            }
+            if !at(r + 1, c) {
+                lines.push(vec![(x - 0.5, y + 0.5), (x + 0.5, y + 0.5)]);
+            }
+            if !at(r, c - 1) {
+                lines.push(vec![(x - 0.5, y - 0.5), (x - 0.5, y + 0.5)]);
+            }
+            if !at(r, c + 1) {
+                lines.push(vec![(x + 0.5, y - 0.5), (x + 0.5, y + 0.5)]);
+            }
+        }
+    }
+    lines
+}
+
+fn example_panel(
+    path: &Path,
+    test: &SliceDataset,
+    lesion: &[Vec<bool>],
+    outputs: &[(String, Vec<Slice>)],
+) -> Result<()> {
+    let mut cols = vec!["lesioned input".to_string(), "clean truth".into()];
+    cols.extend(outputs.iter().map(|o| o.0.clone()));
+    let mut rows = Vec::new();
+    let mut names = Vec::new();
+    for i in crate::figures::example_positions(test.len()) {
+        let mut input = Tile::gray(test.a[i].clone(), -1.0, 1.0);
+        input.lines = outline(&lesion[i], test.a[i].width);
+        let mut row = vec![input, Tile::gray(test.b[i].clone(), -1.0, 1.0)];
+        row.extend(
+            outputs
+                .iter()
+                .map(|o| Tile::gray(o.1[i].clone(), -1.0, 1.0)),
+        );
+        rows.push(row);
+        names.push(format!(
+            "slice {}",
+            test.refs.as_ref().map_or(i, |r| r[i].index)
+        ));
+    }
+    image_grid(path, &cols, &names, &rows, 3)
+}
+
+/// Real tumours through the models: per case, the axial slice with the
+/// largest tumour area, normalised over the head (voxels above a tenth of
+/// the 99th percentile), fitted to the model size.
+fn tumour_panel(path: &Path, cfg: &ManyToOneConfig) -> Result<()> {
+    let w = cfg.cycle_weights[cfg.cycle_weights.len() / 2];
+    let seed = cfg.seeds[0];
+    let mut models = Vec::new();
+    for loss in CycleLoss::BOTH {
+        let dir = cfg.run_dir(loss, w, seed);
+        if finished_steps(&dir)?.is_some() {
+            models.push((
+                format!("{} w_c {w}", loss.label()),
+                Model::load(&dir, cfg.device())?,
+            ));
+        }
+    }
+    if models.is_empty() {
+        return Ok(());
+    }
+    let size = models[0].1.info.size;
+    let mut rows = Vec::new();
+    let mut names = Vec::new();
+    for case in &cfg.tumours {
+        let (input, mask) = tumour_slice(case, size)?;
+        let mut row = Vec::new();
+        let mut tile = Tile::gray(input.clone(), -1.0, 1.0);
+        tile.lines = outline(&mask, size);
+        row.push(tile);
+        for (_, m) in &models {
+            let mut out = m.translate_slices(&[&input], 1)?.remove(0);
+            let head: Vec<bool> = input.data.iter().map(|&v| v > -1.0).collect();
+            mask_to_background(&mut out.data, |k| head[k]);
+            let mut tile = Tile::gray(out, -1.0, 1.0);
+            tile.lines = outline(&mask, size);
+            row.push(tile);
+        }
+        rows.push(row);
+        names.push(case.image.file_name().map_or("case".into(), |n| {
+            n.to_string_lossy().replace("_image.nii.gz", "")
+        }));
+    }
+    let mut cols = vec!["tumour MR (mask outlined)".to_string()];
+    cols.extend(models.iter().map(|m| m.0.clone()));
+    image_grid(path, &cols, &names, &rows, 3)
+}
+
+fn tumour_slice(case: &TumourCase, size: usize) -> Result<(Slice, Vec<bool>)> {
+    let read = |p: &Path| {
+        read_volume(p, &Default::default()).with_context(|| format!("reading {}", p.display()))
+    };
+    let (mut vol, label) = (read(&case.image)?, read(&case.label)?);
+    if vol.shape() != label.shape() {
+        bail!(
+            "{}: label shape {:?} differs from the image's {:?}",
+            case.label.display(),
+            label.shape(),
+            vol.shape()
+        );
+    }
+    let axis = 2;
+    let depth = vol.shape()[axis];
+    let area = |k: usize| {
+        Slice::from_plane(&label, axis, k)
+            .data
+            .iter()
+            .filter(|&&v| v > 0.5)
+            .count()
+    };
+    let best = (0..depth).max_by_key(|&k| area(k)).unwrap_or(0);
+    if area(best) == 0 {
+        bail!("{}: the label marks no tumour", case.label.display());
+    }
+    let p99 = percentile(&vol.data, &[99.0]).map_or(0.0, |p| p[0]);
+    let head: Vec<bool> = vol.data.iter().map(|&v| (v as f64) > 0.1 * p99).collect();
+    medtrans_datasets::normalise(&mut vol, &Normalization::default(), Some(&head))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", case.image.display()))?;
+    let plane = Slice::from_plane(&vol, axis, best);
+    let fit = SquareFit::new(plane.width, plane.height, size);
+    let image = fit.forward(&plane, -1.0, Interp::Bilinear);
+    let mask = fit.forward(&Slice::from_plane(&label, axis, best), 0.0, Interp::Nearest);
+    Ok((image, mask.data.iter().map(|&v| v > 0.5).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_two_losses_differ_only_in_the_cycle_direction() {
+        let text = format!(
+            "runs = 'r'\nresults = 'o'\n[data]\na = 't1'\nb = 't1'\nmask = 'm'\natlas = 'l'\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        let cfg = ManyToOneConfig::load(&p).unwrap();
+        assert_eq!(cfg.runs().len(), 3 * 2 * 2);
+        let c = cfg.train_config(CycleLoss::Symmetric, 0.5, 1).unwrap();
+        let mut ac = cfg.train_config(CycleLoss::Asymmetric, 0.5, 1).unwrap();
+        assert_eq!(ac.loss.cycle_direction, CycleDirection::TargetOnly);
+        assert_eq!(c.loss.cycle_direction, CycleDirection::Both);
+        // Identity at half the adversarial weight, as a fraction of w_c.
+        assert!((c.loss.identity * c.loss.cycle - 0.5).abs() < 1e-12);
+        ac.loss.cycle_direction = CycleDirection::Both;
+        ac.out = c.out.clone();
+        assert_eq!(ac, c);
+    }
+
+    #[test]
+    fn outlines_surround_the_mask() {
+        // One pixel: four edges.
+        let mut m = vec![false; 9];
+        m[4] = true;
+        assert_eq!(outline(&m, 3).len(), 4);
+        // Two neighbours share no edge: six.
+        m[5] = true;
+        assert_eq!(outline(&m, 3).len(), 6);
+    }
+}
