@@ -8,6 +8,7 @@ pub mod grid;
 pub mod many_to_one;
 pub mod noise_sweep;
 pub mod plot;
+pub mod shape;
 pub mod slabs;
 
 pub use many_to_one::{report_many_to_one, run_many_to_one, ManyToOneConfig};
@@ -15,3 +16,4 @@ pub use noise_sweep::{
     check_claims, registration_check, report_noise_sweep, run_noise_sweep, RegistrationRow,
     SweepConfig, SweepRow,
 };
+pub use shape::{report_shape, run_shape, ShapeConfig};

@@ -1,8 +1,9 @@
 //! Many-to-one translation (pathological -> healthy): the asymmetric cycle
 //! loss paper's Table 1 on brain MR with synthetic lesions.
 //!
-//! Domain A (pathological) is one slab of ICBM T1 with lesions painted in;
-//! domain B (healthy) is another slab, untouched. G: A -> B should remove
+//! Domain A (pathological) is ICBM T1 slices with lesions painted in;
+//! domain B (healthy) other slices, untouched (alternating blocks, so both
+//! span the same anatomy). G: A -> B should remove
 //! the lesions. Each cycle weight w_c trains the symmetric loss (L_C: both
 //! cycles at w_c) and the asymmetric one (L_AC: only B -> A -> B, at
 //! 2 w_c), same everything else, on several seeds. A held-out lesioned
@@ -14,7 +15,7 @@
 use crate::grid::{finished_steps, score_run, train_grid, GridRun};
 use crate::plot::{image_grid, line_panels, Panel, Series, Tile};
 use crate::slabs::{
-    mask_slice, read_maps, slabs, write_dataset, AtlasSlices, AtlasSource, SplitArrays,
+    interleaved, mask_slice, read_maps, slabs, write_dataset, AtlasSlices, AtlasSource, SplitArrays,
 };
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::seeds::mix_seed;
@@ -214,8 +215,8 @@ impl ManyToOneConfig {
     }
 }
 
-/// Build the lesioned dataset (once): slabs X (lesioned, domain A), test,
-/// Y (healthy, domain B) and val, in slice order with gaps of 3.
+/// Build the lesioned dataset (once): X (lesioned, domain A) and Y
+/// (healthy, domain B) in alternating blocks, a test and a val slab.
 pub fn build_dataset(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Result<()> {
     if cfg
         .dataset()
@@ -230,8 +231,16 @@ pub fn build_dataset(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Res
         cfg.data.size
     ));
     let base = AtlasSlices::load(&cfg.data, &cfg.runs.join("slices"))?;
-    let s = slabs(base.len(), &[0.35, 0.15, 0.35, 0.15], 3)?;
-    let (x, test, y, val) = (s[0].clone(), s[1].clone(), s[2].clone(), s[3].clone());
+    // Test and val are contiguous slabs; around them, X and Y alternate in
+    // blocks of 4 slices, so the two domains cover the same anatomy and
+    // differ only by the lesions (separate slabs would let the
+    // discriminator tell them apart by anatomy, and G learn to move it).
+    let s = slabs(base.len(), &[0.3, 0.15, 0.45, 0.1], 3)?;
+    let (mut x, mut y) = interleaved(s[0].clone(), 4, 1);
+    let (x2, y2) = interleaved(s[2].clone(), 4, 1);
+    x.extend(x2);
+    y.extend(y2);
+    let (test, val) = (s[1].clone(), s[3].clone());
     let tissue = white_matter(&base)?;
     let width = base.manifest.size;
     let lesioned = |p: usize| {
@@ -249,11 +258,12 @@ pub fn build_dataset(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Res
         )
     };
     let n = x.len().min(y.len());
+    let (x, y) = (&x[..n], &y[..n]);
     let train = SplitArrays {
-        positions: x.clone().take(n).collect(),
-        a: x.clone().take(n).map(|p| lesioned(p).image).collect(),
-        b: y.clone().take(n).map(|p| base.b[p].clone()).collect(),
-        mask: x.clone().take(n).map(|p| base.brain[p].clone()).collect(),
+        positions: x.to_vec(),
+        a: x.iter().map(|&p| lesioned(p).image).collect(),
+        b: y.iter().map(|&p| base.b[p].clone()).collect(),
+        mask: x.iter().map(|&p| base.brain[p].clone()).collect(),
         extra: vec![],
     };
     let held_out = |r: std::ops::Range<usize>| {
@@ -598,8 +608,9 @@ fn results_markdown(
          {test} test slices, seeds {:?}).\n",
         cfg.seeds
     );
-    md += "Domain A: ICBM152 T1 slices of one slab with synthetic lesions; domain B: \
-           healthy T1 slices of another slab (unpaired). G: A -> B is scored on a held-out \
+    md += "Domain A: ICBM152 T1 slices with synthetic lesions; domain B: other, healthy \
+           T1 slices (unpaired; the two alternate in blocks of 4 slices so both span the \
+           same anatomy). G: A -> B is scored on a held-out \
            lesioned slab against its clean slices (inside the brain mask). **Dice** is the \
            paper's segmentation score: the best lower/upper intensity window's Dice against \
            the clean slice's white matter. **lesion MAE**: mean |G(x) - clean| over the lesion \
@@ -621,7 +632,7 @@ fn results_markdown(
     }
     md += "\n## L_AC against L_C, per w_c (the paper's Table 1 layout)\n\n\
            Per-slice values averaged over seeds; two-sided paired Wilcoxon signed-rank p.\n\n\
-           | w_c | metric | L_C | L_AC | p | better |\n|---|---|---|---|---|---|\n";
+           | w_c | metric | L_C | L_AC | Wilcoxon | better |\n|---|---|---|---|---|---|\n";
     let mut verdicts = Vec::new();
     for &w in &cfg.cycle_weights {
         let Some(cmp) = comparisons(rows, w) else {

@@ -63,10 +63,8 @@ fn save_rgb(path: &Path, w: u32, h: u32, buf: Vec<u8>) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    image::RgbImage::from_raw(w, h, buf)
-        .context("figure buffer has the wrong size")?
-        .save(path)
-        .with_context(|| format!("writing {}", path.display()))
+    let img = image::RgbImage::from_raw(w, h, buf).context("figure buffer has the wrong size")?;
+    Ok(medtrans_io::write_png_atomic(path, &img.into())?)
 }
 
 /// Panels side by side, `cols` per row, 480x360 px each.

@@ -144,6 +144,26 @@ pub fn slabs(n: usize, fractions: &[f64], gap: usize) -> Result<Vec<Range<usize>
     Ok(out)
 }
 
+/// Two sets of alternating blocks of `block` slices from `range`, `gap`
+/// slices dropped between blocks: two domains with the same anatomical
+/// spread that share no slice (nor a neighbour).
+pub fn interleaved(range: Range<usize>, block: usize, gap: usize) -> (Vec<usize>, Vec<usize>) {
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    let mut start = range.start;
+    let mut k = 0;
+    while start < range.end {
+        let end = (start + block).min(range.end);
+        if k % 2 == 0 {
+            first.extend(start..end);
+        } else {
+            second.extend(start..end);
+        }
+        start = end + gap;
+        k += 1;
+    }
+    (first, second)
+}
+
 /// One split's arrays: A and B images (same count), the brain mask, and
 /// extra per-slice label or mask maps stored as `NAME.npy` (u8).
 #[derive(Default)]
@@ -236,5 +256,12 @@ mod tests {
         assert_eq!(s[0].len(), s[2].len());
         assert_eq!(slabs(5, &[0.5, 0.5], 3).unwrap(), vec![0..1, 4..5]);
         assert!(slabs(4, &[0.5, 0.5], 3).is_err());
+    }
+
+    #[test]
+    fn interleaved_blocks_alternate_with_gaps() {
+        let (a, b) = interleaved(10..24, 3, 1);
+        assert_eq!(a, vec![10, 11, 12, 18, 19, 20]);
+        assert_eq!(b, vec![14, 15, 16, 22, 23]);
     }
 }

@@ -24,7 +24,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use medtrans_core::{Format, Geometry, Qform, Slice, Volume, MAX_VOXELS};
 pub use nifti_io::{read_nifti, write_nifti};
 pub use npy::{read_npy, write_npy, NpyArray};
-pub use raster::{montage, read_raster, write_png_gray};
+pub use raster::{montage, read_raster, write_png_atomic, write_png_gray};
 
 use std::path::{Path, PathBuf};
 

@@ -84,10 +84,18 @@ pub fn write_png_gray(path: &Path, slice: &Slice, lo: f32, hi: f32) -> Result<()
         .iter()
         .map(|&v| ((v - lo) * scale).round().clamp(0.0, 255.0) as u8)
         .collect();
-    image::GrayImage::from_raw(slice.width as u32, slice.height as u32, px)
-        .expect("buffer matches the slice size")
-        .save(path)
-        .map_err(|e| Error::new(path, ErrorKind::Io(std::io::Error::other(e))))
+    let img = image::GrayImage::from_raw(slice.width as u32, slice.height as u32, px)
+        .expect("buffer matches the slice size");
+    write_png_atomic(path, &img.into())
+}
+
+/// Encode an image as PNG and write it atomically (`NAME.part`, fsync,
+/// rename), so an interrupted run never leaves a half-written figure.
+pub fn write_png_atomic(path: &Path, img: &image::DynamicImage) -> Result<()> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, image::ImageFormat::Png)
+        .map_err(|e| Error::new(path, ErrorKind::Io(std::io::Error::other(e))))?;
+    crate::write_file_atomic(path, bytes.get_ref())
 }
 
 /// Tile equally sized slices into one image, row by row, with `gap` pixels

@@ -1,7 +1,7 @@
 //! Using a trained model: translating volumes and scoring test splits.
 use crate::checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 use crate::config::TrainConfig;
-use crate::device::device_from_name;
+use crate::device::{device_from_name, read_f32};
 use crate::nets::{load_weights, Nets, G, R};
 use crate::tensors::{generate, stack, unstack};
 use crate::terms::generator;
@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use medtrans_datasets::{mask_inside, mask_to_background, normalise, SliceDataset, SlicePipeline};
 use medtrans_io::{Slice, Volume};
 use medtrans_metrics::SliceScore;
-use medtrans_networks::{warp, Generator, RegistrationNet};
+use medtrans_networks::{warp, Generator, RegistrationNet, Segmentor};
 use std::path::{Path, PathBuf};
 
 /// Every network of a saved run, for looking at what it learned (R's
@@ -44,6 +44,34 @@ impl RunNetworks {
     /// R's view of (G(x), y); see [`register_with`].
     pub fn register(&self, fakes: &[Slice], ys: &[&Slice]) -> Result<Option<Registered>> {
         register_with(&self.nets, fakes, ys, &self.device)
+    }
+
+    /// The label maps segmentor `name` (`S_A`, `S_B`) gives `xs`: the most
+    /// likely class per pixel. `None` when the run has no such segmentor.
+    pub fn segment(&self, name: &str, xs: &[&Slice]) -> Result<Option<Vec<Slice>>> {
+        let Some(s) = self.nets.get::<Segmentor>(name) else {
+            return Ok(None);
+        };
+        let s = s.valid();
+        let mut out = Vec::with_capacity(xs.len());
+        for chunk in xs.chunks(8) {
+            let logits = s.forward(stack(chunk, &self.device));
+            let [n, c, h, w] = logits.dims();
+            let z = read_f32(logits, "the segmentor's forward pass")?;
+            for i in 0..n {
+                let data = (0..h * w)
+                    .map(|p| {
+                        (0..c)
+                            .max_by(|&a, &b| {
+                                z[(i * c + a) * h * w + p].total_cmp(&z[(i * c + b) * h * w + p])
+                            })
+                            .unwrap_or(0) as f32
+                    })
+                    .collect();
+                out.push(Slice::new(data, w, h));
+            }
+        }
+        Ok(Some(out))
     }
 }
 
