@@ -54,6 +54,7 @@ pub fn demo_spec(data: &Path, out: &Path, size: usize) -> PrepareSpec {
             a: data.join("t1.nii.gz"),
             b: data.join("t2.nii.gz"),
             mask: Some(data.join("mask.nii.gz")),
+            ..Default::default()
         }],
         out,
     );

@@ -28,6 +28,14 @@ pub struct Args {
     /// both images are set to background (-1).
     #[arg(long)]
     mask: Vec<PathBuf>,
+    /// Label map of A per subject (integer classes 0..=255 on A's grid),
+    /// stored as A_labels.npy: what the shape-consistency loss
+    /// (loss.shape, segmentor.classes) needs.
+    #[arg(long)]
+    labels_a: Vec<PathBuf>,
+    /// Label map of B per subject, stored as B_labels.npy.
+    #[arg(long)]
+    labels_b: Vec<PathBuf>,
     /// New dataset folder (must not exist or be empty).
     #[arg(long)]
     out: PathBuf,
@@ -123,6 +131,18 @@ pub fn run(args: Args) -> Result<()> {
             args.a.len()
         );
     }
+    for (flag, v) in [
+        ("--labels-a", &args.labels_a),
+        ("--labels-b", &args.labels_b),
+    ] {
+        if !v.is_empty() && v.len() != args.a.len() {
+            bail!(
+                "{} {flag} files for {} subjects: give none or one per subject",
+                v.len(),
+                args.a.len()
+            );
+        }
+    }
     let subjects = args
         .a
         .iter()
@@ -132,6 +152,8 @@ pub fn run(args: Args) -> Result<()> {
             a: a.clone(),
             b: b.clone(),
             mask: args.mask.get(i).cloned(),
+            labels_a: args.labels_a.get(i).cloned(),
+            labels_b: args.labels_b.get(i).cloned(),
         })
         .collect();
     let mut spec = PrepareSpec::new(subjects, &args.out);

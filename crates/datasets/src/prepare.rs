@@ -11,12 +11,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One subject: a source-contrast volume A, a target-contrast volume B on the
-/// same grid, and optionally a foreground mask.
-#[derive(Debug, Clone)]
+/// same grid, optionally a foreground mask, and optionally label maps of A
+/// and B (integer classes, for the shape-consistency loss).
+#[derive(Debug, Clone, Default)]
 pub struct SubjectSpec {
     pub a: PathBuf,
     pub b: PathBuf,
     pub mask: Option<PathBuf>,
+    pub labels_a: Option<PathBuf>,
+    pub labels_b: Option<PathBuf>,
 }
 
 /// Everything `prepare` needs; [`PrepareSpec::new`] gives the defaults.
@@ -59,6 +62,8 @@ struct Loaded {
     a: Vec<Slice>,
     b: Vec<Slice>,
     mask: Option<Vec<Slice>>,
+    /// Label planes of A and B, where given.
+    labels: [Option<Vec<Slice>>; 2],
     /// Slice indices kept after the range and foreground filters.
     kept: Vec<usize>,
 }
@@ -120,6 +125,31 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
         }
         None => None,
     };
+    // Label maps: on the images' grid, whole classes 0..=255.
+    let mut labels: [Option<Volume>; 2] = [None, None];
+    for (slot, path) in labels.iter_mut().zip([&s.labels_a, &s.labels_b]) {
+        let Some(p) = path else { continue };
+        let l = read(p)?;
+        if l.shape() != a.shape() || grid_mismatch(&l.geometry, &a.geometry).is_some() {
+            return Err(DatasetError::Mismatch(format!(
+                "labels {} ({:?}) are not on the images' grid ({:?})",
+                p.display(),
+                l.shape(),
+                a.shape()
+            )));
+        }
+        if let Some(v) = l
+            .data
+            .iter()
+            .find(|v| !(**v >= 0.0 && **v <= 255.0 && v.fract() == 0.0))
+        {
+            return Err(DatasetError::Volume {
+                path: p.clone(),
+                msg: format!("holds {v}; a label map holds whole class numbers 0..=255"),
+            });
+        }
+        *slot = Some(l);
+    }
     let norm = |vol: &mut Volume, n: &Normalization| {
         normalise(vol, n, mask.as_deref()).map_err(|msg| DatasetError::Volume {
             path: vol.source.clone(),
@@ -164,6 +194,7 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
         })
         .collect();
     let (w, h) = (sa[0].width, sa[0].height);
+    let labels = labels.map(|l| l.map(|v| slices(&v)));
     Ok(Loaded {
         record: SubjectRecord {
             name: format!("subject{i:03}"),
@@ -179,6 +210,7 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
         a: sa,
         b: sb,
         mask: smask,
+        labels,
         kept,
     })
 }
@@ -273,6 +305,12 @@ pub fn prepare(
     })?;
     let n = spec.size;
     let has_mask = loaded.iter().all(|l| l.mask.is_some());
+    let has_labels = [0, 1].map(|k| loaded.iter().all(|l| l.labels[k].is_some()));
+    if (0..2).any(|k| !has_labels[k] && loaded.iter().any(|l| l.labels[k].is_some())) {
+        return Err(DatasetError::Invalid(
+            "label maps were given for some subjects but not all: give them for every subject or none".into(),
+        ));
+    }
     for (split, refs) in &splits {
         if refs.is_empty() {
             continue;
@@ -285,6 +323,7 @@ pub fn prepare(
         let mut a = Vec::with_capacity(refs.len() * n * n);
         let mut b = Vec::with_capacity(refs.len() * n * n);
         let mut m: Vec<u8> = Vec::new();
+        let mut lab: [Vec<u8>; 2] = Default::default();
         for r in refs {
             let l = &loaded[r.subject];
             let pipe = SlicePipeline {
@@ -295,6 +334,13 @@ pub fn prepare(
             if let Some(ms) = &ms {
                 m.extend(ms.data.iter().map(|&v| (v > 0.5) as u8));
             }
+            for k in 0..2 {
+                if let Some(planes) = &l.labels[k] {
+                    // Nearest neighbour, background 0: classes never blend.
+                    let fitted = pipe.fit_mask(&planes[r.index]);
+                    lab[k].extend(fitted.data.iter().map(|&v| v as u8));
+                }
+            }
             a.extend(pipe.forward(&l.a[r.index], ms.as_ref()).data);
             b.extend(pipe.forward(&l.b[r.index], ms.as_ref()).data);
         }
@@ -303,6 +349,11 @@ pub fn prepare(
         write_npy(&dir.join("B.npy"), &shape, &b).map_err(DatasetError::Io)?;
         if has_mask {
             write_npy(&dir.join("mask.npy"), &shape, &m).map_err(DatasetError::Io)?;
+        }
+        for (k, name) in ["A_labels.npy", "B_labels.npy"].iter().enumerate() {
+            if has_labels[k] {
+                write_npy(&dir.join(name), &shape, &lab[k]).map_err(DatasetError::Io)?;
+            }
         }
     }
     let manifest = Manifest {

@@ -13,6 +13,7 @@ fn icbm(data: &std::path::Path) -> SubjectSpec {
         a: d.join("mni_icbm152_t1_tal_nlin_sym_09c.nii.gz"),
         b: d.join("mni_icbm152_t2_tal_nlin_sym_09c.nii.gz"),
         mask: Some(d.join("mni_icbm152_t1_tal_nlin_sym_09c_mask.nii.gz")),
+        ..Default::default()
     }
 }
 
@@ -239,4 +240,55 @@ fn grids_must_match_and_empty_selections_are_explained() {
         .unwrap_err()
         .to_string()
         .contains("0..1"));
+}
+
+#[test]
+fn label_maps_are_sliced_like_the_images_and_bad_ones_refused() {
+    let Some(data) = shared() else { return };
+    let d = data.join("icbm152-2009c");
+    let atlas = d.join("mni_icbm152_CerebrA_tal_nlin_sym_09c.nii.gz");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ds");
+    let mut subject = icbm(&data);
+    subject.labels_a = Some(atlas.clone());
+    subject.labels_b = Some(atlas.clone());
+    let mut spec = PrepareSpec::new(vec![subject.clone()], &out);
+    spec.size = 48;
+    spec.min_foreground = 0.1;
+    let m = prepare(&spec, &mut |_, _, _| {}).unwrap();
+    let ds = SliceDataset::open(&out, "test").unwrap();
+    let (la, lb) = (ds.labels_a.as_ref().unwrap(), ds.labels_b.as_ref().unwrap());
+    assert_eq!(la.len(), ds.len());
+    assert_eq!(la, lb);
+    // Each stored label is the atlas value at the nearest source pixel:
+    // whole classes that CerebrA has.
+    let vol = read_volume(&atlas, &ReadOptions::default()).unwrap();
+    let known: std::collections::BTreeSet<i64> = vol.data.iter().map(|&v| v as i64).collect();
+    let mut labelled = 0;
+    for &v in la.iter().flat_map(|l| &l.data) {
+        assert_eq!(v.fract(), 0.0);
+        assert!(known.contains(&(v as i64)), "label {v} is not in the atlas");
+        labelled += usize::from(v > 0.0);
+    }
+    assert!(labelled > 100, "the test slab holds atlas structures");
+    // The middle test slice against a direct nearest-neighbour fit of the
+    // atlas plane, done here with the manifest's fit.
+    let k = ds.len() / 2;
+    let r = m.splits["test"][k];
+    let pipe = SlicePipeline {
+        axis: m.axis,
+        fit: m.subjects[0].fit,
+    };
+    let want = pipe.fit_mask(&medtrans_io::Slice::from_plane(&vol, m.axis, r.index));
+    assert_eq!(la[k].data, want.data);
+
+    // Intensities are not labels: refused, naming the file.
+    let mut bad = subject;
+    bad.labels_a = Some(d.join("mni_icbm152_t1_tal_nlin_sym_09c.nii.gz"));
+    let spec = PrepareSpec::new(vec![bad], tmp.path().join("bad"));
+    let e = prepare(&spec, &mut |_, _, _| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("mni_icbm152_t1_tal_nlin_sym_09c.nii.gz") && e.contains("whole class numbers"),
+        "{e}"
+    );
 }

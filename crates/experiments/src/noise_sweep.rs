@@ -261,6 +261,7 @@ pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Resul
                 a: cfg.data.a.clone(),
                 b: cfg.data.b.clone(),
                 mask: cfg.data.mask.clone(),
+                ..Default::default()
             }],
             cfg.dataset(),
         );

@@ -4,14 +4,14 @@
 //! slab (unpaired by construction), and test on a third slab whose aligned
 //! pair is the ground truth.
 //!
-//! Slices go through `medtrans prepare` once (so normalisation, masking and
-//! the square fit are the ones `translate` uses), and the atlas through the
-//! same square fit by nearest neighbour.
+//! Slices go through `medtrans prepare` once, the atlas as A's label map, so
+//! normalisation, masking and the square fit are the ones `translate` uses
+//! and labels are fitted by nearest neighbour.
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::{
     prepare, Manifest, PrepareSpec, SlicePipeline, SliceRef, SplitSpec, SubjectSpec, MANIFEST_FILE,
 };
-use medtrans_io::{read_npy, read_volume, write_npy, Slice};
+use medtrans_io::{read_npy, write_npy, Slice};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -55,8 +55,8 @@ pub struct AtlasSlices {
 }
 
 impl AtlasSlices {
-    /// Prepare the subject into `dir` (once; a later call reads it back)
-    /// and fit the atlas planes to the same squares.
+    /// Prepare the subject, atlas as A's labels, into `dir` (once; a later
+    /// call reads it back).
     pub fn load(src: &AtlasSource, dir: &Path) -> Result<Self> {
         if !dir.join(MANIFEST_FILE).is_file() {
             let mut spec = PrepareSpec::new(
@@ -64,6 +64,8 @@ impl AtlasSlices {
                     a: src.a.clone(),
                     b: src.b.clone(),
                     mask: Some(src.mask.clone()),
+                    labels_a: Some(src.atlas.clone()),
+                    labels_b: None,
                 }],
                 dir,
             );
@@ -88,25 +90,7 @@ impl AtlasSlices {
             .into_iter()
             .map(|m| m.data.iter().map(|&v| v > 0.5).collect())
             .collect();
-        let atlas = read_volume(&src.atlas, &Default::default())
-            .with_context(|| format!("reading the atlas {}", src.atlas.display()))?;
-        let record = &manifest.subjects[0];
-        if atlas.shape() != record.geometry.shape {
-            bail!(
-                "{}: atlas shape {:?} differs from the images' {:?}",
-                src.atlas.display(),
-                atlas.shape(),
-                record.geometry.shape
-            );
-        }
-        let pipe = SlicePipeline {
-            axis: manifest.axis,
-            fit: record.fit,
-        };
-        let labels = refs
-            .iter()
-            .map(|r| pipe.fit_mask(&Slice::from_plane(&atlas, manifest.axis, r.index)))
-            .collect();
+        let labels = stack("A_labels.npy")?;
         Ok(AtlasSlices {
             index: refs.iter().map(|r| r.index).collect(),
             manifest,

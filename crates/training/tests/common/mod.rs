@@ -22,6 +22,7 @@ pub fn dataset(size: usize) -> &'static Path {
                 a: d.join("t1.nii.gz"),
                 b: d.join("t2.nii.gz"),
                 mask: Some(d.join("mask.nii.gz")),
+                ..Default::default()
             }],
             &out,
         );
