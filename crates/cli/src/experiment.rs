@@ -4,13 +4,29 @@ use medtrans_experiments::{
     report_many_to_one, report_noise_sweep, report_shape, run_many_to_one, run_noise_sweep,
     run_shape, ManyToOneConfig, ShapeConfig, SweepConfig,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Reproduce a paper's experiment from a config file.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
     which: Which,
+}
+
+/// What every experiment takes.
+#[derive(clap::Args)]
+struct Common {
+    /// Experiment config (the examples are in configs/experiments/).
+    #[arg(long)]
+    config: PathBuf,
+    /// Train nothing: score the runs finished so far and redraw the table
+    /// and figures (for a look at an experiment still under way).
+    #[arg(long)]
+    report_only: bool,
+    /// Device for training and scoring: cpu, gpu or gpu:N (GPU ones need
+    /// a build with `--features gpu`). Overrides the config's `device`.
+    #[arg(long)]
+    device: Option<String>,
 }
 
 #[derive(clap::Subcommand)]
@@ -26,22 +42,10 @@ enum Which {
     /// beside its base run, to show how much of a difference is seed noise.
     ///
     /// Example: medtrans experiment noise-sweep --config configs/experiments/noise-sweep.toml
-    NoiseSweep {
-        /// Sweep config (see configs/experiments/noise-sweep.toml).
-        #[arg(long)]
-        config: PathBuf,
-        /// Train nothing: score the runs finished so far and redraw the
-        /// table and figures (for a look at a sweep still under way).
-        #[arg(long)]
-        report_only: bool,
-        /// Device for training and scoring: cpu, gpu or gpu:N (GPU ones need
-        /// a build with `--features gpu`). Overrides the config's `device`.
-        #[arg(long)]
-        device: Option<String>,
-    },
+    NoiseSweep(Common),
     /// Many-to-one (pathological -> healthy): the asymmetric cycle loss
     /// (L_AC, only the healthy domain's cycle at 2 w_c) against the
-    /// symmetric one (L_C) at each cycle weight w_c, on ICBM T1 slabs with
+    /// symmetric one (L_C) at each cycle weight w_c, on ICBM T1 with
     /// synthetic lesions whose clean slices are known. Resumable.
     ///
     /// Writes results.md/.csv (masked NMAE, PSNR, SSIM, the paper's
@@ -51,17 +55,7 @@ enum Which {
     /// tumour MR translated by the models.
     ///
     /// Example: medtrans experiment many-to-one --config configs/experiments/many-to-one.toml
-    ManyToOne {
-        /// Experiment config (see configs/experiments/many-to-one.toml).
-        #[arg(long)]
-        config: PathBuf,
-        /// Train nothing: score the runs finished so far and redraw.
-        #[arg(long)]
-        report_only: bool,
-        /// Device for training and scoring: cpu, gpu or gpu:N.
-        #[arg(long)]
-        device: Option<String>,
-    },
+    ManyToOne(Common),
     /// Shape consistency: the cycle mode with and without the shape loss
     /// (segmentors S_A, S_B on CerebrA-derived labels: white matter,
     /// ventricles, grey matter), ICBM T1 -> T2 unpaired, at each noise
@@ -72,83 +66,75 @@ enum Which {
     /// labels, per structure, with Wilcoxon p-values; and examples.png.
     ///
     /// Example: medtrans experiment shape --config configs/experiments/shape.toml
-    Shape {
-        /// Experiment config (see configs/experiments/shape.toml).
-        #[arg(long)]
-        config: PathBuf,
-        /// Train nothing: score the runs finished so far and redraw.
-        #[arg(long)]
-        report_only: bool,
-        /// Device for training and scoring: cpu, gpu or gpu:N.
-        #[arg(long)]
-        device: Option<String>,
-    },
+    Shape(Common),
+}
+
+/// Load, pick the device, run (or only report), and print the results.
+fn experiment<C>(
+    args: Common,
+    load: fn(&Path) -> Result<C>,
+    device: fn(&mut C) -> &mut Option<String>,
+    results: fn(&C) -> &Path,
+    run: impl FnOnce(&C, bool, &mut dyn FnMut(&str)) -> Result<()>,
+) -> Result<()> {
+    let mut cfg = load(&args.config)?;
+    if args.device.is_some() {
+        *device(&mut cfg) = args.device;
+    }
+    run(&cfg, args.report_only, &mut |line| say!("{line}"))?;
+    let dir = results(&cfg);
+    say!(
+        "{}",
+        std::fs::read_to_string(dir.join("results.md")).unwrap_or_default()
+    );
+    say!("wrote {}", dir.display());
+    Ok(())
 }
 
 pub fn run(args: Args) -> Result<()> {
     match args.which {
-        Which::NoiseSweep {
-            config,
-            report_only,
-            device,
-        } => {
-            let mut cfg = SweepConfig::load(&config)?;
-            if device.is_some() {
-                cfg.device = device;
-            }
-            let rows = if report_only {
-                report_noise_sweep(&cfg, &mut |line| say!("{line}"))?
-            } else {
-                run_noise_sweep(&cfg, &mut |line| say!("{line}"))?
-            };
-            say!(
-                "{}",
-                std::fs::read_to_string(cfg.results.join("results.md")).unwrap_or_default()
-            );
-            say!("{} cells; wrote {}", rows.len(), cfg.results.display());
-            Ok(())
-        }
-        Which::ManyToOne {
-            config,
-            report_only,
-            device,
-        } => {
-            let mut cfg = ManyToOneConfig::load(&config)?;
-            if device.is_some() {
-                cfg.device = device;
-            }
-            if report_only {
-                report_many_to_one(&cfg, &mut |line| say!("{line}"))?;
-            } else {
-                run_many_to_one(&cfg, &mut |line| say!("{line}"))?;
-            }
-            say!(
-                "{}",
-                std::fs::read_to_string(cfg.results.join("results.md")).unwrap_or_default()
-            );
-            say!("wrote {}", cfg.results.display());
-            Ok(())
-        }
-        Which::Shape {
-            config,
-            report_only,
-            device,
-        } => {
-            let mut cfg = ShapeConfig::load(&config)?;
-            if device.is_some() {
-                cfg.device = device;
-            }
-            if report_only {
-                report_shape(&cfg, &mut |line| say!("{line}"))?;
-            } else {
-                run_shape(&cfg, &mut |line| say!("{line}"))?;
-            }
-            say!(
-                "{}",
-                std::fs::read_to_string(cfg.results.join("results.md")).unwrap_or_default()
-            );
-            say!("wrote {}", cfg.results.display());
-            Ok(())
-        }
+        Which::NoiseSweep(a) => experiment(
+            a,
+            SweepConfig::load,
+            |c| &mut c.device,
+            |c| &c.results,
+            |c, only, say| {
+                let rows = if only {
+                    report_noise_sweep(c, say)?
+                } else {
+                    run_noise_sweep(c, say)?
+                };
+                say(&format!("{} cells", rows.len()));
+                Ok(())
+            },
+        ),
+        Which::ManyToOne(a) => experiment(
+            a,
+            ManyToOneConfig::load,
+            |c| &mut c.device,
+            |c| &c.results,
+            |c, only, say| {
+                if only {
+                    report_many_to_one(c, say)?;
+                } else {
+                    run_many_to_one(c, say)?;
+                }
+                Ok(())
+            },
+        ),
+        Which::Shape(a) => experiment(
+            a,
+            ShapeConfig::load,
+            |c| &mut c.device,
+            |c| &c.results,
+            |c, only, say| {
+                if only {
+                    report_shape(c, say)?;
+                } else {
+                    run_shape(c, say)?;
+                }
+                Ok(())
+            },
+        ),
     }
 }

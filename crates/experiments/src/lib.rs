@@ -3,6 +3,9 @@
 //! Each run has its own folder and is resumable, so a sweep that takes
 //! longer than one sitting is simply started again: finished runs are
 //! skipped, unfinished ones continue from their last checkpoint.
+use anyhow::{Context, Result};
+use std::path::Path;
+
 pub mod figures;
 pub mod grid;
 pub mod many_to_one;
@@ -17,3 +20,16 @@ pub use noise_sweep::{
     SweepConfig, SweepRow,
 };
 pub use shape::{report_shape, run_shape, ShapeConfig};
+
+/// An experiment config from TOML: unknown keys name the closest known one.
+pub fn read_config<C: serde::de::DeserializeOwned>(path: &Path) -> Result<C> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the experiment config {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {}",
+            path.display(),
+            medtrans_training::config::with_suggestion(e.message())
+        )
+    })
+}

@@ -22,7 +22,7 @@ use medtrans_datasets::seeds::mix_seed;
 use medtrans_datasets::{mask_to_background, Pairing, SliceDataset};
 use medtrans_io::{read_volume, write_file_atomic, Slice};
 use medtrans_metrics::{dice_best_threshold, format_p, mean_std, wilcoxon_signed_rank, SliceScore};
-use medtrans_training::config::{with_suggestion, CycleDirection};
+use medtrans_training::config::CycleDirection;
 use medtrans_training::{Model, TrainConfig};
 use medtrans_transforms::{
     paint_lesions, percentile, Interp, LesionSpec, Normalization, SquareFit,
@@ -128,10 +128,7 @@ impl CycleLoss {
 
 impl ManyToOneConfig {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the experiment config {}", path.display()))?;
-        let mut cfg: ManyToOneConfig = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_suggestion(e.message())))?;
+        let mut cfg: ManyToOneConfig = crate::read_config(path)?;
         cfg.source = Some(path.to_path_buf());
         if cfg.cycle_weights.is_empty() || cfg.seeds.is_empty() {
             bail!(
@@ -892,9 +889,8 @@ mod tests {
 
     #[test]
     fn the_two_losses_differ_only_in_the_cycle_direction() {
-        let text = format!(
-            "runs = 'r'\nresults = 'o'\n[data]\na = 't1'\nb = 't1'\nmask = 'm'\natlas = 'l'\n"
-        );
+        let text =
+            "runs = 'r'\nresults = 'o'\n[data]\na = 't1'\nb = 't1'\nmask = 'm'\natlas = 'l'\n";
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
         std::fs::write(&p, text).unwrap();

@@ -10,7 +10,6 @@ use medtrans_datasets::{
 use medtrans_io::Slice;
 use medtrans_metrics::{mean_std, Metric, Summary};
 use medtrans_training::checkpoint::last_checkpoint;
-use medtrans_training::config::with_suggestion;
 use medtrans_training::{RunNetworks, SliceScore, TrainConfig};
 use medtrans_transforms::{ideal_field, percentile};
 use serde::{Deserialize, Serialize};
@@ -76,10 +75,7 @@ fn default_axis() -> usize {
 
 impl SweepConfig {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the sweep config {}", path.display()))?;
-        let mut cfg: SweepConfig = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_suggestion(e.message())))?;
+        let mut cfg: SweepConfig = crate::read_config(path)?;
         cfg.source = Some(path.to_path_buf());
         if cfg.modes.is_empty() || cfg.noise_levels.is_empty() {
             bail!(

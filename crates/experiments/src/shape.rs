@@ -19,7 +19,6 @@ use medtrans_datasets::{Pairing, SliceDataset, MANIFEST_FILE};
 use medtrans_io::{write_file_atomic, Slice};
 use medtrans_metrics::{dice_per_label, format_p, mean_std, wilcoxon_signed_rank, Metric, Summary};
 use medtrans_training::checkpoint::last_checkpoint;
-use medtrans_training::config::with_suggestion;
 use medtrans_training::nets::S_B;
 use medtrans_training::{RunNetworks, SliceScore, TrainConfig};
 use serde::{Deserialize, Serialize};
@@ -85,10 +84,7 @@ impl Cell {
 
 impl ShapeConfig {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the experiment config {}", path.display()))?;
-        let mut cfg: ShapeConfig = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), with_suggestion(e.message())))?;
+        let mut cfg: ShapeConfig = crate::read_config(path)?;
         cfg.source = Some(path.to_path_buf());
         if cfg
             .shape_weights
@@ -255,6 +251,9 @@ pub struct ShapeRow {
     pub dice_by_class: [f64; 3],
 }
 
+/// Per slice, the mean structure Dice and each structure's (when present).
+type SliceDice = (Vec<f64>, Vec<[Option<f64>; 3]>);
+
 /// Mean Dice over the non-background classes present, and per class.
 fn structure_dice(seg: &Slice, truth: &Slice) -> (f64, [Option<f64>; 3]) {
     let per = dice_per_label(seg, truth);
@@ -300,7 +299,7 @@ pub fn report_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<V
             .segment(S_B, &xs.iter().collect::<Vec<_>>())?
             .context("the reference run has no S_B")
     };
-    let dice_of = |xs: &[Slice]| -> Result<(Vec<f64>, Vec<[Option<f64>; 3]>)> {
+    let dice_of = |xs: &[Slice]| -> Result<SliceDice> {
         Ok(segment(xs)?
             .iter()
             .zip(&truth)

@@ -9,7 +9,7 @@
 //! and labels are fitted by nearest neighbour.
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::{
-    prepare, Manifest, PrepareSpec, SlicePipeline, SliceRef, SplitSpec, SubjectSpec, MANIFEST_FILE,
+    prepare, Manifest, PrepareSpec, SliceRef, SplitSpec, SubjectSpec, MANIFEST_FILE,
 };
 use medtrans_io::{read_npy, write_npy, Slice};
 use serde::{Deserialize, Serialize};

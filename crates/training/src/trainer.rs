@@ -500,8 +500,6 @@ fn sum(terms: &[(&'static str, Tensor<1>)]) -> Tensor<1> {
         .expect("at least one term")
 }
 
-/// The validation split, or None (with a warning) when the dataset has
-/// none; any other problem with it is an error.
 /// Both domains' label maps are present and hold classes 0..classes.
 fn check_labels(ds: &SliceDataset, classes: usize) -> Result<()> {
     let dir = ds.root.join(&ds.split);
@@ -527,6 +525,8 @@ fn check_labels(ds: &SliceDataset, classes: usize) -> Result<()> {
     Ok(())
 }
 
+/// The validation split, or None (with a warning) when the dataset has
+/// none; any other problem with it is an error.
 fn open_validation(cfg: &TrainConfig) -> Result<Option<SliceDataset>> {
     let split = &cfg.data.val_split;
     if !SliceDataset::has_split(&cfg.data.path, split) {

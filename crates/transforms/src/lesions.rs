@@ -51,7 +51,7 @@ impl LesionSpec {
         if !ordered(self.intensity) || self.intensity.0 < -1.0 || self.intensity.1 > 1.0 {
             return Err("lesions.intensity must be [min, max] within [-1, 1]".into());
         }
-        if !(self.rim > 0.0 && self.rim <= 1.0) || !(0.0..=0.5).contains(&self.texture) {
+        if !(self.rim > 0.0 && self.rim <= 1.0 && (0.0..=0.5).contains(&self.texture)) {
             return Err("lesions.rim must lie in (0, 1] and lesions.texture in [0, 0.5]".into());
         }
         Ok(())
@@ -218,7 +218,7 @@ mod tests {
         let out = paint_lesions(
             &clean,
             &none,
-            &vec![true; 64],
+            &[true; 64],
             &LesionSpec::default(),
             &mut ChaCha8Rng::seed_from_u64(0),
         );
