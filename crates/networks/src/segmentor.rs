@@ -16,6 +16,11 @@ pub struct SegmentorConfig {
     /// the paper). `false` keeps them fixed under the shape loss: they learn
     /// from real labelled images only, and only the translators adapt.
     pub learn_from_translations: bool,
+    /// A checkpoint folder (`RUN/checkpoints/last`) whose S_A and S_B
+    /// start these segmentors: pretrained ones. With
+    /// `loss.segmentation = 0` and `learn_from_translations = false` they
+    /// stay frozen.
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 impl Default for SegmentorConfig {
@@ -24,6 +29,7 @@ impl Default for SegmentorConfig {
             classes: 4,
             ngf: 16,
             learn_from_translations: true,
+            init_from: None,
         }
     }
 }

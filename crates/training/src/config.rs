@@ -315,6 +315,14 @@ impl TrainConfig {
         if self.uses_segmentors() && self.segmentor.classes < 2 {
             bail!("segmentor.classes must be at least 2 (background and one structure)");
         }
+        let s = &self.segmentor;
+        if l.shape > 0.0
+            && l.segmentation == 0.0
+            && !s.learn_from_translations
+            && s.init_from.is_none()
+        {
+            bail!("the segmentors would never learn (loss.segmentation = 0, segmentor.learn_from_translations = false): give pretrained ones with segmentor.init_from, or turn one of those on");
+        }
         if self.uses_segmentors() && self.segmentor.ngf == 0 {
             bail!("segmentor.ngf must be at least 1");
         }

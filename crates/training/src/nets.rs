@@ -326,6 +326,19 @@ impl Nets {
         Ok(())
     }
 
+    /// The weights of the networks called `names` (those the run has) from
+    /// a checkpoint folder, e.g. pretrained segmentors.
+    pub fn load_weights_of(&mut self, names: &[&str], dir: &Path) -> Result<()> {
+        for (_, e) in &mut self.entries {
+            let name = e.name();
+            if names.contains(&name) {
+                e.load_weights(dir)
+                    .with_context(|| format!("loading {name} from {}", dir.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Weights alone from a checkpoint folder.
     pub fn load_weights(&mut self, dir: &Path) -> Result<()> {
         for (_, e) in &mut self.entries {

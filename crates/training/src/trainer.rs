@@ -6,7 +6,7 @@ use crate::checkpoint::{
 use crate::config::TrainConfig;
 use crate::device::{device_from_name, read_f32};
 use crate::inference::{register_with, score_slices, translate_with, Registered};
-use crate::nets::{Nets, Role, D_B, G};
+use crate::nets::{Nets, Role, D_B, G, S_A, S_B};
 use crate::pool::ImagePool;
 use crate::samples::write_sample_grid;
 use crate::tensors::{one_hot, stack};
@@ -90,6 +90,16 @@ pub struct RunSummary {
 impl Trainer {
     /// Set up a new run from a config: opens the data, builds the networks.
     pub fn new(cfg: TrainConfig) -> Result<Self> {
+        let mut t = Self::build(cfg)?;
+        if let (true, Some(dir)) = (t.cfg.uses_segmentors(), &t.cfg.segmentor.init_from) {
+            // Pretrained segmentors: their weights, this run's fresh Adam.
+            t.nets.load_weights_of(&[S_A, S_B], dir)?;
+        }
+        Ok(t)
+    }
+
+    /// The run as configured, networks freshly initialised.
+    fn build(cfg: TrainConfig) -> Result<Self> {
         let device = device_from_name(&cfg.train.device)?.autodiff();
         device.seed(cfg.train.seed);
         if cfg.data.path.as_os_str().is_empty() {
@@ -191,7 +201,7 @@ impl Trainer {
         if cfg.data.path.is_relative() {
             cfg.data.path = run_dir.join(&cfg.data.path);
         }
-        let mut t = Self::new(cfg)?;
+        let mut t = Self::build(cfg)?;
         t.nets.load(&ckpt)?;
         t.step = state.step;
         t.best_val_nmae = state.best_val_nmae;

@@ -356,3 +356,72 @@ fn shape_without_labels_or_with_too_many_classes_is_refused_by_name() {
         "{err:#}"
     );
 }
+
+#[test]
+fn pretrained_segmentors_load_and_stay_frozen() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = [
+        "train.epochs=1",
+        "train.steps_per_epoch=3",
+        "train.samples=0",
+    ];
+    let first = shape_config(&dir.path().join("one"), &steps);
+    Trainer::new(first.clone()).unwrap().run(true).unwrap();
+    let ckpt = first.out.join("checkpoints/last");
+
+    let init = format!("segmentor.init_from={:?}", ckpt.display().to_string());
+    let mut set = steps.to_vec();
+    set.extend([
+        init.as_str(),
+        "loss.segmentation=0",
+        "segmentor.learn_from_translations=false",
+        "train.seed=9",
+    ]);
+    let cfg = shape_config(&dir.path().join("two"), &set);
+    let mut t = Trainer::new(cfg.clone()).unwrap();
+    let logits = |nets: &Nets, x: Tensor<4>| {
+        let s: &Segmentor = nets.get(S_B).unwrap();
+        read_f32(s.forward(x), "logits").unwrap()
+    };
+    let device = Device::flex();
+    let (x, _, _, _) = batch(&cfg, &device);
+    let pretrained = medtrans_training::RunNetworks::load(&ckpt, "cpu").unwrap();
+    let want = logits(&pretrained.nets, x.clone());
+    let g_before = read_f32(
+        t.nets
+            .get::<Generator>(G)
+            .unwrap()
+            .forward(x.clone().autodiff()),
+        "G",
+    )
+    .unwrap();
+    let rows: Vec<_> = (0..3).map(|_| t.train_step().unwrap()).collect();
+    assert!(term(&rows[0], "seg_b").is_none() && term(&rows[0], "shape").is_some());
+    let got = logits(&t.nets, x.clone().autodiff());
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-5, "the frozen S_B moved by {worst}");
+    let g_after = read_f32(
+        t.nets.get::<Generator>(G).unwrap().forward(x.autodiff()),
+        "G",
+    )
+    .unwrap();
+    assert_ne!(g_before, g_after, "G did not train");
+
+    // Segmentors that could never learn are refused up front.
+    let err = TrainConfig::preset(
+        "cycle",
+        &[
+            "loss.shape=1".into(),
+            "segmentor.learn_from_translations=false".into(),
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("segmentor.init_from"),
+        "{err:#}"
+    );
+}
