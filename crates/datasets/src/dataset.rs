@@ -172,6 +172,15 @@ impl SliceDataset {
                 return Ok(None);
             }
             let l = read_npy(&p)?.into_slices(&p)?;
+            if (l[0].width, l[0].height) != (a[0].width, a[0].height) {
+                return Err(DatasetError::Volume {
+                    path: p,
+                    msg: format!(
+                        "label maps are {}x{} but the images {}x{}",
+                        l[0].height, l[0].width, a[0].height, a[0].width
+                    ),
+                });
+            }
             if let Some(v) = l
                 .iter()
                 .flat_map(|s| &s.data)

@@ -15,7 +15,8 @@
 use crate::grid::{finished_steps, score_run, train_grid, GridRun};
 use crate::plot::{image_grid, line_panels, Panel, Series, Tile};
 use crate::slabs::{
-    interleaved, mask_slice, read_maps, slabs, write_dataset, AtlasSlices, AtlasSource, SplitArrays,
+    interleaved, mask_slice, read_maps, record_settings, reuse_dataset, slabs, write_dataset,
+    AtlasSlices, AtlasSource, SplitArrays,
 };
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::seeds::mix_seed;
@@ -215,11 +216,18 @@ impl ManyToOneConfig {
 /// Build the lesioned dataset (once): X (lesioned, domain A) and Y
 /// (healthy, domain B) in alternating blocks, a test and a val slab.
 pub fn build_dataset(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Result<()> {
-    if cfg
-        .dataset()
-        .join(medtrans_datasets::MANIFEST_FILE)
-        .is_file()
-    {
+    #[derive(Serialize)]
+    struct Settings<'a> {
+        lesion_seed: u64,
+        lesions: &'a LesionSpec,
+        data: &'a AtlasSource,
+    }
+    let settings = toml::to_string(&Settings {
+        lesion_seed: cfg.lesion_seed,
+        lesions: &cfg.lesions,
+        data: &cfg.data,
+    })?;
+    if reuse_dataset(&cfg.dataset(), &settings)? {
         return Ok(());
     }
     report(&format!(
@@ -293,7 +301,8 @@ pub fn build_dataset(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Res
             ("val", held_out(val)),
             ("test", held_out(test)),
         ],
-    )
+    )?;
+    record_settings(&cfg.dataset(), &settings)
 }
 
 /// The clean slice's tissue mask the segmentation score aims at: white
@@ -397,14 +406,23 @@ impl Row {
         })
     }
 
-    /// Per slice, the mean over runs: the values a paired test compares.
-    pub fn per_slice(&self, m: usize) -> Vec<f64> {
-        let n = self.runs.first().map_or(0, |r| r.1.len());
+    /// Per slice, the mean over the runs of `seeds`: the values a paired
+    /// test compares (both sides over the same seeds).
+    pub fn per_slice(&self, m: usize, seeds: &[u64]) -> Vec<f64> {
+        let runs: Vec<&Vec<Eval>> = self
+            .runs
+            .iter()
+            .filter(|r| seeds.contains(&r.0))
+            .map(|r| &r.1)
+            .collect();
+        let n = runs.first().map_or(0, |r| r.len());
         (0..n)
-            .map(|i| {
-                self.runs.iter().map(|r| r.1[i].values()[m]).sum::<f64>() / self.runs.len() as f64
-            })
+            .map(|i| runs.iter().map(|r| r[i].values()[m]).sum::<f64>() / runs.len() as f64)
             .collect()
+    }
+
+    fn seeds(&self) -> Vec<u64> {
+        self.runs.iter().map(|r| r.0).collect()
     }
 }
 
@@ -572,10 +590,20 @@ fn comparisons(rows: &[Row], w: f64) -> Option<Vec<(f64, f64, Option<f64>)>> {
             .find(|r| r.method == l.label() && r.weight == Some(w))
     };
     let (c, ac) = (find(CycleLoss::Symmetric)?, find(CycleLoss::Asymmetric)?);
+    // Seeds both have finished: a grid under way must not pair a two-seed
+    // mean with a one-seed one.
+    let seeds: Vec<u64> = c
+        .seeds()
+        .into_iter()
+        .filter(|s| ac.seeds().contains(s))
+        .collect();
+    if seeds.is_empty() {
+        return None;
+    }
     Some(
         (0..5)
             .map(|m| {
-                let (a, b) = (c.per_slice(m), ac.per_slice(m));
+                let (a, b) = (c.per_slice(m, &seeds), ac.per_slice(m, &seeds));
                 let mean = |v: &[f64]| mean_std(v).map_or(f64::NAN, |x| x.0);
                 (
                     mean(&a),
@@ -823,7 +851,7 @@ fn tumour_panel(path: &Path, cfg: &ManyToOneConfig) -> Result<()> {
     let mut rows = Vec::new();
     let mut names = Vec::new();
     for case in &cfg.tumours {
-        let (input, mask) = tumour_slice(case, size)?;
+        let (input, mask) = tumour_slice(case, size, cfg.data.axis)?;
         let mut row = Vec::new();
         let mut tile = Tile::gray(input.clone(), -1.0, 1.0);
         tile.lines = outline(&mask, size);
@@ -846,7 +874,8 @@ fn tumour_panel(path: &Path, cfg: &ManyToOneConfig) -> Result<()> {
     image_grid(path, &cols, &names, &rows, 3)
 }
 
-fn tumour_slice(case: &TumourCase, size: usize) -> Result<(Slice, Vec<bool>)> {
+/// Slices are cut along `cfg_axis`, the axis the models were trained on.
+fn tumour_slice(case: &TumourCase, size: usize, cfg_axis: usize) -> Result<(Slice, Vec<bool>)> {
     let read = |p: &Path| {
         read_volume(p, &Default::default()).with_context(|| format!("reading {}", p.display()))
     };
@@ -859,7 +888,7 @@ fn tumour_slice(case: &TumourCase, size: usize) -> Result<(Slice, Vec<bool>)> {
             vol.shape()
         );
     }
-    let axis = 2;
+    let axis = cfg_axis;
     let depth = vol.shape()[axis];
     let area = |k: usize| {
         Slice::from_plane(&label, axis, k)

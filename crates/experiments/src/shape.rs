@@ -3,9 +3,9 @@
 //! may bend?
 //!
 //! Domain A is a T1 slab, domain B a T2 slab elsewhere in the brain
-//! (unpaired), each with CerebrA-derived labels: background, unlabelled
-//! brain (mostly white matter), ventricles, and every other CerebrA
-//! structure (grey matter). Each cell trains the cycle mode with the
+//! (unpaired), each with CerebrA-derived labels: background, white matter
+//! (unlabelled brain, cerebellar white matter, brainstem), ventricles, and
+//! every other CerebrA structure (grey matter). Each cell trains the cycle mode with the
 //! segmentors learning from real labels; the shape cells add the shape
 //! loss. A held-out slab with aligned T1/T2 scores G(x): masked NMAE, PSNR
 //! and SSIM against the real T2, and Dice of one fixed reference segmentor
@@ -13,9 +13,11 @@
 //! against x's labels. A misalignment-noise cell repeats both.
 use crate::grid::{finished_steps, score_run, train_grid, GridRun};
 use crate::plot::{image_grid, Tile};
-use crate::slabs::{slabs, write_dataset, AtlasSlices, AtlasSource, SplitArrays};
+use crate::slabs::{
+    record_settings, reuse_dataset, slabs, write_dataset, AtlasSlices, AtlasSource, SplitArrays,
+};
 use anyhow::{bail, Context, Result};
-use medtrans_datasets::{Pairing, SliceDataset, MANIFEST_FILE};
+use medtrans_datasets::{Pairing, SliceDataset};
 use medtrans_io::{write_file_atomic, Slice};
 use medtrans_metrics::{dice_per_label, format_p, mean_std, wilcoxon_signed_rank, Metric, Summary};
 use medtrans_training::checkpoint::last_checkpoint;
@@ -30,6 +32,9 @@ pub const CLASS_NAMES: [&str; 4] = ["background", "white matter", "ventricles", 
 /// CerebrA's ventricles: lateral, inferior lateral, third, fourth (both
 /// hemispheres' numbers).
 const VENTRICLES: [u32; 8] = [41, 92, 5, 56, 29, 80, 37, 88];
+/// CerebrA structures that are white matter: cerebellar white matter and
+/// the brainstem (the cerebral white matter is CerebrA's unlabelled brain).
+const WHITE: [u32; 4] = [39, 90, 11, 62];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +190,7 @@ fn classes(labels: &Slice, brain: &[bool]) -> Slice {
             match (inside, l) {
                 (false, _) => 0.0,
                 (true, 0) => 1.0,
+                (true, l) if WHITE.contains(&l) => 1.0,
                 (true, l) if VENTRICLES.contains(&l) => 2.0,
                 (true, _) => 3.0,
             }
@@ -195,7 +201,8 @@ fn classes(labels: &Slice, brain: &[bool]) -> Slice {
 
 /// Slabs A (T1, train), test, B (T2, train), val, with labels.
 pub fn build_dataset(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<()> {
-    if cfg.dataset().join(MANIFEST_FILE).is_file() {
+    let settings = toml::to_string(&cfg.data)?;
+    if reuse_dataset(&cfg.dataset(), &settings)? {
         return Ok(());
     }
     report(&format!(
@@ -237,7 +244,8 @@ pub fn build_dataset(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<
             ("val", aligned(s[3].clone())),
             ("test", aligned(s[1].clone())),
         ],
-    )
+    )?;
+    record_settings(&cfg.dataset(), &settings)
 }
 
 /// A cell's scores over its runs.
@@ -245,8 +253,9 @@ pub fn build_dataset(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<
 pub struct ShapeRow {
     pub cell: Cell,
     pub scores: Summary,
-    /// Per run, per test slice: mean Dice over the three structures.
-    pub dice: Vec<Vec<f64>>,
+    /// Per run (its seed), per test slice: mean Dice over the three
+    /// structures.
+    pub dice: Vec<(u64, Vec<f64>)>,
     /// Per structure (1..=3): mean Dice over all slices of all runs.
     pub dice_by_class: [f64; 3],
 }
@@ -330,7 +339,7 @@ pub fn report_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<V
                     by_class[k].extend(b[k]);
                 }
             }
-            dice.push(d);
+            dice.push((seed, d));
             if seed == cfg.seeds[0] {
                 examples.push((format!("{} (noise {})", c.label(), c.noise), fakes));
             }
@@ -367,8 +376,14 @@ pub fn report_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<V
     Ok(rows)
 }
 
-fn per_slice_mean(runs: &[Vec<f64>]) -> Vec<f64> {
-    let n = runs.first().map_or(0, Vec::len);
+/// Per slice, the mean over the runs of `seeds`.
+fn per_slice_mean(runs: &[(u64, Vec<f64>)], seeds: &[u64]) -> Vec<f64> {
+    let runs: Vec<&Vec<f64>> = runs
+        .iter()
+        .filter(|r| seeds.contains(&r.0))
+        .map(|r| &r.1)
+        .collect();
+    let n = runs.first().map_or(0, |r| r.len());
     (0..n)
         .map(|i| runs.iter().map(|r| r[i]).sum::<f64>() / runs.len() as f64)
         .collect()
@@ -381,7 +396,7 @@ fn results_csv(rows: &[ShapeRow]) -> String {
     }
     out += ",dice_mean,dice_std,dice_white_matter,dice_ventricles,dice_grey_matter\n";
     for r in rows {
-        let all: Vec<f64> = r.dice.iter().flatten().copied().collect();
+        let all: Vec<f64> = r.dice.iter().flat_map(|d| d.1.iter().copied()).collect();
         let (dm, ds) = mean_std(&all).unwrap_or((f64::NAN, f64::NAN));
         let _ = write!(
             out,
@@ -436,7 +451,7 @@ fn results_markdown(
     );
     md += "| method | noise | runs | NMAE | PSNR (dB) | SSIM | Dice | Dice WM | Dice ventricles | Dice GM |\n|---|---|---|---|---|---|---|---|---|---|\n";
     for r in rows {
-        let all: Vec<f64> = r.dice.iter().flatten().copied().collect();
+        let all: Vec<f64> = r.dice.iter().flat_map(|d| d.1.iter().copied()).collect();
         let d = mean(&all);
         let _ = writeln!(
             md,
@@ -466,7 +481,17 @@ fn results_markdown(
             .filter(|r| r.cell.noise == noise && r.cell.shape > 0.0)
         {
             let Some(base) = base else { continue };
-            let (a, b) = (per_slice_mean(&base.dice), per_slice_mean(&r.dice));
+            // Both sides over the seeds both have finished.
+            let seeds: Vec<u64> = base
+                .dice
+                .iter()
+                .map(|d| d.0)
+                .filter(|s| r.dice.iter().any(|d| d.0 == *s))
+                .collect();
+            let (a, b) = (
+                per_slice_mean(&base.dice, &seeds),
+                per_slice_mean(&r.dice, &seeds),
+            );
             let p = wilcoxon_signed_rank(&b, &a).map(|t| t.p_value);
             let (ma, mb) = (mean(&a).0, mean(&b).0);
             let verdict = match p {
@@ -542,11 +567,11 @@ mod tests {
 
     #[test]
     fn classes_follow_the_atlas_inside_the_brain() {
-        let labels = Slice::new(vec![0.0, 41.0, 2002.0, 0.0, 92.0, 5.0], 3, 2);
-        let brain = [true, true, true, false, true, true];
+        let labels = Slice::new(vec![0.0, 41.0, 2002.0, 0.0, 92.0, 5.0, 39.0, 46.0], 4, 2);
+        let brain = [true, true, true, false, true, true, true, true];
         assert_eq!(
             classes(&labels, &brain).data,
-            vec![1.0, 2.0, 3.0, 0.0, 2.0, 2.0]
+            vec![1.0, 2.0, 3.0, 0.0, 2.0, 2.0, 1.0, 3.0]
         );
     }
 

@@ -210,6 +210,34 @@ pub fn write_dataset(dir: &Path, base: &AtlasSlices, splits: &[(&str, SplitArray
     Ok(())
 }
 
+/// The settings an experiment's dataset was built from, kept beside it
+/// (`settings.toml`) so that a later run with other settings does not
+/// silently reuse it. `Ok(true)`: the dataset exists and matches (or
+/// predates the record); `Ok(false)`: build it, then [`record_settings`].
+pub fn reuse_dataset(dir: &Path, settings: &str) -> Result<bool> {
+    if !dir.join(MANIFEST_FILE).is_file() {
+        return Ok(false);
+    }
+    let path = dir.join("settings.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(old) if old != settings => bail!(
+            "{} was built with other data or lesion settings than this config's \
+             (see {}); use a new `runs` folder, or delete the dataset and its runs",
+            dir.display(),
+            path.display()
+        ),
+        _ => Ok(true),
+    }
+}
+
+/// Record the settings a dataset was built from.
+pub fn record_settings(dir: &Path, settings: &str) -> Result<()> {
+    Ok(medtrans_io::write_file_atomic(
+        &dir.join("settings.toml"),
+        settings.as_bytes(),
+    )?)
+}
+
 /// A stored per-slice map of a split (`NAME.npy`), as slices.
 pub fn read_maps(dataset: &Path, split: &str, name: &str) -> Result<Vec<Slice>> {
     let p = dataset.join(split).join(format!("{name}.npy"));
@@ -240,6 +268,19 @@ mod tests {
         assert_eq!(s[0].len(), s[2].len());
         assert_eq!(slabs(5, &[0.5, 0.5], 3).unwrap(), vec![0..1, 4..5]);
         assert!(slabs(4, &[0.5, 0.5], 3).is_err());
+    }
+
+    #[test]
+    fn a_dataset_built_with_other_settings_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert!(!reuse_dataset(d, "a = 1").unwrap(), "nothing built yet");
+        std::fs::write(d.join(MANIFEST_FILE), "{}").unwrap();
+        assert!(reuse_dataset(d, "a = 1").unwrap(), "a dataset from before the record");
+        record_settings(d, "a = 1").unwrap();
+        assert!(reuse_dataset(d, "a = 1").unwrap());
+        let e = reuse_dataset(d, "a = 2").unwrap_err().to_string();
+        assert!(e.contains("settings.toml") && e.contains("other data"), "{e}");
     }
 
     #[test]

@@ -117,7 +117,7 @@ fn shape_builds_labelled_unpaired_data_and_scores_with_one_reference_segmentor()
     assert_eq!(rows[1].cell.shape, 1.0);
     assert!(rows
         .iter()
-        .all(|r| r.dice[0].iter().all(|d| (0.0..=1.0).contains(d))));
+        .all(|r| r.dice[0].1.iter().all(|d| (0.0..=1.0).contains(d))));
 
     // Four classes, ventricles among them in the test slab; A and B
     // labels of the aligned test slices agree.

@@ -93,7 +93,8 @@ impl Trainer {
         let mut t = Self::build(cfg)?;
         if let (true, Some(dir)) = (t.cfg.uses_segmentors(), &t.cfg.segmentor.init_from) {
             // Pretrained segmentors: their weights, this run's fresh Adam.
-            t.nets.load_weights_of(&[S_A, S_B], dir)?;
+            let ckpt = crate::checkpoint::resolve_checkpoint(dir).context("segmentor.init_from")?;
+            t.nets.load_weights_of(&[S_A, S_B], &ckpt)?;
         }
         Ok(t)
     }
@@ -148,6 +149,9 @@ impl Trainer {
             && w.ilog2() < 5
         {
             bail!("the U-Net needs slices of at least 32 px; these are {w} px");
+        }
+        if cfg.uses_segmentors() && (!w.is_power_of_two() || w < 32) {
+            bail!("{}: the segmentors (U-Nets) need slices of a power-of-two size of at least 32 px; these are {w} px", cfg.data.path.display());
         }
         if cfg.uses_segmentors() {
             check_labels(&train, cfg.segmentor.classes).with_context(|| {

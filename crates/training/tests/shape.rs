@@ -331,6 +331,7 @@ fn shape_without_labels_or_with_too_many_classes_is_refused_by_name() {
             format!("data.path={data:?}"),
             format!("out={:?}", dir.path().join("r").display().to_string()),
             "loss.shape=1".into(),
+            "loss.segmentation=1".into(),
         ],
     )
     .and_then(Trainer::new)
@@ -369,7 +370,8 @@ fn pretrained_segmentors_load_and_stay_frozen() {
     Trainer::new(first.clone()).unwrap().run(true).unwrap();
     let ckpt = first.out.join("checkpoints/last");
 
-    let init = format!("segmentor.init_from={:?}", ckpt.display().to_string());
+    // A run folder: its checkpoint is found as `translate` finds one.
+    let init = format!("segmentor.init_from={:?}", first.out.display().to_string());
     let mut set = steps.to_vec();
     set.extend([
         init.as_str(),
@@ -380,8 +382,10 @@ fn pretrained_segmentors_load_and_stay_frozen() {
     let cfg = shape_config(&dir.path().join("two"), &set);
     let mut t = Trainer::new(cfg.clone()).unwrap();
     let logits = |nets: &Nets, x: Tensor<4>| {
-        let s: &Segmentor = nets.get(S_B).unwrap();
-        read_f32(s.forward(x), "logits").unwrap()
+        [S_A, S_B].map(|name| {
+            let s: &Segmentor = nets.get(name).unwrap();
+            read_f32(s.forward(x.clone()), "logits").unwrap()
+        })
     };
     let device = Device::flex();
     let (x, _, _, _) = batch(&cfg, &device);
@@ -398,12 +402,14 @@ fn pretrained_segmentors_load_and_stay_frozen() {
     let rows: Vec<_> = (0..3).map(|_| t.train_step().unwrap()).collect();
     assert!(term(&rows[0], "seg_b").is_none() && term(&rows[0], "shape").is_some());
     let got = logits(&t.nets, x.clone().autodiff());
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(worst < 1e-5, "the frozen S_B moved by {worst}");
+    for (k, name) in [S_A, S_B].iter().enumerate() {
+        let worst = got[k]
+            .iter()
+            .zip(&want[k])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "the frozen {name} moved by {worst}");
+    }
     let g_after = read_f32(
         t.nets.get::<Generator>(G).unwrap().forward(x.autodiff()),
         "G",
