@@ -700,19 +700,38 @@ fn results_markdown(
             "- w_c = {w}: L_AC is significantly better on {ac} of 5 scores, L_C on {c}."
         );
     }
+    // Does any translation beat leaving the lesions in?
     let input = rows[0].summary();
-    for r in rows.iter().skip(2) {
-        let s = r.summary();
-        if s[3].0 <= input[3].0 {
+    let scored: Vec<(&Row, [(f64, f64); 5])> =
+        rows.iter().skip(2).map(|r| (r, r.summary())).collect();
+    let beat: Vec<String> = scored
+        .iter()
+        .filter(|(_, s)| s[3].0 > input[3].0)
+        .map(|(r, s)| format!("{} at w_c {} ({:.4})", r.method, fmt_w(r.weight), s[3].0))
+        .collect();
+    if let Some((best, s)) = scored.iter().max_by(|a, b| a.1[3].0.total_cmp(&b.1[3].0)) {
+        if beat.is_empty() {
             let _ = writeln!(
                 md,
-                "- {} at w_c {}: Dice {:.4} does not beat the lesioned input's {:.4}: \
-                 at this budget the translation does not remove lesions better than leaving \
-                 them.",
-                r.method,
-                fmt_w(r.weight),
+                "- No translation beats the lesioned input's Dice ({:.4}; the best is {} at \
+                 w_c {}, {:.4}). The best PSNR is {:.2} dB against the input's {:.2} dB. The \
+                 L_AC / L_C comparison above is between translators that have not converged.",
+                input[3].0,
+                best.method,
+                fmt_w(best.weight),
                 s[3].0,
-                input[3].0
+                scored
+                    .iter()
+                    .map(|x| x.1[1].0)
+                    .fold(f64::NEG_INFINITY, f64::max),
+                input[1].0
+            );
+        } else {
+            let _ = writeln!(
+                md,
+                "- Better Dice than the lesioned input ({:.4}): {}.",
+                input[3].0,
+                beat.join(", ")
             );
         }
     }

@@ -276,11 +276,17 @@ mod tests {
         let d = dir.path();
         assert!(!reuse_dataset(d, "a = 1").unwrap(), "nothing built yet");
         std::fs::write(d.join(MANIFEST_FILE), "{}").unwrap();
-        assert!(reuse_dataset(d, "a = 1").unwrap(), "a dataset from before the record");
+        assert!(
+            reuse_dataset(d, "a = 1").unwrap(),
+            "a dataset from before the record"
+        );
         record_settings(d, "a = 1").unwrap();
         assert!(reuse_dataset(d, "a = 1").unwrap());
         let e = reuse_dataset(d, "a = 2").unwrap_err().to_string();
-        assert!(e.contains("settings.toml") && e.contains("other data"), "{e}");
+        assert!(
+            e.contains("settings.toml") && e.contains("other data"),
+            "{e}"
+        );
     }
 
     #[test]
