@@ -12,7 +12,7 @@
 //! (S_B of the first no-shape run, which never saw a translation) on G(x)
 //! against x's labels. A misalignment-noise cell repeats both.
 use crate::grid::{finished_steps, score_run, train_grid, GridRun};
-use crate::plot::{image_grid, Tile};
+use crate::plot::{image_grid, line_panels, Panel, Series, Tile};
 use crate::slabs::{
     record_settings, reuse_dataset, slabs, write_dataset, AtlasSlices, AtlasSource, SplitArrays,
 };
@@ -366,6 +366,7 @@ pub fn report_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<V
     let md = results_markdown(cfg, &rows, &ceiling, &untranslated, test.len());
     write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
     report("drawing the figures");
+    noise_plot(&dir.join("metrics_vs_noise.png"), cfg, &rows)?;
     example_panel(
         &dir.join("examples.png"),
         &test,
@@ -509,9 +510,46 @@ fn results_markdown(
             );
         }
     }
-    md += "\nFigure: `examples.png` (test slices: T1 input with its labels, real T2, each cell's \
+    md += "\nFigures: `metrics_vs_noise.png` (Dice and PSNR against the noise level), `examples.png` (test slices: T1 input with its labels, real T2, each cell's \
            G(x) (first seed) and the reference segmentor's labels on it).\n";
     md
+}
+
+/// Dice and PSNR against the noise level, a line per shape weight.
+fn noise_plot(path: &Path, cfg: &ShapeConfig, rows: &[ShapeRow]) -> Result<()> {
+    let weights: Vec<f64> = std::iter::once(0.0)
+        .chain(cfg.shape_weights.iter().copied())
+        .collect();
+    let panel = |title: &str, unit: &str, value: &dyn Fn(&ShapeRow) -> f64| Panel {
+        title: title.into(),
+        x_label: "noise level".into(),
+        y_label: unit.into(),
+        series: weights
+            .iter()
+            .map(|&w| Series {
+                label: Cell { shape: w, noise: 0 }.label(),
+                points: rows
+                    .iter()
+                    .filter(|r| r.cell.shape == w)
+                    .map(|r| (r.cell.noise as f64, value(r)))
+                    .collect(),
+            })
+            .collect(),
+    };
+    let dice = |r: &ShapeRow| {
+        let all: Vec<f64> = r.dice.iter().flat_map(|d| d.1.iter().copied()).collect();
+        mean_std(&all).map_or(f64::NAN, |m| m.0)
+    };
+    line_panels(
+        path,
+        &[
+            panel("Dice of the reference segmentor on G(x)", "Dice", &dice),
+            panel("PSNR against the real T2", "dB", &|r| {
+                r.scores.mean(Metric::Psnr)
+            }),
+        ],
+        2,
+    )
 }
 
 /// Label maps as grey levels: 0..3 spread over the grey range.
