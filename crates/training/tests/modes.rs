@@ -11,8 +11,16 @@ fn mean(v: &[f64]) -> f64 {
 
 /// Train `steps` steps and return each term's trajectory.
 fn train(mode: &str, steps: usize) -> (Trainer, Vec<medtrans_training::LossRow>) {
+    train_with(mode, steps, &[])
+}
+
+fn train_with(
+    mode: &str,
+    steps: usize,
+    extra: &[&str],
+) -> (Trainer, Vec<medtrans_training::LossRow>) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = small_config(mode, &dir.path().join("run"), &[]);
+    let cfg = small_config(mode, &dir.path().join("run"), extra);
     let mut t = Trainer::new(cfg).unwrap();
     let rows: Vec<_> = (0..steps).map(|_| t.train_step().unwrap()).collect();
     for row in &rows {
@@ -84,7 +92,9 @@ fn cycle_reg_trains_every_network() {
 
 #[test]
 fn asymmetric_cycle_has_only_the_target_cycle() {
-    let (_, rows) = train("asymmetric", 25);
+    // The preset's U-Net, without dropout: its cycle loss is noisier from
+    // image to image than the ResNet's, so the trend needs 40 steps.
+    let (_, rows) = train_with("asymmetric", 40, &["generator.dropout=false"]);
     assert!(term(&rows[0], "cycle_a").is_none());
     assert_decreases(&rows, "cycle_b", "asymmetric");
 }
