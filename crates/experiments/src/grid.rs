@@ -3,7 +3,7 @@
 //! (resumed where a checkpoint exists, skipped when finished) with an ETA,
 //! then scored from its last checkpoint and tabulated. What an experiment
 //! adds is its cells, its claims and its figures.
-use anyhow::Result;
+use anyhow::{Context, Result};
 use medtrans_datasets::SliceDataset;
 use medtrans_io::Slice;
 use medtrans_metrics::{Metric, SliceScore, Summary};
@@ -82,6 +82,25 @@ pub fn train_grid(
         r.1 += trainer.step - first;
     }
     Ok(())
+}
+
+/// Progress lines go here.
+pub type Report<'a> = &'a mut dyn FnMut(&str);
+
+/// What an experiment's run command does before it reports: create the
+/// runs folder, build the experiment's data (`build`, once: it skips a
+/// dataset already there), then train the grid on `device`.
+pub fn build_and_train(
+    runs_dir: &Path,
+    device: &str,
+    runs: &[GridRun],
+    build: &mut dyn FnMut(Report) -> Result<()>,
+    report: Report,
+) -> Result<()> {
+    std::fs::create_dir_all(runs_dir)
+        .with_context(|| format!("creating {}", runs_dir.display()))?;
+    build(report)?;
+    train_grid(runs, &[format!("train.device={device:?}")], report)
 }
 
 /// The step count of a run that reached the end of its schedule, from its

@@ -12,7 +12,7 @@
 //! best intensity window against the clean slice's white matter), and the
 //! error inside the lesions; paired Wilcoxon tests compare L_AC with L_C
 //! per w_c.
-use crate::grid::{finished_steps, score_run, train_grid, GridRun};
+use crate::grid::{build_and_train, finished_steps, score_run, GridRun};
 use crate::plot::{image_grid, line_panels, Panel, Series, Tile};
 use crate::slabs::{
     interleaved, mask_slice, read_maps, record_settings, reuse_dataset, slabs, write_dataset,
@@ -428,12 +428,11 @@ impl Row {
 
 /// Build the dataset, train every run (resumably) and report.
 pub fn run_many_to_one(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Result<Vec<Row>> {
-    std::fs::create_dir_all(&cfg.runs)
-        .with_context(|| format!("creating {}", cfg.runs.display()))?;
-    build_dataset(cfg, report)?;
-    train_grid(
+    build_and_train(
+        &cfg.runs,
+        cfg.device(),
         &cfg.grid()?,
-        &[format!("train.device={:?}", cfg.device())],
+        &mut |r| build_dataset(cfg, r),
         report,
     )?;
     report_many_to_one(cfg, report)

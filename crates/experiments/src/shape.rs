@@ -11,7 +11,7 @@
 //! and SSIM against the real T2, and Dice of one fixed reference segmentor
 //! (S_B of the first no-shape run, which never saw a translation) on G(x)
 //! against x's labels. A misalignment-noise cell repeats both.
-use crate::grid::{finished_steps, score_run, train_grid, GridRun};
+use crate::grid::{build_and_train, finished_steps, score_run, GridRun};
 use crate::plot::{image_grid, line_panels, Panel, Series, Tile};
 use crate::slabs::{
     record_settings, reuse_dataset, slabs, write_dataset, AtlasSlices, AtlasSource, SplitArrays,
@@ -277,12 +277,11 @@ fn structure_dice(seg: &Slice, truth: &Slice) -> (f64, [Option<f64>; 3]) {
 }
 
 pub fn run_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<Vec<ShapeRow>> {
-    std::fs::create_dir_all(&cfg.runs)
-        .with_context(|| format!("creating {}", cfg.runs.display()))?;
-    build_dataset(cfg, report)?;
-    train_grid(
+    build_and_train(
+        &cfg.runs,
+        cfg.device(),
         &cfg.grid()?,
-        &[format!("train.device={:?}", cfg.device())],
+        &mut |r| build_dataset(cfg, r),
         report,
     )?;
     report_shape(cfg, report)
