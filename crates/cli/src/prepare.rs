@@ -36,6 +36,13 @@ pub struct Args {
     /// Label map of B per subject, stored as B_labels.npy.
     #[arg(long)]
     labels_b: Vec<PathBuf>,
+    /// Per-slice labels for a predictor (predictor-guided translation): a
+    /// CSV of `volume,slice,label` rows, `volume` one of the --a or --b
+    /// files (path relative to the CSV, or its file name), `slice` the index
+    /// along --axis in that volume. Stored per split as
+    /// A_slice_labels.npy / B_slice_labels.npy.
+    #[arg(long, value_name = "CSV")]
+    slice_labels: Option<PathBuf>,
     /// New dataset folder (must not exist or be empty).
     #[arg(long)]
     out: PathBuf,
@@ -180,6 +187,7 @@ pub fn run(args: Args) -> Result<()> {
         fractions: parse_fractions(&args.fractions)?,
         gap: args.gap,
     };
+    spec.slice_labels = args.slice_labels.clone();
     let m = run_prepare(&spec)?;
     say!("dataset written to {}", args.out.display());
     for split in medtrans_datasets::SPLITS {
@@ -187,6 +195,19 @@ pub fn run(args: Args) -> Result<()> {
             "  {split:<5} {:>5} slices",
             m.splits.get(split).map_or(0, |r| r.len())
         );
+    }
+    if let Some(l) = &m.slice_labels {
+        say!(
+            "  slice labels: {} A and {} B slices labelled",
+            l.stored[0],
+            l.stored[1]
+        );
+        if l.dropped > 0 {
+            say!(
+                "  warning: {} labelled slices were dropped by --slices or --min-foreground",
+                l.dropped
+            );
+        }
     }
     Ok(())
 }

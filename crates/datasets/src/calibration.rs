@@ -13,6 +13,10 @@ pub struct ModelInfo {
     pub axis: Option<usize>,
     /// How source volumes were scaled to [-1, 1].
     pub normalization_a: Option<Normalization>,
+    /// How target volumes were scaled to [-1, 1] (what a predictor of
+    /// target images expects).
+    #[serde(default)]
+    pub normalization_b: Option<Normalization>,
     /// Target units of [-1, 1]: the mean of the training subjects' maps.
     pub target_map: Option<IntensityMap>,
     /// Whether training volumes were masked (outside set to -1).
@@ -28,6 +32,7 @@ impl ModelInfo {
                 size,
                 axis: None,
                 normalization_a: None,
+                normalization_b: None,
                 target_map: None,
                 masked: false,
             };
@@ -47,6 +52,7 @@ impl ModelInfo {
             size: m.size,
             axis: Some(m.axis),
             normalization_a: Some(m.normalization_a.clone()),
+            normalization_b: Some(m.normalization_b.clone()),
             target_map,
             masked: m.has_mask,
         }

@@ -1,4 +1,5 @@
 use crate::manifest::{Manifest, SliceRef, MANIFEST_FILE};
+use crate::slice_labels::SLICE_LABEL_FILES;
 use crate::{DatasetError, Result};
 use medtrans_io::{list_files, read_npy, Slice};
 use medtrans_transforms::{
@@ -48,6 +49,9 @@ pub struct Pair {
     /// has them (`A_labels.npy`, `B_labels.npy`).
     pub a_labels: Option<Slice>,
     pub b_labels: Option<Slice>,
+    /// A's and B's per-slice predictor labels, where the slice has one.
+    pub a_slice_label: Option<f32>,
+    pub b_slice_label: Option<f32>,
 }
 
 /// One split of a dataset, held in memory.
@@ -61,11 +65,19 @@ pub struct SliceDataset {
     /// beside `A.npy` in a prepared split.
     pub labels_a: Option<Vec<Slice>>,
     pub labels_b: Option<Vec<Slice>>,
+    /// Per-slice predictor labels of A's and B's slices (NaN: none), from
+    /// `A_slice_labels.npy` and `B_slice_labels.npy`.
+    pub slice_labels_a: Option<Vec<f32>>,
+    pub slice_labels_b: Option<Vec<f32>>,
     /// Source of each slice, for prepared datasets.
     pub refs: Option<Vec<SliceRef>>,
     pub manifest: Option<Manifest>,
     pub root: PathBuf,
     pub split: String,
+}
+
+fn slice_label(labels: &Option<Vec<f32>>, i: usize) -> Option<f32> {
+    labels.as_ref().map(|l| l[i]).filter(|v| !v.is_nan())
 }
 
 /// The first `<split>*` folder of `root` holding an `A/` folder.
@@ -194,6 +206,32 @@ impl SliceDataset {
             Ok(Some(l))
         };
         let (labels_a, labels_b) = (labels("A_labels.npy")?, labels("B_labels.npy")?);
+        let slice_labels = |name: &str| -> Result<Option<Vec<f32>>> {
+            let p = dir.join(name);
+            if !p.is_file() {
+                return Ok(None);
+            }
+            let arr = read_npy(&p)?;
+            if arr.shape != [refs.len()] {
+                return Err(DatasetError::Volume {
+                    path: p,
+                    msg: format!(
+                        "has shape {:?}; expected one label per slice, [{}]",
+                        arr.shape,
+                        refs.len()
+                    ),
+                });
+            }
+            if let Some(v) = arr.data.iter().find(|v| v.is_infinite()) {
+                return Err(DatasetError::Volume {
+                    path: p,
+                    msg: format!("holds {v}; labels are finite (NaN marks an unlabelled slice)"),
+                });
+            }
+            Ok(Some(arr.data))
+        };
+        let slice_labels_a = slice_labels(SLICE_LABEL_FILES[0])?;
+        let slice_labels_b = slice_labels(SLICE_LABEL_FILES[1])?;
         if a.len() != refs.len()
             || b.len() != refs.len()
             || mask.as_ref().is_some_and(|m| m.len() != refs.len())
@@ -214,6 +252,8 @@ impl SliceDataset {
             mask,
             labels_a,
             labels_b,
+            slice_labels_a,
+            slice_labels_b,
             refs: Some(refs),
             manifest: Some(manifest),
             root: root.to_path_buf(),
@@ -291,6 +331,8 @@ impl SliceDataset {
             mask: None,
             labels_a: None,
             labels_b: None,
+            slice_labels_a: None,
+            slice_labels_b: None,
             refs: None,
             manifest: None,
             root: root.to_path_buf(),
@@ -339,6 +381,8 @@ impl SliceDataset {
                 .labels_b
                 .as_ref()
                 .map(|l| affine_warp_labels(&l[b_index], &noise_b, 0.0)),
+            a_slice_label: slice_label(&self.slice_labels_a, i),
+            b_slice_label: slice_label(&self.slice_labels_b, b_index),
             noise_a,
             noise_b,
             b_index,

@@ -11,15 +11,17 @@ mod dataset;
 mod manifest;
 mod pipeline;
 mod prepare;
+mod slice_labels;
 pub mod seeds;
 
 pub use calibration::ModelInfo;
 pub use dataset::{Pair, PairOptions, Pairing, SliceDataset};
 pub use manifest::{
-    Manifest, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
+    Manifest, SliceLabelSummary, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
 };
 pub use pipeline::{mask_inside, mask_to_background, normalise, SlicePipeline};
 pub use prepare::{prepare, PrepareSpec, SubjectSpec};
+pub use slice_labels::{SliceLabelRow, SliceLabelTable, SLICE_LABEL_FILES};
 
 use std::path::PathBuf;
 

@@ -27,6 +27,19 @@ pub struct Manifest {
     pub subjects: Vec<SubjectRecord>,
     /// Slices of each split, in storage order.
     pub splits: BTreeMap<String, Vec<SliceRef>>,
+    /// Where per-slice predictor labels came from, and how many survived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice_labels: Option<SliceLabelSummary>,
+}
+
+/// What became of a labels CSV's rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SliceLabelSummary {
+    pub csv: PathBuf,
+    /// Labelled slices stored, of A and of B, over every split.
+    pub stored: [usize; 2],
+    /// Rows whose slice the range or foreground filter dropped.
+    pub dropped: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

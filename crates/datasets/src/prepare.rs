@@ -1,9 +1,10 @@
 //! `medtrans prepare`: volumes to a dataset folder of normalised N x N slices.
 
 use crate::manifest::{
-    Manifest, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
+    Manifest, SliceLabelSummary, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
 };
 use crate::pipeline::{mask_inside, normalise, SlicePipeline};
+use crate::slice_labels::{SliceLabelTable, SLICE_LABEL_FILES};
 use crate::{DatasetError, Result};
 use medtrans_io::{read_volume, write_npy, ReadOptions, Slice, Volume};
 use medtrans_transforms::{foreground_fraction, Normalization, SquareFit};
@@ -37,6 +38,8 @@ pub struct PrepareSpec {
     /// Output slices are `size` x `size`.
     pub size: usize,
     pub split: SplitSpec,
+    /// A CSV of per-slice predictor labels (`volume,slice,label`).
+    pub slice_labels: Option<PathBuf>,
     pub out: PathBuf,
 }
 
@@ -51,6 +54,7 @@ impl PrepareSpec {
             norm_b: Normalization::default(),
             size: 128,
             split: SplitSpec::default(),
+            slice_labels: None,
             out: out.into(),
         }
     }
@@ -261,6 +265,21 @@ pub fn prepare(
         loaded.push(load_subject(spec, i, s)?);
     }
     progress(total, total, "writing slices");
+    // Per-slice labels by (subject, side, index); read before anything is
+    // written so that a bad row leaves no half-made dataset.
+    let mut slice_labels: BTreeMap<(usize, usize, usize), f32> = BTreeMap::new();
+    if let Some(csv) = &spec.slice_labels {
+        let table = SliceLabelTable::read(csv)?;
+        let volumes: Vec<(PathBuf, usize)> = spec
+            .subjects
+            .iter()
+            .zip(&loaded)
+            .flat_map(|(s, l)| [(s.a.clone(), l.a.len()), (s.b.clone(), l.b.len())])
+            .collect();
+        for (v, index, label) in table.resolve(&volumes)? {
+            slice_labels.insert((v / 2, v % 2, index), label);
+        }
+    }
 
     // Assign every kept slice to a split.
     let mut splits: BTreeMap<String, Vec<SliceRef>> =
@@ -311,6 +330,7 @@ pub fn prepare(
             "label maps were given for some subjects but not all: give them for every subject or none".into(),
         ));
     }
+    let mut stored = [0usize; 2];
     for (split, refs) in &splits {
         if refs.is_empty() {
             continue;
@@ -324,7 +344,16 @@ pub fn prepare(
         let mut b = Vec::with_capacity(refs.len() * n * n);
         let mut m: Vec<u8> = Vec::new();
         let mut lab: [Vec<u8>; 2] = Default::default();
+        let mut per_slice: [Vec<f32>; 2] = Default::default();
         for r in refs {
+            for (k, v) in per_slice.iter_mut().enumerate() {
+                v.push(
+                    slice_labels
+                        .get(&(r.subject, k, r.index))
+                        .copied()
+                        .unwrap_or(f32::NAN),
+                );
+            }
             let l = &loaded[r.subject];
             let pipe = SlicePipeline {
                 axis: spec.axis,
@@ -355,6 +384,13 @@ pub fn prepare(
                 write_npy(&dir.join(name), &shape, &lab[k]).map_err(DatasetError::Io)?;
             }
         }
+        for (k, name) in SLICE_LABEL_FILES.iter().enumerate() {
+            if slice_labels.keys().any(|key| key.1 == k) {
+                write_npy(&dir.join(name), &[refs.len()], &per_slice[k])
+                    .map_err(DatasetError::Io)?;
+                stored[k] += per_slice[k].iter().filter(|v| !v.is_nan()).count();
+            }
+        }
     }
     let manifest = Manifest {
         format_version: 1,
@@ -369,6 +405,11 @@ pub fn prepare(
         has_mask,
         subjects: loaded.into_iter().map(|l| l.record).collect(),
         splits,
+        slice_labels: spec.slice_labels.as_ref().map(|csv| SliceLabelSummary {
+            csv: csv.clone(),
+            stored,
+            dropped: slice_labels.len() - stored[0] - stored[1],
+        }),
     };
     manifest.save(&spec.out.join(MANIFEST_FILE))?;
     Ok(manifest)

@@ -41,6 +41,11 @@ pub fn l1<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<1> {
     (a - b).abs().mean()
 }
 
+/// Mean squared difference: the predictor's regression loss.
+pub fn mse<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<1> {
+    (a - b).powi_scalar(2).mean()
+}
+
 /// RegGAN's correction loss: L1 between the registered translation
 /// `warp(fake, field)` and the (possibly misaligned) target.
 pub fn correction(fake: Tensor<4>, field: Tensor<4>, target: Tensor<4>) -> Tensor<1> {

@@ -3,7 +3,9 @@
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::Pairing;
 use medtrans_losses::GanLoss;
-use medtrans_networks::{GeneratorConfig, GeneratorKind, RegistrationConfig, SegmentorConfig};
+use medtrans_networks::{
+    GeneratorConfig, GeneratorKind, PredictorConfig, RegistrationConfig, SegmentorConfig,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -34,6 +36,8 @@ pub struct TrainConfig {
     pub registration: RegistrationConfig,
     /// The segmentors S_A and S_B of the shape-consistency loss.
     pub segmentor: SegmentorConfig,
+    /// The predictor P of predictor-guided translation.
+    pub predictor: PredictorConfig,
     pub loss: LossConfig,
     pub optim: OptimConfig,
     pub train: ScheduleConfig,
@@ -97,6 +101,15 @@ pub struct LossConfig {
     /// The segmentors' own loss on real labelled images: CE(S_A(x), labels
     /// of x) + CE(S_B(y), labels of y).
     pub segmentation: f64,
+    /// The predictor's own loss L_pred on labelled slices: translated
+    /// sources P(G(x)) (G's output detached) and real targets P(y). Any
+    /// weight > 0 gives the run a predictor P; it needs per-slice labels
+    /// (`medtrans prepare --slice-labels`).
+    pub prediction: f64,
+    /// Predictor guidance (the paper's lambda, 1e-3): L_pred on P(G(x))
+    /// joins G's loss, so translations must also help P. 0 trains the plain
+    /// translator, P beside it.
+    pub guidance: f64,
     /// Factor on the discriminators' real + fake loss: 0.5 in the
     /// CycleGAN/pix2pix code, 1 in the RegGAN code.
     pub discriminator: f64,
@@ -153,6 +166,7 @@ impl Default for TrainConfig {
             discriminator: DiscriminatorSettings::default(),
             registration: RegistrationConfig::default(),
             segmentor: SegmentorConfig::default(),
+            predictor: PredictorConfig::default(),
             loss: LossConfig::default(),
             optim: OptimConfig::default(),
             train: ScheduleConfig::default(),
@@ -196,6 +210,8 @@ impl Default for LossConfig {
             smoothness: 0.0,
             shape: 0.0,
             segmentation: 0.0,
+            prediction: 0.0,
+            guidance: 0.0,
             discriminator: 0.5,
         }
     }
@@ -284,6 +300,11 @@ impl TrainConfig {
         self.loss.shape > 0.0 || self.loss.segmentation > 0.0
     }
 
+    /// Whether the run has the predictor P (and needs per-slice labels).
+    pub fn uses_predictor(&self) -> bool {
+        self.loss.prediction > 0.0 || self.loss.guidance > 0.0
+    }
+
     pub fn uses_registration(&self) -> bool {
         self.loss.correction > 0.0 || self.loss.smoothness > 0.0
     }
@@ -300,6 +321,8 @@ impl TrainConfig {
             ("smoothness", l.smoothness),
             ("shape", l.shape),
             ("segmentation", l.segmentation),
+            ("prediction", l.prediction),
+            ("guidance", l.guidance),
             ("discriminator", l.discriminator),
         ] {
             if !(w.is_finite() && w >= 0.0) {
@@ -325,6 +348,12 @@ impl TrainConfig {
         }
         if self.uses_segmentors() && self.segmentor.ngf == 0 {
             bail!("segmentor.ngf must be at least 1");
+        }
+        if self.uses_predictor() {
+            self.predictor.validate().map_err(anyhow::Error::msg)?;
+            if l.guidance > 0.0 && l.prediction == 0.0 {
+                bail!("loss.guidance needs a predictor that learns: set loss.prediction > 0 (1 is the paper's)");
+            }
         }
         if self.discriminator.conditional && self.uses_cycle() {
             bail!("discriminator.conditional (pix2pix) does not combine with the cycle loss");

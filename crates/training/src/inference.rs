@@ -10,6 +10,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use medtrans_datasets::{mask_inside, mask_to_background, normalise, SliceDataset, SlicePipeline};
 use medtrans_io::{Slice, Volume};
+use medtrans_transforms::Normalization;
 use medtrans_metrics::SliceScore;
 use medtrans_networks::{warp, Generator, RegistrationNet, Segmentor};
 use std::path::{Path, PathBuf};
@@ -163,26 +164,8 @@ impl Model {
         ) else {
             bail!("{}: this model was trained on slices without intensity calibration (no `medtrans prepare` manifest), so volumes cannot be mapped to and from its range", self.checkpoint.display());
         };
-        if let Some(m) = mask {
-            if m.shape() != vol.shape() {
-                bail!(
-                    "{}: mask shape {:?} differs from the volume's {:?}",
-                    m.source.display(),
-                    m.shape(),
-                    vol.shape()
-                );
-            }
-        }
         // The pipeline `prepare` ran on the training volumes, and back.
-        let inside = mask.map(mask_inside);
-        let mut src = vol.clone();
-        normalise(&mut src, norm, inside.as_deref())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", vol.source.display()))?;
-        let mvol = mask.map(|m| {
-            let mut m = m.clone();
-            m.data = inside.iter().flatten().map(|&k| k as u8 as f32).collect();
-            m
-        });
+        let (src, mvol) = normalised_input(vol, mask, norm)?;
         let mut out = vol.clone();
         out.data.fill(target.inverse(-1.0));
         let depth = vol.shape()[axis];
@@ -232,6 +215,35 @@ impl Model {
         mask_outside(&mut fakes, ds);
         Ok(fakes)
     }
+}
+
+/// A volume scaled to [-1, 1] as `prepare` scaled its training volumes
+/// (within `mask`, if given), and the mask as a 0/1 volume.
+pub fn normalised_input(
+    vol: &Volume,
+    mask: Option<&Volume>,
+    norm: &Normalization,
+) -> Result<(Volume, Option<Volume>)> {
+    if let Some(m) = mask {
+        if m.shape() != vol.shape() {
+            bail!(
+                "{}: mask shape {:?} differs from the volume's {:?}",
+                m.source.display(),
+                m.shape(),
+                vol.shape()
+            );
+        }
+    }
+    let inside = mask.map(mask_inside);
+    let mut src = vol.clone();
+    normalise(&mut src, norm, inside.as_deref())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", vol.source.display()))?;
+    let mvol = mask.map(|m| {
+        let mut m = m.clone();
+        m.data = inside.iter().flatten().map(|&k| k as u8 as f32).collect();
+        m
+    });
+    Ok((src, mvol))
 }
 
 /// With masks, the model answers inside them only, as `translate` does

@@ -28,13 +28,17 @@ pub const R: &str = "R";
 pub const S_A: &str = "S_A";
 /// The segmentor of domain B (shape consistency).
 pub const S_B: &str = "S_B";
+/// The predictor of domain B (predictor-guided translation).
+pub const P: &str = "P";
 
-/// Which loss a network learns from: the generator step's weighted sum
-/// (translators, R) or the discriminator step's.
+/// Which loss a network learns from, and at which learning rate: the
+/// generator step's weighted sum (translators, R, segmentors) or the
+/// discriminator step's (discriminators; the predictor, at its own rate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Generator,
     Discriminator,
+    Predictor,
 }
 
 /// One kind of network a run may have: its name (also its checkpoint file
@@ -108,6 +112,14 @@ pub const NETWORKS: &[NetSpec] = &[
             let s = c.segmentor.init(size, c.generator.out_channels, d);
             trained(S_B, s, &c.optim)
         },
+    },
+    NetSpec {
+        // Last: the other networks' initial weights stay those of the
+        // same run without a predictor.
+        name: P,
+        role: Role::Predictor,
+        wanted: TrainConfig::uses_predictor,
+        build: |c, _, d| trained(P, c.predictor.init(c.generator.out_channels, d), &c.optim),
     },
 ];
 

@@ -8,12 +8,15 @@
 //! The rows' order is the order of `losses.csv`'s columns and of the
 //! forward passes, so it is part of a seeded run's trajectory.
 use crate::config::{CycleDirection, LossConfig, TrainConfig};
-use crate::nets::{Nets, D_A, D_B, F, G, R, S_A, S_B};
+use crate::nets::{Nets, D_A, D_B, F, G, P, R, S_A, S_B};
 use crate::pool::ImagePool;
 use burn::module::Module;
 use burn::tensor::Tensor;
-use medtrans_losses::{correction, cross_entropy, gradient_difference, l1, smoothness};
-use medtrans_networks::{Discriminator, Generator, RegistrationNet, Segmentor};
+use burn::tensor::TensorData;
+use medtrans_losses::{correction, cross_entropy, gradient_difference, l1, mse, smoothness};
+use medtrans_networks::{
+    Discriminator, Generator, Predictor, PredictorTask, RegistrationNet, Segmentor,
+};
 use rand_chacha::ChaCha8Rng;
 
 /// One loss term of a step; `C` computes it from the step's tensors.
@@ -67,6 +70,73 @@ pub struct GeneratorStep<'a> {
     /// segmentors.
     labels_a: Option<Tensor<4>>,
     labels_b: Option<Tensor<4>>,
+    /// The batch's per-slice predictor labels of x.
+    pub slice_labels_a: SampleLabels,
+}
+
+/// The labelled samples of a batch (per-slice predictor labels): their
+/// positions in the batch and their labels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SampleLabels {
+    pub index: Vec<usize>,
+    pub value: Vec<f32>,
+}
+
+impl SampleLabels {
+    /// From each sample's label, where it has one.
+    pub fn of(labels: impl IntoIterator<Item = Option<f32>>) -> Self {
+        let mut out = Self::default();
+        for (i, l) in labels.into_iter().enumerate() {
+            if let Some(v) = l {
+                out.index.push(i);
+                out.value.push(v);
+            }
+        }
+        out
+    }
+}
+
+/// The predictor's loss on the labelled images of a batch: MSE on
+/// standardised labels (regression) or cross-entropy (classification),
+/// averaged over them; `None` when no image of the batch is labelled.
+pub fn prediction_loss(
+    p: &Predictor,
+    task: PredictorTask,
+    images: &Tensor<4>,
+    labels: &SampleLabels,
+) -> Option<Tensor<1>> {
+    if labels.index.is_empty() {
+        return None;
+    }
+    let device = images.device();
+    let picked = Tensor::cat(
+        labels
+            .index
+            .iter()
+            .map(|&i| images.clone().narrow(0, i, 1))
+            .collect(),
+        0,
+    );
+    let out = p.forward(picked);
+    let [n, c] = out.dims();
+    Some(match task {
+        PredictorTask::Regression => {
+            let r = Tensor::from_data(TensorData::new(labels.value.clone(), [n, 1]), &device);
+            mse(out, p.standardise(r))
+        }
+        PredictorTask::Classification => {
+            let mut v = vec![0f32; n * c];
+            for (k, &l) in labels.value.iter().enumerate() {
+                v[k * c + (l as usize).min(c - 1)] = 1.0;
+            }
+            let one_hot = Tensor::from_data(TensorData::new(v, [n, c, 1, 1]), &device);
+            cross_entropy(out.reshape([n, c, 1, 1]), one_hot)
+        }
+    })
+}
+
+fn zero(like: &Tensor<4>) -> Tensor<1> {
+    Tensor::zeros([1], &like.device())
 }
 
 impl<'a> GeneratorStep<'a> {
@@ -82,6 +152,7 @@ impl<'a> GeneratorStep<'a> {
             field: None,
             labels_a: None,
             labels_b: None,
+            slice_labels_a: SampleLabels::default(),
         }
     }
 
@@ -152,6 +223,10 @@ pub fn generator<'n>(nets: &'n Nets, name: &str) -> &'n Generator {
 fn segmentor<'n>(nets: &'n Nets, name: &str) -> &'n Segmentor {
     nets.get(name)
         .unwrap_or_else(|| panic!("terms needing {name} run with {name}"))
+}
+
+fn predictor(nets: &Nets) -> &Predictor {
+    nets.get(P).expect("terms needing P run with P")
 }
 
 fn discriminator<'n>(nets: &'n Nets, name: &str) -> &'n Discriminator {
@@ -285,6 +360,18 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
             cross_entropy(on_b, s.labels(false)) + cross_entropy(on_a, s.labels(true))
         },
     },
+    Term {
+        // Predictor guidance: P, frozen here (it learns in its own step),
+        // must get the labels of x right from G(x).
+        name: "guidance",
+        weight: |w| w.guidance,
+        needs: &[P],
+        compute: |s| {
+            let p = predictor(s.nets).clone().no_grad();
+            prediction_loss(&p, s.cfg.predictor.task, &s.fake_b, &s.slice_labels_a)
+                .unwrap_or_else(|| zero(&s.fake_b))
+        },
+    },
 ];
 
 /// The discriminator step's tensors: the batch, the fakes of the generator
@@ -300,11 +387,14 @@ pub struct DiscriminatorStep<'a> {
     pub pool_a: &'a mut ImagePool,
     pub pool_b: &'a mut ImagePool,
     pub rng: &'a mut ChaCha8Rng,
+    /// The batch's per-slice predictor labels of x and of y.
+    pub slice_labels_a: SampleLabels,
+    pub slice_labels_b: SampleLabels,
 }
 
-/// The discriminator step's terms; the discriminators learn from their
-/// weighted sum. Each scores the real image as real and a (pooled) fake as
-/// fake.
+/// The discriminator step's terms; the discriminators (and the predictor)
+/// learn from their weighted sum, each from its own terms only. Each
+/// discriminator scores the real image as real and a (pooled) fake as fake.
 pub const DISCRIMINATOR_TERMS: &[DiscriminatorTerm] = &[
     Term {
         name: "d_b",
@@ -329,6 +419,23 @@ pub const DISCRIMINATOR_TERMS: &[DiscriminatorTerm] = &[
             let gan = s.cfg.loss.gan;
             let real = gan.loss(d.forward(s.x.clone()), true);
             real + gan.loss(d.forward(fake), false)
+        },
+    },
+    Term {
+        // L_pred: P on labelled translated sources (G(x), detached) plus
+        // labelled real targets.
+        name: "pred",
+        weight: |w| w.prediction,
+        needs: &[P],
+        compute: |s| {
+            let (p, task) = (predictor(s.nets), s.cfg.predictor.task);
+            let on_fake = prediction_loss(p, task, &s.fake_b, &s.slice_labels_a);
+            let on_real = prediction_loss(p, task, &s.y, &s.slice_labels_b);
+            match (on_fake, on_real) {
+                (Some(a), Some(b)) => a + b,
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => zero(&s.y),
+            }
         },
     },
 ];

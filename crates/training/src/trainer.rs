@@ -11,7 +11,8 @@ use crate::pool::ImagePool;
 use crate::samples::write_sample_grid;
 use crate::tensors::{one_hot, stack};
 use crate::terms::{
-    generator, weighted, DiscriminatorStep, GeneratorStep, DISCRIMINATOR_TERMS, GENERATOR_TERMS,
+    generator, weighted, DiscriminatorStep, GeneratorStep, SampleLabels, DISCRIMINATOR_TERMS,
+    GENERATOR_TERMS,
 };
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
@@ -20,6 +21,7 @@ use medtrans_datasets::seeds::{stream_rng, stream_seed, Stream};
 use medtrans_datasets::{Pair, PairOptions, Pairing, SliceDataset};
 use medtrans_io::Slice;
 use medtrans_metrics::{metric_keys_csv, Metric, Summary};
+use medtrans_networks::{PredictorConfig, PredictorTask};
 use rand::seq::SliceRandom;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -100,7 +102,7 @@ impl Trainer {
     }
 
     /// The run as configured, networks freshly initialised.
-    fn build(cfg: TrainConfig) -> Result<Self> {
+    fn build(mut cfg: TrainConfig) -> Result<Self> {
         let device = device_from_name(&cfg.train.device)?.autodiff();
         device.seed(cfg.train.seed);
         if cfg.data.path.as_os_str().is_empty() {
@@ -157,6 +159,14 @@ impl Trainer {
             check_labels(&train, cfg.segmentor.classes).with_context(|| {
                 format!(
                     "loss.shape and loss.segmentation need label maps in {}",
+                    cfg.data.path.display()
+                )
+            })?;
+        }
+        if cfg.uses_predictor() {
+            check_slice_labels(&train, &mut cfg.predictor).with_context(|| {
+                format!(
+                    "loss.prediction and loss.guidance need per-slice labels in {} (medtrans prepare --slice-labels)",
                     cfg.data.path.display()
                 )
             })?;
@@ -282,9 +292,12 @@ impl Trainer {
                 .map(|m| one_hot(&m, self.cfg.segmentor.classes, &self.device))
         };
         let (labels_a, labels_b) = (labels(|p| &p.a_labels), labels(|p| &p.b_labels));
+        let slice_labels_a = SampleLabels::of(pairs.iter().map(|p| p.a_slice_label));
+        let slice_labels_b = SampleLabels::of(pairs.iter().map(|p| p.b_slice_label));
         // --- generators and R: the weighted sum of the enabled terms -----
         let mut g_step = GeneratorStep::new(&self.cfg, &self.nets, x.clone(), y.clone())
             .with_labels(labels_a, labels_b);
+        g_step.slice_labels_a = slice_labels_a.clone();
         let mut terms = weighted(GENERATOR_TERMS, &self.cfg, &self.nets, &mut g_step);
         if terms.is_empty() {
             bail!("every loss weight is 0: nothing to train");
@@ -315,11 +328,15 @@ impl Trainer {
             pool_a: &mut self.pool_a,
             pool_b: &mut self.pool_b,
             rng: &mut rng,
+            slice_labels_a,
+            slice_labels_b,
         };
         let d_terms = weighted(DISCRIMINATOR_TERMS, &self.cfg, &self.nets, &mut d_step);
         if !d_terms.is_empty() {
             let mut grads = sum(&d_terms).backward();
             self.nets.step(Role::Discriminator, lr, &mut grads);
+            let lr_p = self.cfg.predictor.lr * self.cfg.lr_factor(epoch);
+            self.nets.step(Role::Predictor, lr_p, &mut grads);
         }
         terms.extend(d_terms);
 
@@ -534,6 +551,54 @@ fn check_labels(ds: &SliceDataset, classes: usize) -> Result<()> {
                 dir.join(name).display(),
                 classes - 1
             );
+        }
+    }
+    Ok(())
+}
+
+/// The training split's per-slice labels must exist and fit the task; a
+/// regression's label mean and spread are filled in where not given.
+fn check_slice_labels(ds: &SliceDataset, p: &mut PredictorConfig) -> Result<()> {
+    let dir = ds.root.join(&ds.split);
+    let labelled: Vec<f32> = [&ds.slice_labels_a, &ds.slice_labels_b]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .filter(|v| !v.is_nan())
+        .collect();
+    if labelled.is_empty() {
+        bail!(
+            "{} has no labelled slice (A_slice_labels.npy or B_slice_labels.npy)",
+            dir.display()
+        );
+    }
+    match p.task {
+        PredictorTask::Classification => {
+            if let Some(v) = labelled
+                .iter()
+                .find(|v| !(v.fract() == 0.0 && **v >= 0.0 && (**v as usize) < p.classes))
+            {
+                bail!(
+                    "{} holds the label {v}, but predictor.classes = {} (classes are 0..{})",
+                    dir.display(),
+                    p.classes,
+                    p.classes - 1
+                );
+            }
+        }
+        PredictorTask::Regression => {
+            let n = labelled.len() as f64;
+            let mean = labelled.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let var = labelled
+                .iter()
+                .map(|&v| (v as f64 - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            p.label_mean.get_or_insert(mean as f32);
+            // A constant label still needs a scale.
+            p.label_std
+                .get_or_insert(if var > 0.0 { var.sqrt() as f32 } else { 1.0 });
         }
     }
     Ok(())
