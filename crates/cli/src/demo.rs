@@ -61,6 +61,9 @@ pub fn demo_spec(data: &Path, out: &Path, size: usize) -> PrepareSpec {
     spec.size = size;
     spec.min_foreground = 0.1;
     spec.split = SplitSpec::default();
+    // Each slice's brain area (mm²): labels for the guided mode's predictor.
+    let labels = data.join("brain_area.csv");
+    spec.slice_labels = labels.is_file().then_some(labels);
     spec
 }
 

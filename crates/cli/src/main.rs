@@ -20,6 +20,7 @@ mod demo_data;
 mod evaluate;
 mod experiment;
 mod info;
+mod predict;
 mod prepare;
 mod preview;
 mod progress;
@@ -47,6 +48,7 @@ enum Command {
     Preview(preview::Args),
     Train(train::Args),
     Translate(translate::Args),
+    Predict(predict::Args),
     Evaluate(evaluate::Args),
     Demo(demo::Args),
     Bench(bench::Args),
@@ -70,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Preview(a) => preview::run(a),
         Command::Train(a) => train::run(a),
         Command::Translate(a) => translate::run(a),
+        Command::Predict(a) => predict::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),

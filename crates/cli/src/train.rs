@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// Train a translation model.
 ///
 /// The mode is a config: start from a preset in configs/ (pix2pix, cycle,
-/// nc, cycle+reg, reggan, asymmetric) and override fields with --set. The
+/// nc, cycle+reg, reggan, asymmetric, guided) and override fields with --set. The
 /// run folder gets config.toml (the effective config), losses.csv,
 /// validation.csv, samples/epoch_NNN.png and checkpoints/{best,last}.
 ///

@@ -216,10 +216,13 @@ fn train_evaluate_translate_from_the_command_line() {
         d.join("mask.nii.gz").to_str().unwrap(),
         "--size",
         "32",
+        "--slice-labels",
+        d.join("brain_area.csv").to_str().unwrap(),
         "--out",
         data.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("slice labels:"), "{}", stdout(&o));
     let train = |mode: &str, run: &Path, extra: &[&str]| {
         let data_set = format!("data.path={:?}", data.to_str().unwrap());
         let out_set = format!("out={:?}", run.to_str().unwrap());
@@ -316,4 +319,60 @@ fn train_evaluate_translate_from_the_command_line() {
         stderr(&o)
     );
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+
+    // The guided mode's predictor, applied to the target volume.
+    let guided = dir.path().join("guided");
+    let o = train(
+        "guided",
+        &guided,
+        &["--set", "predictor.width=8", "--set", "predictor.blocks=[1]"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let predict = |model: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            d.to_str().unwrap(),
+        ];
+        a.extend(extra);
+        medtrans(&a)
+    };
+    let t2 = d.join("t2.nii.gz");
+    let mask = d.join("mask.nii.gz");
+    let with_input = |model: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            t2.to_str().unwrap(),
+            "--mask",
+            mask.to_str().unwrap(),
+        ];
+        a.extend(extra);
+        medtrans(&a)
+    };
+    let o = with_input(&guided, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let depth = medtrans_io::read_volume(&t2, &Default::default())
+        .unwrap()
+        .shape()[2];
+    assert_eq!(text.lines().next(), Some("slice,prediction"));
+    assert_eq!(text.lines().count(), depth + 1, "{text}");
+    let csv = dir.path().join("areas.csv");
+    let o = with_input(&guided, &["--output", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().trim_end(), text.trim_end());
+    // A run without a predictor, and a folder that is no volume, are named.
+    let o = with_input(&r1, &[]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no predictor"),
+        "{}",
+        stderr(&o)
+    );
+    let o = predict(&guided, &[]);
+    assert!(!o.status.success() && stderr(&o).contains("demo"), "{}", stderr(&o));
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// The presets shipped in `configs/`, by mode name. Embedded so that the
 /// binary works without the checkout.
-pub const PRESETS: [(&str, &str); 6] = [
+pub const PRESETS: [(&str, &str); 7] = [
     ("pix2pix", include_str!("../../../configs/pix2pix.toml")),
     ("cycle", include_str!("../../../configs/cycle.toml")),
     ("nc", include_str!("../../../configs/nc.toml")),
@@ -21,6 +21,7 @@ pub const PRESETS: [(&str, &str); 6] = [
         "asymmetric",
         include_str!("../../../configs/asymmetric.toml"),
     ),
+    ("guided", include_str!("../../../configs/guided.toml")),
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

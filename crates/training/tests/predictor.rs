@@ -117,6 +117,18 @@ fn prepare_stores_the_csv_labels_per_slice_and_pairs_carry_them() {
     let rows = areas.len().div_ceil(2) + areas.len().div_ceil(3);
     assert_eq!(m.stored[0] + m.stored[1] + m.dropped, rows);
     assert!(m.dropped > 0, "the demo's empty end slices are labelled too");
+
+    // The shipped labels (numpy, scripts/make_demo_labels.py) are the same
+    // measurement.
+    let text = std::fs::read_to_string(demo_data().join("brain_area.csv")).unwrap();
+    let mut rows = 0;
+    for l in text.lines().skip(1) {
+        let c: Vec<&str> = l.split(',').collect();
+        let (k, v): (usize, f32) = (c[1].parse().unwrap(), c[2].parse().unwrap());
+        assert!((v - areas[k]).abs() < 1e-3, "slice {k}: {v} vs {}", areas[k]);
+        rows += 1;
+    }
+    assert_eq!(rows, 2 * areas.iter().filter(|&&a| a > 0.0).count());
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub fn dataset(size: usize) -> &'static Path {
         spec.size = size;
         spec.min_foreground = 0.1;
         spec.split = SplitSpec::default();
+        // Brain area per slice, for the guided preset's predictor.
+        spec.slice_labels = Some(d.join("brain_area.csv"));
         prepare(&spec, &mut |_, _, _| {}).unwrap();
         (tmp, out)
     });
