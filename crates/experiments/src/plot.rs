@@ -170,6 +170,75 @@ fn draw_panel(area: &DrawingArea<BitMapBackend, plotters::coord::Shift>, p: &Pan
     Ok(())
 }
 
+/// One bar of a bar chart: a mean with a +- std whisker.
+#[derive(Debug, Clone)]
+pub struct Bar {
+    pub label: String,
+    pub mean: f64,
+    pub std: f64,
+}
+
+/// Bars (mean +- std) with their labels under them, 120 px per bar.
+pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Result<()> {
+    font()?;
+    if bars.is_empty() {
+        bail!("{}: a bar chart needs at least one bar", path.display());
+    }
+    let (w, h) = ((160 + 120 * bars.len()) as u32, 420u32);
+    let top = bars
+        .iter()
+        .map(|b| b.mean + b.std)
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let n = bars.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..(top * 1.1).max(1e-9))
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|v| {
+                let i = v.round();
+                if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                    bars[i as usize].label.clone()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc(y_label)
+            .label_style(("sans-serif", 13))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(draw_err)?;
+        for (i, b) in bars.iter().enumerate() {
+            let x = i as f64;
+            let c = colour(i);
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x - 0.35, 0.0), (x + 0.35, b.mean)],
+                    c.filled(),
+                )))
+                .map_err(draw_err)?;
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, b.mean - b.std), (x, b.mean + b.std)],
+                    BLACK.stroke_width(2),
+                )))
+                .map_err(draw_err)?;
+        }
+        root.present().map_err(draw_err)?;
+    }
+    save_rgb(path, w, h, buf)
+}
+
 /// One image of a grid: grey values mapped from [lo, hi], with optional
 /// polylines (x, y in pixels) drawn on top, e.g. a deformed sampling grid.
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::{
     prepare, Manifest, PrepareSpec, SliceRef, SplitSpec, SubjectSpec, MANIFEST_FILE,
+    SLICE_LABEL_FILES,
 };
 use medtrans_io::{read_npy, write_npy, Slice};
 use serde::{Deserialize, Serialize};
@@ -158,6 +159,9 @@ pub struct SplitArrays {
     pub b: Vec<Slice>,
     pub mask: Vec<Vec<bool>>,
     pub extra: Vec<(String, Vec<Slice>)>,
+    /// Per-slice predictor labels of A and B (NaN: unlabelled), stored as
+    /// `A_slice_labels.npy` and `B_slice_labels.npy`.
+    pub slice_labels: [Option<Vec<f32>>; 2],
 }
 
 /// Write a dataset `medtrans train` reads: `manifest.json` (the base
@@ -192,6 +196,14 @@ pub fn write_dataset(dir: &Path, base: &AtlasSlices, splits: &[(&str, SplitArray
                 .flat_map(|s| s.data.iter().map(|&x| x.round().clamp(0.0, 255.0) as u8))
                 .collect();
             write_npy(&d.join(format!("{file}.npy")), &shape, &v)?;
+        }
+        for (file, labels) in SLICE_LABEL_FILES.iter().zip(&s.slice_labels) {
+            if let Some(l) = labels {
+                if l.len() != s.a.len() {
+                    bail!("split {name}: {} slice labels for {} slices", l.len(), s.a.len());
+                }
+                write_npy(&d.join(file), &[l.len()], l)?;
+            }
         }
         manifest.splits.insert(
             name.to_string(),

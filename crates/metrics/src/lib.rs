@@ -17,7 +17,7 @@ pub use scores::{
     format_p, metric_keys_csv, scores_csv, summary_table, Metric, SliceScore, Summary,
 };
 pub use ssim::{ssim, ssim_gaussian};
-pub use stats::{mean_std, wilcoxon_signed_rank, Wilcoxon};
+pub use stats::{mean_std, paired_t_test, wilcoxon_signed_rank, TTest, Wilcoxon};
 
 use medtrans_core::Slice;
 

@@ -126,3 +126,114 @@ fn erfc(x: f64) -> f64 {
         2.0 - r
     }
 }
+
+/// Result of a two-sided paired Student's t-test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TTest {
+    /// Mean difference (a - b) over its standard error.
+    pub t: f64,
+    /// Degrees of freedom: pairs minus one.
+    pub df: f64,
+    pub p_value: f64,
+}
+
+/// Paired two-sided Student's t-test of `a` against `b`, as
+/// `scipy.stats.ttest_rel` computes it: for comparing settings over the
+/// same random splits. `None` for fewer than two finite pairs or when every
+/// difference is the same (no spread to test against).
+pub fn paired_t_test(a: &[f64], b: &[f64]) -> Option<TTest> {
+    assert_eq!(a.len(), b.len(), "paired test needs equal lengths");
+    let d: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x - y)
+        .filter(|x| x.is_finite())
+        .collect();
+    let n = d.len() as f64;
+    if d.len() < 2 {
+        return None;
+    }
+    let mean = d.iter().sum::<f64>() / n;
+    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    if var <= 0.0 {
+        return None;
+    }
+    let t = mean / (var / n).sqrt();
+    let df = n - 1.0;
+    // P(|T| > |t|) = I_{df / (df + t²)}(df / 2, 1 / 2).
+    let p_value = regularized_beta(df / (df + t * t), df / 2.0, 0.5).clamp(0.0, 1.0);
+    Some(TTest { t, df, p_value })
+}
+
+/// The regularised incomplete beta function I_x(a, b), by its continued
+/// fraction (modified Lentz), with the symmetry I_x(a, b) = 1 - I_{1-x}(b, a)
+/// where the fraction converges slowly.
+fn regularized_beta(x: f64, a: f64, b: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let ln_front = ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln();
+    if x < (a + 1.0) / (a + b + 2.0) {
+        ln_front.exp() * beta_fraction(x, a, b) / a
+    } else {
+        1.0 - ln_front.exp() * beta_fraction(1.0 - x, b, a) / b
+    }
+}
+
+fn beta_fraction(x: f64, a: f64, b: f64) -> f64 {
+    const TINY: f64 = 1e-300;
+    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
+    let mut c = 1.0;
+    let mut d = 1.0 - qab * x / qap;
+    d = 1.0 / if d.abs() < TINY { TINY } else { d };
+    let mut h = d;
+    for m in 1..=300 {
+        let m = m as f64;
+        let m2 = 2.0 * m;
+        for aa in [
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ] {
+            d = 1.0 + aa * d;
+            d = 1.0 / if d.abs() < TINY { TINY } else { d };
+            c = 1.0 + aa / c;
+            if c.abs() < TINY {
+                c = TINY;
+            }
+            h *= d * c;
+        }
+        if (d * c - 1.0).abs() < 1e-15 {
+            break;
+        }
+    }
+    h
+}
+
+/// ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9): about 15 digits.
+fn ln_gamma(x: f64) -> f64 {
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection keeps the series in its accurate range.
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut s = G[0];
+    for (i, g) in G.iter().enumerate().skip(1) {
+        s += g / (x + i as f64);
+    }
+    let t = x + 7.5;
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + s.ln()
+}

@@ -140,3 +140,25 @@ fn mean_std_is_numpy_default() {
     assert!((s - 1.118033988749895).abs() < 1e-12);
     assert_eq!(mean_std(&[]), None);
 }
+
+#[test]
+fn paired_t_test_matches_scipy_ttest_rel() {
+    let p = repo().join("fixtures/metrics/ttest.json");
+    let fx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    for case in fx["ttest_rel"].as_array().unwrap() {
+        let a: Vec<f64> = serde_json::from_value(case["a"].clone()).unwrap();
+        let b: Vec<f64> = serde_json::from_value(case["b"].clone()).unwrap();
+        let r = medtrans_metrics::paired_t_test(&a, &b).unwrap();
+        assert_close(r.t, case["t"].as_f64().unwrap(), 1e-9, "t");
+        assert_eq!(r.df, case["df"].as_f64().unwrap());
+        let want = case["p_value"].as_f64().unwrap();
+        assert!(
+            (r.p_value - want).abs() <= 1e-12 + 1e-8 * want,
+            "df {} p {} vs scipy {want}",
+            r.df,
+            r.p_value
+        );
+    }
+    assert!(medtrans_metrics::paired_t_test(&[1.0], &[2.0]).is_none());
+    assert!(medtrans_metrics::paired_t_test(&[1.0, 2.0], &[2.0, 3.0]).is_none());
+}

@@ -19,7 +19,7 @@ pub use checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 pub use config::{TrainConfig, PRESETS};
 pub use device::{device_from_name, host_reads, read_f32, DEVICE_NAMES};
 pub use inference::{score_slices, Model, Registered, RunNetworks};
-pub use predict::PredictorModel;
+pub use predict::{fit_predictor, predict_with, FitOptions, PredictorModel};
 /// The metric set, re-exported for the trainer's users (see medtrans-metrics).
 pub use medtrans_metrics::{Metric, SliceScore, Summary};
 pub use pool::ImagePool;

@@ -138,7 +138,11 @@ pub struct Trained<M: Module> {
     pub name: &'static str,
 }
 
-fn trained<M: Module + 'static>(name: &'static str, net: M, o: &OptimConfig) -> Box<dyn NetEntry> {
+pub(crate) fn trained<M: Module + 'static>(
+    name: &'static str,
+    net: M,
+    o: &OptimConfig,
+) -> Box<dyn NetEntry> {
     let mut adam = AdamConfig::new()
         .with_beta_1(o.beta1 as f32)
         .with_beta_2(o.beta2 as f32)
@@ -243,6 +247,14 @@ impl<M: Module + 'static> NetEntry for Trained<M> {
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// The network inside an entry, when it is an `M`.
+pub(crate) fn net_of<M: Module + 'static>(e: &dyn NetEntry) -> &M {
+    &e.as_any()
+        .downcast_ref::<Trained<M>>()
+        .expect("the entry holds this network type")
+        .net
 }
 
 /// Load a network's safetensors, refusing files that do not fit it.

@@ -4,7 +4,8 @@
 use crate::checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 use crate::config::TrainConfig;
 use crate::device::{device_from_name, read_f32};
-use crate::nets::{load_weights, P};
+use crate::nets::{load_weights, net_of, trained, P};
+use crate::terms::{prediction_loss, SampleLabels};
 use crate::tensors::stack;
 use anyhow::{bail, Result};
 use burn::module::Module;
@@ -13,6 +14,9 @@ use crate::inference::normalised_input;
 use medtrans_datasets::SlicePipeline;
 use medtrans_io::{Slice, Volume};
 use medtrans_networks::{Predictor, PredictorTask};
+use medtrans_transforms::Augment;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
 /// A trained predictor, ready for inference.
@@ -74,14 +78,7 @@ impl PredictorModel {
                 bad.height
             );
         }
-        let mut out = Vec::with_capacity(xs.len());
-        for c in xs.chunks(batch.max(1)) {
-            let y = self.p.predict(stack(c, &self.device), self.task);
-            let [n, k] = y.dims();
-            let v = read_f32(y, "the predictor's forward pass")?;
-            out.extend((0..n).map(|i| v[i * k..(i + 1) * k].to_vec()));
-        }
-        Ok(out)
+        predict_with(&self.p, self.task, xs, batch, &self.device)
     }
 
     /// Predictions for every slice of a target volume along the training
@@ -116,4 +113,96 @@ impl PredictorModel {
         }
         Ok(out)
     }
+}
+
+/// Per slice, `p`'s prediction in label units (a measurement, or class
+/// probabilities), `batch` slices at a time on `device` (a plain device).
+pub fn predict_with(
+    p: &Predictor,
+    task: PredictorTask,
+    xs: &[&Slice],
+    batch: usize,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(xs.len());
+    for c in xs.chunks(batch.max(1)) {
+        let y = p.predict(stack(c, device), task);
+        let [n, k] = y.dims();
+        let v = read_f32(y, "the predictor's forward pass")?;
+        out.extend((0..n).map(|i| v[i * k..(i + 1) * k].to_vec()));
+    }
+    Ok(out)
+}
+
+/// How [`fit_predictor`] trains.
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    pub steps: usize,
+    pub batch: usize,
+    pub seed: u64,
+    /// Augment every drawn slice (the simple-augmentation baseline).
+    pub augment: Option<Augment>,
+}
+
+/// Train a predictor alone on labelled slices, as the guided mode's P is
+/// built and optimised (`cfg.predictor` and `cfg.optim`'s Adam, at
+/// `predictor.lr` with linear decay over the second half): the baselines
+/// of cross-modal augmentation train P on real targets, augmented targets
+/// or a finished translator's outputs. Returns P on the plain device.
+pub fn fit_predictor(
+    cfg: &TrainConfig,
+    images: &[&Slice],
+    labels: &[f32],
+    opts: &FitOptions,
+) -> Result<Predictor> {
+    if images.is_empty() || images.len() != labels.len() {
+        bail!(
+            "{} images and {} labels: a predictor needs one label per image, and at least one",
+            images.len(),
+            labels.len()
+        );
+    }
+    let mut pc = cfg.predictor.clone();
+    if pc.task == PredictorTask::Regression {
+        let n = labels.len() as f64;
+        let mean = labels.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = labels.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        pc.label_mean.get_or_insert(mean as f32);
+        pc.label_std
+            .get_or_insert(if var > 0.0 { var.sqrt() as f32 } else { 1.0 });
+    }
+    let plain = device_from_name(&cfg.train.device)?;
+    let device = plain.clone().autodiff();
+    device.seed(opts.seed);
+    let mut entry = trained(P, pc.init(1, &device), &cfg.optim);
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let half = opts.steps / 2;
+    for step in 0..opts.steps {
+        let batch: Vec<usize> = (0..opts.batch.max(1))
+            .map(|_| rng.random_range(0..images.len()))
+            .collect();
+        let slices: Vec<Slice> = batch
+            .iter()
+            .map(|&i| match &opts.augment {
+                Some(a) => a.apply(images[i], &mut rng),
+                None => images[i].clone(),
+            })
+            .collect();
+        let x = stack(&slices.iter().collect::<Vec<_>>(), &device);
+        let y = SampleLabels {
+            index: (0..batch.len()).collect(),
+            value: batch.iter().map(|&i| labels[i]).collect(),
+        };
+        let p = net_of::<Predictor>(entry.as_ref());
+        let loss = prediction_loss(p, pc.task, &x, &y).expect("every drawn slice is labelled");
+        let mut grads = loss.backward();
+        // Constant, then linear to 0 over the second half.
+        let factor = if step < half {
+            1.0
+        } else {
+            (opts.steps - step) as f64 / (opts.steps - half + 1) as f64
+        };
+        entry.step(pc.lr * factor, &mut grads);
+    }
+    Ok(net_of::<Predictor>(entry.as_ref()).valid())
 }

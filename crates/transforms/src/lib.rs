@@ -4,11 +4,13 @@
 //! an explicit RNG), so the same prepared dataset and seed always produce the
 //! same training pairs.
 
+mod augment;
 mod intensity;
 mod lesions;
 mod misalign;
 mod resample;
 
+pub use augment::Augment;
 pub use intensity::{check_finite, percentile, IntensityMap, Normalization, TransformError};
 pub use lesions::{paint_lesions, LesionSpec, Lesioned};
 pub use misalign::{affine_warp, affine_warp_labels, ideal_field, MisalignParams, MAX_NOISE_LEVEL};
