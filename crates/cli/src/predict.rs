@@ -69,7 +69,9 @@ pub fn run(args: Args) -> Result<()> {
     for (k, r) in rows.iter().enumerate() {
         write!(csv, "{k}")?;
         if classify {
-            let best = (0..r.len()).max_by(|&a, &b| r[a].total_cmp(&r[b])).unwrap_or(0);
+            let best = (0..r.len())
+                .max_by(|&a, &b| r[a].total_cmp(&r[b]))
+                .unwrap_or(0);
             write!(csv, ",{best}")?;
         }
         for v in r {

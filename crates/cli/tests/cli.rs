@@ -325,7 +325,12 @@ fn train_evaluate_translate_from_the_command_line() {
     let o = train(
         "guided",
         &guided,
-        &["--set", "predictor.width=8", "--set", "predictor.blocks=[1]"],
+        &[
+            "--set",
+            "predictor.width=8",
+            "--set",
+            "predictor.blocks=[1]",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let predict = |model: &Path, extra: &[&str]| {
@@ -365,7 +370,10 @@ fn train_evaluate_translate_from_the_command_line() {
     let csv = dir.path().join("areas.csv");
     let o = with_input(&guided, &["--output", csv.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(&csv).unwrap().trim_end(), text.trim_end());
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap().trim_end(),
+        text.trim_end()
+    );
     // A run without a predictor, and a folder that is no volume, are named.
     let o = with_input(&r1, &[]);
     assert!(
@@ -374,5 +382,9 @@ fn train_evaluate_translate_from_the_command_line() {
         stderr(&o)
     );
     let o = predict(&guided, &[]);
-    assert!(!o.status.success() && stderr(&o).contains("demo"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("demo"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -11,13 +11,14 @@ mod dataset;
 mod manifest;
 mod pipeline;
 mod prepare;
-mod slice_labels;
 pub mod seeds;
+mod slice_labels;
 
 pub use calibration::ModelInfo;
 pub use dataset::{Pair, PairOptions, Pairing, SliceDataset};
 pub use manifest::{
-    Manifest, SliceLabelSummary, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
+    Manifest, SliceLabelSummary, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE,
+    SPLITS,
 };
 pub use pipeline::{mask_inside, mask_to_background, normalise, SlicePipeline};
 pub use prepare::{prepare, PrepareSpec, SubjectSpec};

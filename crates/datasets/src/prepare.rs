@@ -1,7 +1,8 @@
 //! `medtrans prepare`: volumes to a dataset folder of normalised N x N slices.
 
 use crate::manifest::{
-    Manifest, SliceLabelSummary, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
+    Manifest, SliceLabelSummary, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE,
+    SPLITS,
 };
 use crate::pipeline::{mask_inside, normalise, SlicePipeline};
 use crate::slice_labels::{SliceLabelTable, SLICE_LABEL_FILES};

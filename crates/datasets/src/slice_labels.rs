@@ -67,7 +67,9 @@ impl SliceLabelTable {
             }
             let cells: Vec<&str> = l.split(',').map(|c| c.trim().trim_matches('"')).collect();
             if rows.is_empty()
-                && cells.first().is_some_and(|c| c.eq_ignore_ascii_case("volume"))
+                && cells
+                    .first()
+                    .is_some_and(|c| c.eq_ignore_ascii_case("volume"))
             {
                 continue;
             }
@@ -224,7 +226,10 @@ mod tests {
     #[test]
     fn bad_rows_are_refused_by_line_number() {
         let e = err("volume,slice,label\na.nii,1,2\na.nii,x,2\n");
-        assert!(e.contains("l.csv: line 3") && e.contains("slice 'x'"), "{e}");
+        assert!(
+            e.contains("l.csv: line 3") && e.contains("slice 'x'"),
+            "{e}"
+        );
         let e = err("a.nii,1,nan\n");
         assert!(e.contains("line 1") && e.contains("finite"), "{e}");
         let e = err("a.nii,1\n");
@@ -250,6 +255,9 @@ mod tests {
         assert!(e.contains("line 2") && e.contains("out of range"), "{e}");
         let t = SliceLabelTable::parse(&csv, "c.nii,2,5\n").unwrap();
         let e = t.resolve(&vols).unwrap_err().to_string();
-        assert!(e.contains("line 1") && e.contains("none of the volumes"), "{e}");
+        assert!(
+            e.contains("line 1") && e.contains("none of the volumes"),
+            "{e}"
+        );
     }
 }

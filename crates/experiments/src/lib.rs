@@ -6,6 +6,7 @@
 use anyhow::{Context, Result};
 use std::path::Path;
 
+pub mod augment;
 pub mod figures;
 pub mod grid;
 pub mod many_to_one;
@@ -14,6 +15,7 @@ pub mod plot;
 pub mod shape;
 pub mod slabs;
 
+pub use augment::{report_augment, run_augment, AugmentConfig};
 pub use many_to_one::{report_many_to_one, run_many_to_one, ManyToOneConfig};
 pub use noise_sweep::{
     check_claims, registration_check, report_noise_sweep, run_noise_sweep, RegistrationRow,

@@ -270,7 +270,7 @@ pub fn build_dataset(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Res
         b: y.iter().map(|&p| base.b[p].clone()).collect(),
         mask: x.iter().map(|&p| base.brain[p].clone()).collect(),
         extra: vec![],
-            ..Default::default()
+        ..Default::default()
     };
     let held_out = |r: std::ops::Range<usize>| {
         let painted: Vec<_> = r.clone().map(lesioned).collect();
@@ -292,7 +292,7 @@ pub fn build_dataset(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Res
                         .collect(),
                 ),
             ],
-                    ..Default::default()
+            ..Default::default()
         }
     };
     write_dataset(

@@ -225,7 +225,7 @@ pub fn build_dataset(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<
             ("A_labels".into(), xa.clone().map(label).collect()),
             ("B_labels".into(), yb.clone().map(label).collect()),
         ],
-            ..Default::default()
+        ..Default::default()
     };
     let aligned = |r: std::ops::Range<usize>| SplitArrays {
         positions: r.clone().collect(),
@@ -236,7 +236,7 @@ pub fn build_dataset(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<
             ("A_labels".into(), r.clone().map(label).collect()),
             ("B_labels".into(), r.clone().map(label).collect()),
         ],
-            ..Default::default()
+        ..Default::default()
     };
     write_dataset(
         &cfg.dataset(),

@@ -200,7 +200,11 @@ pub fn write_dataset(dir: &Path, base: &AtlasSlices, splits: &[(&str, SplitArray
         for (file, labels) in SLICE_LABEL_FILES.iter().zip(&s.slice_labels) {
             if let Some(l) = labels {
                 if l.len() != s.a.len() {
-                    bail!("split {name}: {} slice labels for {} slices", l.len(), s.a.len());
+                    bail!(
+                        "split {name}: {} slice labels for {} slices",
+                        l.len(),
+                        s.a.len()
+                    );
                 }
                 write_npy(&d.join(file), &[l.len()], l)?;
             }

@@ -140,3 +140,63 @@ fn shape_builds_labelled_unpaired_data_and_scores_with_one_reference_segmentor()
         assert!(cfg.results.join(f).is_file(), "{f} missing");
     }
 }
+
+#[test]
+fn augment_builds_labelled_splits_trains_and_scores_every_setting() {
+    let Some(d) = icbm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = r#"set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
+       "predictor.width=4", "predictor.blocks=[1]", "train.epochs=1",
+       "train.steps_per_epoch=4", "train.samples=0"]"#;
+    let text = format!(
+        "runs = {:?}\nresults = {:?}\nsplits = 2\ntarget_labelled = 6\n{tiny}\n{}axis = 1\n",
+        dir.path().join("runs").display().to_string(),
+        dir.path().join("results").display().to_string(),
+        data_section(&d, "mni_icbm152_t2_tal_nlin_sym_09c.nii.gz"),
+    );
+    let path = dir.path().join("augment.toml");
+    std::fs::write(&path, text).unwrap();
+    let cfg = medtrans_experiments::AugmentConfig::load(&path).unwrap();
+    let r = medtrans_experiments::run_augment(&cfg, &mut |_| {}).unwrap();
+    for (setting, per_split) in &r.mse {
+        assert_eq!(per_split.len(), 2, "{setting:?}");
+        assert!(per_split.iter().all(|(_, m)| m.is_finite() && *m > 0.0));
+    }
+    assert_eq!(r.quality.len(), 2, "CycleGAN and the guided runs");
+
+    // Each split labels the same source slices and its own target subset;
+    // the labels are CerebrA's lateral-ventricle areas per coronal slice.
+    let area = medtrans_experiments::augment::structure_area(
+        &d.join("mni_icbm152_CerebrA_tal_nlin_sym_09c.nii.gz"),
+        1,
+        &medtrans_experiments::augment::LATERAL_VENTRICLES,
+    )
+    .unwrap();
+    let mut subsets = Vec::new();
+    for k in 0..2 {
+        let ds = SliceDataset::open(&cfg.dataset(k), "train").unwrap();
+        let refs = ds.refs.clone().unwrap();
+        let a = ds.slice_labels_a.clone().unwrap();
+        for (r, v) in refs.iter().zip(&a) {
+            assert_eq!(*v, area[r.index], "source slice {}", r.index);
+        }
+        let b = ds.slice_labels_b.clone().unwrap();
+        let labelled: Vec<usize> = (0..b.len()).filter(|&i| !b[i].is_nan()).collect();
+        assert_eq!(labelled.len(), 6);
+        subsets.push(labelled);
+    }
+    assert_ne!(subsets[0], subsets[1], "splits must label different slices");
+    let test = SliceDataset::open(&cfg.dataset(0), "test").unwrap();
+    let train = SliceDataset::open(&cfg.dataset(0), "train").unwrap();
+    let (tr, te) = (train.refs.unwrap(), test.refs.unwrap());
+    assert!(
+        te.iter().all(|t| tr.iter().all(|s| s.index != t.index)),
+        "test slices must not be training slices"
+    );
+    let md = std::fs::read_to_string(cfg.results.join("results.md")).unwrap();
+    assert!(
+        md.contains("| MIX-guided | 2 |") && md.contains("PURE + aug."),
+        "{md}"
+    );
+    assert!(cfg.results.join("mse.png").is_file() && cfg.results.join("examples.png").is_file());
+}

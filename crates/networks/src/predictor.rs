@@ -79,7 +79,10 @@ fn group_norm(channels: usize, device: &Device) -> GroupNorm {
 
 /// Up to 8 groups that divide the channels.
 fn groups(channels: usize) -> usize {
-    (1..=8).rev().find(|g| channels % g == 0).unwrap_or(1)
+    (1..=8)
+        .rev()
+        .find(|&g| channels.is_multiple_of(g))
+        .unwrap_or(1)
 }
 
 fn conv3(cin: usize, cout: usize, stride: usize, init: &Initializer, d: &Device) -> Conv2d {
@@ -167,7 +170,10 @@ impl PredictorConfig {
 
     /// A predictor for `channels`-channel slices.
     pub fn init(&self, channels: usize, device: &Device) -> Predictor {
-        let (mean, std) = (self.label_mean.unwrap_or(0.0), self.label_std.unwrap_or(1.0));
+        let (mean, std) = (
+            self.label_mean.unwrap_or(0.0),
+            self.label_std.unwrap_or(1.0),
+        );
         let init = Initializer::KaimingNormal {
             gain: 2f64.sqrt(),
             fan_out_only: true,
@@ -223,11 +229,18 @@ impl Predictor {
         self.head.forward(pooled)
     }
 
+    /// The label mean and spread, each `[1, 1]`.
+    fn stats(&self) -> (Tensor<2>, Tensor<2>) {
+        let s = self.label_stats.val();
+        (
+            s.clone().narrow(0, 0, 1).unsqueeze::<2>(),
+            s.narrow(0, 1, 1).unsqueeze::<2>(),
+        )
+    }
+
     /// Labels standardised as [`Predictor::forward`]'s regression outputs.
     pub fn standardise(&self, labels: Tensor<2>) -> Tensor<2> {
-        let s = self.label_stats.val();
-        let mean = s.clone().slice([0..1]).unsqueeze::<2>();
-        let std = s.slice([1..2]).unsqueeze::<2>();
+        let (mean, std) = self.stats();
         (labels - mean) / std
     }
 
@@ -237,9 +250,7 @@ impl Predictor {
         let out = self.forward(x);
         match task {
             PredictorTask::Regression => {
-                let s = self.label_stats.val();
-                let mean = s.clone().slice([0..1]).unsqueeze::<2>();
-                let std = s.slice([1..2]).unsqueeze::<2>();
+                let (mean, std) = self.stats();
                 out * std + mean
             }
             PredictorTask::Classification => softmax(out, 1),
@@ -290,9 +301,7 @@ mod tests {
             &d,
         );
         let raw: f32 = p.forward(x.clone()).into_scalar();
-        let units: f32 = p
-            .predict(x, PredictorTask::Regression)
-            .into_scalar();
+        let units: f32 = p.predict(x, PredictorTask::Regression).into_scalar();
         assert!((units - (raw * 20.0 + 500.0)).abs() < 1e-3, "{raw} {units}");
         let z: f32 = p
             .standardise(Tensor::from_floats([[540.0]], &d))

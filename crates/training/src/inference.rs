@@ -10,9 +10,9 @@ use burn::module::Module;
 use burn::tensor::Device;
 use medtrans_datasets::{mask_inside, mask_to_background, normalise, SliceDataset, SlicePipeline};
 use medtrans_io::{Slice, Volume};
-use medtrans_transforms::Normalization;
 use medtrans_metrics::SliceScore;
 use medtrans_networks::{warp, Generator, RegistrationNet, Segmentor};
+use medtrans_transforms::Normalization;
 use std::path::{Path, PathBuf};
 
 /// Every network of a saved run, for looking at what it learned (R's

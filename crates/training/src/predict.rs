@@ -4,13 +4,13 @@
 use crate::checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 use crate::config::TrainConfig;
 use crate::device::{device_from_name, read_f32};
+use crate::inference::normalised_input;
 use crate::nets::{load_weights, net_of, trained, P};
-use crate::terms::{prediction_loss, SampleLabels};
 use crate::tensors::stack;
+use crate::terms::{prediction_loss, SampleLabels};
 use anyhow::{bail, Result};
 use burn::module::Module;
 use burn::tensor::Device;
-use crate::inference::normalised_input;
 use medtrans_datasets::SlicePipeline;
 use medtrans_io::{Slice, Volume};
 use medtrans_networks::{Predictor, PredictorTask};
@@ -166,7 +166,11 @@ pub fn fit_predictor(
     if pc.task == PredictorTask::Regression {
         let n = labels.len() as f64;
         let mean = labels.iter().map(|&v| v as f64).sum::<f64>() / n;
-        let var = labels.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let var = labels
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n;
         pc.label_mean.get_or_insert(mean as f32);
         pc.label_std
             .get_or_insert(if var > 0.0 { var.sqrt() as f32 } else { 1.0 });

@@ -11,8 +11,8 @@ use medtrans_io::{read_volume, Slice};
 use medtrans_networks::{Generator, Predictor, PredictorTask};
 use medtrans_training::nets::{Nets, G, P};
 use medtrans_training::terms::{
-    prediction_loss, weighted, DiscriminatorStep, GeneratorStep, SampleLabels,
-    DISCRIMINATOR_TERMS, GENERATOR_TERMS,
+    prediction_loss, weighted, DiscriminatorStep, GeneratorStep, SampleLabels, DISCRIMINATOR_TERMS,
+    GENERATOR_TERMS,
 };
 use medtrans_training::{read_f32, stack, ImagePool, PredictorModel, TrainConfig, Trainer};
 use rand::SeedableRng;
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 /// Brain area (mm²) of every axial slice of the demo mask.
 fn brain_areas() -> Vec<f32> {
-    let m = read_volume(&demo_data().join("mask.nii.gz"), &Default::default()).unwrap();
+    let m = read_volume(demo_data().join("mask.nii.gz"), &Default::default()).unwrap();
     let [nx, ny, nz] = m.shape();
     let s = m.geometry.spacing;
     (0..nz)
@@ -83,10 +83,7 @@ fn config(dir: &Path, extra: &[&str]) -> TrainConfig {
     .map(|s| s.to_string())
     .collect();
     set.push(format!("data.path={:?}", data.display().to_string()));
-    set.push(format!(
-        "out={:?}",
-        dir.join("run").display().to_string()
-    ));
+    set.push(format!("out={:?}", dir.join("run").display().to_string()));
     set.extend(extra.iter().map(|s| s.to_string()));
     TrainConfig::preset("cycle", &set).unwrap()
 }
@@ -116,7 +113,10 @@ fn prepare_stores_the_csv_labels_per_slice_and_pairs_carry_them() {
     // Slices the foreground filter dropped lose their labels, counted.
     let rows = areas.len().div_ceil(2) + areas.len().div_ceil(3);
     assert_eq!(m.stored[0] + m.stored[1] + m.dropped, rows);
-    assert!(m.dropped > 0, "the demo's empty end slices are labelled too");
+    assert!(
+        m.dropped > 0,
+        "the demo's empty end slices are labelled too"
+    );
 
     // The shipped labels (numpy, scripts/make_demo_labels.py) are the same
     // measurement.
@@ -125,7 +125,11 @@ fn prepare_stores_the_csv_labels_per_slice_and_pairs_carry_them() {
     for l in text.lines().skip(1) {
         let c: Vec<&str> = l.split(',').collect();
         let (k, v): (usize, f32) = (c[1].parse().unwrap(), c[2].parse().unwrap());
-        assert!((v - areas[k]).abs() < 1e-3, "slice {k}: {v} vs {}", areas[k]);
+        assert!(
+            (v - areas[k]).abs() < 1e-3,
+            "slice {k}: {v} vs {}",
+            areas[k]
+        );
         rows += 1;
     }
     assert_eq!(rows, 2 * areas.iter().filter(|&&a| a > 0.0).count());
@@ -136,7 +140,10 @@ fn a_bad_labels_csv_is_refused_by_line_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let d = demo_data();
     for (text, want) in [
-        ("volume,slice,label\nt1.nii.gz,3,10\nt1.nii.gz,4,ten\n", "line 3"),
+        (
+            "volume,slice,label\nt1.nii.gz,3,10\nt1.nii.gz,4,ten\n",
+            "line 3",
+        ),
         ("t1.nii.gz,500,10\n", "out of range"),
         ("brain.nii.gz,3,10\n", "none of the volumes"),
     ] {
@@ -252,7 +259,10 @@ fn guidance_reaches_g_through_a_frozen_p_and_p_learns_only_in_its_own_step() {
         slice_labels_a: labels.clone(),
         slice_labels_b: SampleLabels::of([None, Some(900.0)]),
     };
-    let pred = DISCRIMINATOR_TERMS.iter().find(|t| t.name == "pred").unwrap();
+    let pred = DISCRIMINATOR_TERMS
+        .iter()
+        .find(|t| t.name == "pred")
+        .unwrap();
     let value = (pred.compute)(&mut d_step);
     let on_real = read_f32(p.forward(y.clone().narrow(0, 1, 1)), "P(y)").unwrap()[0] as f64;
     let want_pred = want + (on_real - (900.0 - 1000.0) / 250.0).powi(2);
@@ -362,8 +372,8 @@ fn the_predictor_learns_and_predicts_a_volume_as_its_prepared_slices() {
     let model = PredictorModel::load(&out, "cpu").unwrap();
     assert_eq!(model.columns(), vec!["prediction"]);
     let d = demo_data();
-    let t2 = read_volume(&d.join("t2.nii.gz"), &Default::default()).unwrap();
-    let mask = read_volume(&d.join("mask.nii.gz"), &Default::default()).unwrap();
+    let t2 = read_volume(d.join("t2.nii.gz"), &Default::default()).unwrap();
+    let mask = read_volume(d.join("mask.nii.gz"), &Default::default()).unwrap();
     let per_slice = model
         .predict_volume(&t2, Some(&mask), 8, &mut |_, _| {})
         .unwrap();
@@ -383,7 +393,6 @@ fn the_predictor_learns_and_predicts_a_volume_as_its_prepared_slices() {
     }
     // Predictions are in label units (mm²), not standardised.
     assert!(direct_mean(&per_slice) > 100.0);
-
 }
 
 /// One column of a run's losses.csv.
