@@ -195,7 +195,7 @@ fn augment_builds_labelled_splits_trains_and_scores_every_setting() {
     );
     let md = std::fs::read_to_string(cfg.results.join("results.md")).unwrap();
     assert!(
-        md.contains("| MIX-guided | 2 |") && md.contains("PURE + aug."),
+        md.contains("| MIX-guided λ=0.001 | 2 |") && md.contains("PURE + aug."),
         "{md}"
     );
     assert!(cfg.results.join("mse.png").is_file() && cfg.results.join("examples.png").is_file());
