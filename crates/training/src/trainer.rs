@@ -6,8 +6,9 @@ use crate::checkpoint::{
 use crate::config::TrainConfig;
 use crate::device::{device_from_name, read_f32};
 use crate::inference::{register_with, score_slices, translate_with, Registered};
-use crate::nets::{Nets, Role, D_B, G, S_A, S_B};
+use crate::nets::{Nets, Role, D_B, G, P, S_A, S_B};
 use crate::pool::ImagePool;
+use crate::predict::predict_with;
 use crate::samples::write_sample_grid;
 use crate::tensors::{one_hot, stack};
 use crate::terms::{
@@ -21,7 +22,7 @@ use medtrans_datasets::seeds::{stream_rng, stream_seed, Stream};
 use medtrans_datasets::{Pair, PairOptions, Pairing, SliceDataset};
 use medtrans_io::Slice;
 use medtrans_metrics::{metric_keys_csv, Metric, Summary};
-use medtrans_networks::{PredictorConfig, PredictorTask};
+use medtrans_networks::{Predictor, PredictorConfig, PredictorTask};
 use rand::seq::SliceRandom;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -369,6 +370,41 @@ impl Trainer {
         Ok(Summary::of(&score_slices(val, &fakes)))
     }
 
+    /// P's score on the validation split's labelled target slices: their
+    /// count and the MSE (label units squared) or the accuracy.
+    pub fn validate_predictor(&self) -> Result<Option<(usize, f64)>> {
+        let (Some(val), Some(p)) = (self.val.as_ref(), self.nets.get::<Predictor>(P)) else {
+            return Ok(None);
+        };
+        let Some(labels) = &val.slice_labels_b else {
+            return Ok(None);
+        };
+        let (xs, ys): (Vec<&Slice>, Vec<f32>) = val
+            .b
+            .iter()
+            .zip(labels)
+            .filter(|(_, v)| !v.is_nan())
+            .map(|(s, &v)| (s, v))
+            .unzip();
+        if xs.is_empty() {
+            return Ok(None);
+        }
+        let task = self.cfg.predictor.task;
+        let pred = predict_with(&p.valid(), task, &xs, 8, &self.device.clone().inner())?;
+        let per: Vec<f64> = pred
+            .iter()
+            .zip(&ys)
+            .map(|(p, &y)| match task {
+                PredictorTask::Regression => (p[0] as f64 - y as f64).powi(2),
+                PredictorTask::Classification => {
+                    let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b]));
+                    (best == Some(y as usize)) as u8 as f64
+                }
+            })
+            .collect();
+        Ok(Some((xs.len(), per.iter().sum::<f64>() / per.len() as f64)))
+    }
+
     fn checkpoint(&self, dir: &Path, val: Option<Summary>) -> Result<()> {
         let state = CheckpointState {
             format_version: FORMAT_VERSION,
@@ -457,6 +493,14 @@ impl Trainer {
         };
         let mut log = LossLog::open(&out.join("losses.csv"), self.step)?;
         let mut val_log = ValLog::open(&out.join("validation.csv"), self.step)?;
+        let mut pred_log = match self.nets.has(P) && self.val.is_some() {
+            true => Some(PredictorLog::open(
+                &out.join("predictor_validation.csv"),
+                self.step,
+                self.cfg.predictor.task,
+            )?),
+            false => None,
+        };
         let bar = progress(total as u64, self.step as u64, quiet);
         let start = std::time::Instant::now();
         let first = self.step;
@@ -501,6 +545,13 @@ impl Trainer {
                     }
                 }
                 last_val = val.or(last_val);
+                if let (Some(log), Some((n, score))) = (&mut pred_log, self.validate_predictor()?) {
+                    writeln!(log.0, "{epoch},{},{n},{score}", self.step)?;
+                    bar.println(format!(
+                        "epoch {epoch}: predictor val {} {score:.4} ({n} slices)",
+                        log.1
+                    ));
+                }
                 self.write_samples(&out.join(format!("samples/epoch_{epoch:03}.png")))?;
                 self.checkpoint(&out.join("checkpoints/last"), val)?;
             }
@@ -709,6 +760,24 @@ impl ValLog {
     fn write(&mut self, epoch: usize, step: usize, v: &Summary) -> Result<()> {
         writeln!(self.file, "{epoch},{step},{}", v.means_csv())?;
         Ok(())
+    }
+}
+
+/// `predictor_validation.csv`: P's validation score per epoch, and the
+/// score's name.
+struct PredictorLog(std::fs::File, &'static str);
+
+impl PredictorLog {
+    fn open(path: &Path, resume_step: usize, task: PredictorTask) -> Result<Self> {
+        let (mut file, has_header) = reopen_csv(path, resume_step, 1)?;
+        let name = match task {
+            PredictorTask::Regression => "mse",
+            PredictorTask::Classification => "accuracy",
+        };
+        if !has_header {
+            writeln!(file, "epoch,step,slices,{name}")?;
+        }
+        Ok(Self(file, name))
     }
 }
 

@@ -369,6 +369,11 @@ fn the_predictor_learns_and_predicts_a_volume_as_its_prepared_slices() {
         avg(120..150)
     );
 
+    // P's validation error per epoch, in mm² squared.
+    let val = losses_column(&out.join("predictor_validation.csv"), "mse");
+    assert_eq!(val.len(), 1);
+    assert!(val[0].is_finite() && val[0] > 0.0);
+
     let model = PredictorModel::load(&out, "cpu").unwrap();
     assert_eq!(model.columns(), vec!["prediction"]);
     let d = demo_data();
