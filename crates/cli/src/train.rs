@@ -32,13 +32,32 @@ pub struct Args {
     /// Device: cpu (Burn's flex backend), gpu (the best Vulkan GPU) or gpu:N (the N-th discrete GPU); the GPU ones need a build with `--features gpu`.
     #[arg(long)]
     device: Option<String>,
+    /// When a loss or weight becomes NaN or Inf: `stop` keeps the last good
+    /// checkpoint and exits non-zero; `rollback` continues from the last
+    /// checkpoint with the learning rates halved (train.nan_lr_factor), at
+    /// most 3 times (train.max_rollbacks). Sets train.on_nan.
+    #[arg(long, value_enum)]
+    on_nan: Option<OnNan>,
     /// Start over in a folder that is not empty (an earlier run's checkpoints and logs are replaced).
     #[arg(long, visible_alias = "force")]
     overwrite: bool,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnNan {
+    Stop,
+    Rollback,
+}
+
 pub fn run(args: Args) -> Result<()> {
     let mut set = args.set.clone();
+    if let Some(o) = args.on_nan {
+        let v = match o {
+            OnNan::Stop => "stop",
+            OnNan::Rollback => "rollback",
+        };
+        set.push(format!("train.on_nan=\"{v}\""));
+    }
     if let Some(d) = &args.device {
         set.push(format!("train.device=\"{d}\""));
     }

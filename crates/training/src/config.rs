@@ -129,6 +129,15 @@ pub struct OptimConfig {
     pub decay_epochs: usize,
 }
 
+/// What training does when a loss or weight stops being finite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNan {
+    #[default]
+    Stop,
+    Rollback,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
@@ -151,6 +160,14 @@ pub struct ScheduleConfig {
     pub stop_at_step: usize,
     /// Images in each epoch's sample grid.
     pub samples: usize,
+    /// What a NaN or Inf loss or weight does: `stop` (keep the last good
+    /// checkpoint and fail) or `rollback` (continue from it with lower
+    /// learning rates).
+    pub on_nan: OnNan,
+    /// Rollback: both learning rates are multiplied by this.
+    pub nan_lr_factor: f64,
+    /// Rollback: give up after this many.
+    pub max_rollbacks: usize,
     /// `last` checkpoints kept: the newest plus this many minus one in
     /// `checkpoints/history/`, for resume to fall back on if the newest
     /// is damaged.
@@ -243,6 +260,9 @@ impl Default for ScheduleConfig {
             stop_at_step: 0,
             keep_checkpoints: 3,
             samples: 4,
+            on_nan: OnNan::Stop,
+            nan_lr_factor: 0.5,
+            max_rollbacks: 3,
         }
     }
 }
@@ -386,6 +406,9 @@ impl TrainConfig {
         let t = &self.train;
         if t.batch_size == 0 || t.epochs == 0 || t.keep_checkpoints == 0 {
             bail!("train.batch_size, train.epochs and train.keep_checkpoints must be at least 1");
+        }
+        if !(t.nan_lr_factor > 0.0 && t.nan_lr_factor < 1.0) {
+            bail!("train.nan_lr_factor must lie in (0, 1): a rollback lowers the learning rates");
         }
         if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
             bail!("optim.lr must be > 0");

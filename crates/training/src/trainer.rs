@@ -1,9 +1,9 @@
 //! The one trainer. Every mode is a set of loss weights (see `config`):
 //! this file never asks which mode it runs, only which terms are on.
 use crate::checkpoint::{
-    load_pool, save_pool, write_atomic, CheckpointState, ModelInfo, FORMAT_VERSION,
+    last_checkpoint, load_pool, save_pool, write_atomic, CheckpointState, ModelInfo, FORMAT_VERSION,
 };
-use crate::config::TrainConfig;
+use crate::config::{OnNan, TrainConfig};
 use crate::device::{device_from_name, read_f32};
 use crate::inference::{register_with, score_slices, translate_with, Registered};
 use crate::nets::{Nets, Role, D_B, G, P, S_A, S_B};
@@ -29,11 +29,24 @@ use std::path::{Path, PathBuf};
 
 /// Config keys `--set` may change when resuming: neither alters the
 /// trajectory.
-const RESUMABLE_KEYS: [&str; 3] = [
+const RESUMABLE_KEYS: [&str; 4] = [
     "train.stop_at_step",
     "train.device",
     "train.keep_checkpoints",
+    "train.on_nan",
 ];
+
+/// A loss or weight became NaN or Inf: what `train.on_nan` acts on.
+#[derive(Debug)]
+pub struct NonFinite(pub String);
+
+impl std::fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NonFinite {}
 
 /// Loss values of one step, in a fixed order for a given config.
 pub type LossRow = Vec<(&'static str, f64)>;
@@ -60,7 +73,10 @@ impl PendingLosses {
                 .zip(values.into_iter().map(f64::from)),
         );
         if let Some((name, v)) = row.iter().find(|(_, v)| !v.is_finite()) {
-            bail!("step {step}: the {name} loss became {v}; lower optim.lr or check the data");
+            return Err(NonFinite(format!(
+                "step {step}: the {name} loss became {v}; lower optim.lr (or train with --on-nan rollback) or check the data"
+            ))
+            .into());
         }
         Ok(row)
     }
@@ -80,6 +96,8 @@ pub struct Trainer {
     best_val_nmae: Option<f64>,
     pub info: ModelInfo,
     pub steps_per_epoch: usize,
+    /// NaN rollbacks so far (`train.on_nan = "rollback"`).
+    pub rollbacks: usize,
 }
 
 /// What a finished (or stopped) run reports.
@@ -191,6 +209,7 @@ impl Trainer {
             best_val_nmae: None,
             info,
             steps_per_epoch: spe,
+            rollbacks: 0,
         })
     }
 
@@ -206,7 +225,7 @@ impl Trainer {
                 );
             }
         }
-        let ckpt = crate::checkpoint::last_checkpoint(run_dir)?;
+        let ckpt = last_checkpoint(run_dir)?;
         let state = CheckpointState::load(&ckpt)?;
         let text = state.config.to_toml();
         let mut cfg = TrainConfig::from_toml(&text, overrides, &format!("{}", ckpt.display()))?;
@@ -217,14 +236,20 @@ impl Trainer {
             cfg.data.path = run_dir.join(&cfg.data.path);
         }
         let mut t = Self::build(cfg)?;
-        t.nets.load(&ckpt)?;
-        t.step = state.step;
-        t.best_val_nmae = state.best_val_nmae;
-        t.pool_a
-            .load_slices(&load_pool(&ckpt.join("pool_A.npy"))?, &t.device);
-        t.pool_b
-            .load_slices(&load_pool(&ckpt.join("pool_B.npy"))?, &t.device);
+        t.restore(&ckpt, &state)?;
         Ok(t)
+    }
+
+    /// Networks, Adam states, step and pools from a checkpoint.
+    fn restore(&mut self, ckpt: &Path, state: &CheckpointState) -> Result<()> {
+        self.nets.load(ckpt)?;
+        self.step = state.step;
+        self.best_val_nmae = state.best_val_nmae;
+        self.pool_a
+            .load_slices(&load_pool(&ckpt.join("pool_A.npy"))?, &self.device);
+        self.pool_b
+            .load_slices(&load_pool(&ckpt.join("pool_B.npy"))?, &self.device);
+        Ok(())
     }
 
     pub fn total_steps(&self) -> usize {
@@ -419,10 +444,11 @@ impl Trainer {
         // A non-finite weight would make every later checkpoint worthless:
         // stop, and keep the last good one.
         if let Some(bad) = self.nets.non_finite()? {
-            bail!(
-                "step {}: {bad} holds NaN or Inf; the last good checkpoint is kept. Lower optim.lr or check the data",
+            return Err(NonFinite(format!(
+                "step {}: {bad} holds NaN or Inf; the last good checkpoint is kept. Lower optim.lr (or train with --on-nan rollback) or check the data",
                 self.step
-            );
+            ))
+            .into());
         }
         let history = if dir.ends_with("last") {
             self.cfg.train.keep_checkpoints - 1
@@ -480,8 +506,48 @@ impl Trainer {
     }
 
     /// Train to the end of the schedule (or `train.stop_at_step`), with a
-    /// progress bar, CSV logs, validation, samples and checkpoints.
+    /// progress bar, CSV logs, validation, samples and checkpoints. With
+    /// `train.on_nan = "rollback"`, a NaN or Inf sends the run back to its
+    /// last checkpoint (one is written before the first step) with the
+    /// learning rates times `train.nan_lr_factor`, up to
+    /// `train.max_rollbacks` times; the logs lose the rows after it.
     pub fn run(&mut self, quiet: bool) -> Result<RunSummary> {
+        let rollback = self.cfg.train.on_nan == OnNan::Rollback;
+        let out = self.cfg.out.clone();
+        if rollback && last_checkpoint(&out).is_err() {
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("creating the run folder {}", out.display()))?;
+            self.checkpoint(&out.join("checkpoints/last"), None)?;
+        }
+        let mut rollbacks = 0;
+        loop {
+            let err = match self.run_once(quiet) {
+                Err(e) if rollback && e.downcast_ref::<NonFinite>().is_some() => e,
+                done => return done,
+            };
+            if rollbacks == self.cfg.train.max_rollbacks {
+                return Err(err.context(format!(
+                    "still not finite after {rollbacks} rollbacks (train.max_rollbacks)"
+                )));
+            }
+            rollbacks += 1;
+            let ckpt = last_checkpoint(&out)?;
+            let state = CheckpointState::load(&ckpt)?;
+            self.restore(&ckpt, &state)?;
+            let f = self.cfg.train.nan_lr_factor;
+            self.cfg.optim.lr *= f;
+            self.cfg.predictor.lr *= f;
+            tracing::warn!(
+                "{err}; rolled back to step {} (rollback {rollbacks} of {}), optim.lr now {:e}",
+                self.step,
+                self.cfg.train.max_rollbacks,
+                self.cfg.optim.lr
+            );
+            self.rollbacks += 1;
+        }
+    }
+
+    fn run_once(&mut self, quiet: bool) -> Result<RunSummary> {
         let out = self.cfg.out.clone();
         std::fs::create_dir_all(out.join("samples"))
             .with_context(|| format!("creating the run folder {}", out.display()))?;

@@ -171,3 +171,63 @@ fn a_nan_stops_training_and_keeps_the_checkpoint() {
     assert_eq!(files(&last), before, "the last checkpoint changed");
     assert!(!run.join("checkpoints/history").exists());
 }
+
+/// `--on-nan rollback`: a learning rate that blows up sends the run back to
+/// its last checkpoint with lower rates until it is finite; the logs and
+/// the checkpoint's config follow, and a hopeless run still stops.
+#[test]
+fn on_nan_rollback_lowers_the_learning_rate_and_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let extra = [
+        "train.epochs=2",
+        "train.steps_per_epoch=2",
+        "optim.lr=1e30",
+        "train.on_nan=\"rollback\"",
+        "train.nan_lr_factor=1e-33",
+    ];
+    let mut t = Trainer::new(common::small_config("pix2pix", &run, &extra)).unwrap();
+    let s = t.run(true).unwrap();
+    assert_eq!(s.steps, 4);
+    assert_eq!(t.rollbacks, 1, "one rollback brings 1e30 down to 1e-3");
+    assert!(
+        (t.cfg.optim.lr / 1e-3 - 1.0).abs() < 1e-9,
+        "{}",
+        t.cfg.optim.lr
+    );
+    assert_eq!(t.nets.non_finite().unwrap(), None);
+    let state = medtrans_training::CheckpointState::load(&run.join("checkpoints/last")).unwrap();
+    assert!(
+        (state.config.optim.lr / t.cfg.optim.lr - 1.0).abs() < 1e-12,
+        "a resume keeps the lowered rate: {}",
+        state.config.optim.lr
+    );
+    let log = std::fs::read_to_string(run.join("losses.csv")).unwrap();
+    let steps: Vec<&str> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["1", "2", "3", "4"],
+        "rows of abandoned steps are dropped"
+    );
+
+    // Rates that stay hopeless give up after max_rollbacks, naming the term.
+    let mut extra = extra.to_vec();
+    extra[4] = "train.nan_lr_factor=0.5";
+    extra.push("train.max_rollbacks=2");
+    let mut t = Trainer::new(common::small_config(
+        "pix2pix",
+        &dir.path().join("r2"),
+        &extra,
+    ))
+    .unwrap();
+    let err = format!("{:#}", t.run(true).err().unwrap());
+    assert!(
+        err.contains("after 2 rollbacks")
+            && (err.contains("loss became") || err.contains("holds NaN")),
+        "{err}"
+    );
+}
