@@ -71,7 +71,8 @@ enum Which {
     /// Cross-modal augmentation (predictor-guided translation): a
     /// predictor of the lateral-ventricle area on T2 slices from few
     /// labelled T2 and many labelled T1 slices, trained on the T2 alone
-    /// (PURE), with simple augmentation, with the untranslated T1, with
+    /// (PURE), with simple augmentation, with the untranslated T1, by
+    /// transfer learning (pretrained on T1, fine-tuned on T2), with
     /// CycleGAN-translated T1 (MIX-CycleGAN) and jointly with the guided
     /// translator (MIX-guided), over random splits. Resumable.
     ///

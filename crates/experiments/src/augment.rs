@@ -14,6 +14,8 @@
 //! - PURE + simple augmentation (flip, rotation, crop-and-pad, intensity);
 //! - MIX-untranslated: the union with the source T1 slices as they are
 //!   (does translation matter at all?);
+//! - transfer learning: P pretrained on the source T1, then fine-tuned on
+//!   the labelled target (twice the updates of the others);
 //! - MIX-CycleGAN: the union with source slices translated by a plain
 //!   CycleGAN (the guided preset with lambda = 0, trained once);
 //! - MIX-guided: the guided mode, translator and P trained jointly.
@@ -30,7 +32,8 @@ use medtrans_datasets::{Pairing, SliceDataset};
 use medtrans_io::{read_volume, write_file_atomic, Slice};
 use medtrans_metrics::{format_p, mean_std, paired_t_test, Metric, SliceScore, Summary};
 use medtrans_training::{
-    fit_predictor, predict_with, FitOptions, Model, PredictorModel, TrainConfig,
+    fit_predictor, fit_predictor_stages, predict_with, FitOptions, Model, PredictorModel,
+    TrainConfig,
 };
 use medtrans_transforms::Augment;
 use rand::seq::SliceRandom;
@@ -106,6 +109,9 @@ pub enum Setting {
     Pure,
     Augmented,
     MixUntranslated,
+    /// Transfer learning: P pretrained on the source T1, fine-tuned on the
+    /// labelled target.
+    Transfer,
     MixCycleGan,
     /// The guided mode at this lambda.
     MixGuided(f64),
@@ -118,6 +124,7 @@ impl Setting {
             Setting::Pure,
             Setting::Augmented,
             Setting::MixUntranslated,
+            Setting::Transfer,
             Setting::MixCycleGan,
         ];
         v.extend(cfg.guidance.iter().map(|&l| Setting::MixGuided(l)));
@@ -129,6 +136,7 @@ impl Setting {
             Setting::Pure => "pure".into(),
             Setting::Augmented => "augmented".into(),
             Setting::MixUntranslated => "mix-untranslated".into(),
+            Setting::Transfer => "transfer".into(),
             Setting::MixCycleGan => "mix-cyclegan".into(),
             Setting::MixGuided(l) => format!("mix-guided-lambda{l}"),
         }
@@ -139,6 +147,7 @@ impl Setting {
             Setting::Pure => "PURE-target".into(),
             Setting::Augmented => "PURE + aug.".into(),
             Setting::MixUntranslated => "MIX-untranslated".into(),
+            Setting::Transfer => "transfer T1 -> T2".into(),
             Setting::MixCycleGan => "MIX-CycleGAN".into(),
             Setting::MixGuided(l) => format!("MIX-guided λ={l}"),
         }
@@ -524,6 +533,21 @@ pub fn report_augment(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Resu
                 Setting::MixUntranslated => cached(&path, || {
                     let (i, l) = union(source.clone());
                     fit(i, l, None)
+                })?,
+                Setting::Transfer => cached(&path, || {
+                    let src: Vec<&Slice> = source.iter().collect();
+                    let tgt: Vec<&Slice> = target.iter().collect();
+                    let p = fit_predictor_stages(
+                        &run_cfg,
+                        &[(&src, &source_labels), (&tgt, &target_labels)],
+                        &FitOptions {
+                            steps,
+                            batch: cfg.fit_batch,
+                            seed: k as u64 + 1,
+                            augment: None,
+                        },
+                    )?;
+                    predict_with(&p, run_cfg.predictor.task, &test_b, 16, &plain_device)
                 })?,
                 Setting::MixCycleGan => {
                     let Some(m) = &cyc_model else { continue };

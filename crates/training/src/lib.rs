@@ -22,6 +22,8 @@ pub use inference::{score_slices, Model, Registered, RunNetworks};
 /// The metric set, re-exported for the trainer's users (see medtrans-metrics).
 pub use medtrans_metrics::{Metric, SliceScore, Summary};
 pub use pool::ImagePool;
-pub use predict::{fit_predictor, predict_with, FitOptions, PredictorModel};
+pub use predict::{
+    fit_predictor, fit_predictor_stages, predict_with, FitOptions, PredictorModel, Stage,
+};
 pub use tensors::{generate, one_hot, stack, unstack};
 pub use trainer::{LossRow, PendingLosses, RunSummary, Trainer};

@@ -144,6 +144,9 @@ pub struct FitOptions {
     pub augment: Option<Augment>,
 }
 
+/// Labelled slices for one stage of [`fit_predictor_stages`].
+pub type Stage<'a> = (&'a [&'a Slice], &'a [f32]);
+
 /// Train a predictor alone on labelled slices, as the guided mode's P is
 /// built and optimised (`cfg.predictor` and `cfg.optim`'s Adam, at
 /// `predictor.lr` with linear decay over the second half): the baselines
@@ -155,18 +158,35 @@ pub fn fit_predictor(
     labels: &[f32],
     opts: &FitOptions,
 ) -> Result<Predictor> {
-    if images.is_empty() || images.len() != labels.len() {
-        bail!(
-            "{} images and {} labels: a predictor needs one label per image, and at least one",
-            images.len(),
-            labels.len()
-        );
+    fit_predictor_stages(cfg, &[(images, labels)], opts)
+}
+
+/// [`fit_predictor`] through stages, `opts.steps` each, one P throughout
+/// (fresh Adam and schedule per stage): transfer learning pretrains on the
+/// source modality, then fine-tunes on the target. Regression labels are
+/// standardised by the last stage's labels.
+pub fn fit_predictor_stages(
+    cfg: &TrainConfig,
+    stages: &[Stage<'_>],
+    opts: &FitOptions,
+) -> Result<Predictor> {
+    for (images, labels) in stages {
+        if images.is_empty() || images.len() != labels.len() {
+            bail!(
+                "{} images and {} labels: a predictor needs one label per image, and at least one",
+                images.len(),
+                labels.len()
+            );
+        }
     }
+    let Some((_, last_labels)) = stages.last() else {
+        bail!("no labelled slices to fit a predictor on");
+    };
     let mut pc = cfg.predictor.clone();
     if pc.task == PredictorTask::Regression {
-        let n = labels.len() as f64;
-        let mean = labels.iter().map(|&v| v as f64).sum::<f64>() / n;
-        let var = labels
+        let n = last_labels.len() as f64;
+        let mean = last_labels.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = last_labels
             .iter()
             .map(|&v| (v as f64 - mean).powi(2))
             .sum::<f64>()
@@ -178,35 +198,39 @@ pub fn fit_predictor(
     let plain = device_from_name(&cfg.train.device)?;
     let device = plain.clone().autodiff();
     device.seed(opts.seed);
-    let mut entry = trained(P, pc.init(1, &device), &cfg.optim);
+    let mut net = pc.init(1, &device);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let half = opts.steps / 2;
-    for step in 0..opts.steps {
-        let batch: Vec<usize> = (0..opts.batch.max(1))
-            .map(|_| rng.random_range(0..images.len()))
-            .collect();
-        let slices: Vec<Slice> = batch
-            .iter()
-            .map(|&i| match &opts.augment {
-                Some(a) => a.apply(images[i], &mut rng),
-                None => images[i].clone(),
-            })
-            .collect();
-        let x = stack(&slices.iter().collect::<Vec<_>>(), &device);
-        let y = SampleLabels {
-            index: (0..batch.len()).collect(),
-            value: batch.iter().map(|&i| labels[i]).collect(),
-        };
-        let p = net_of::<Predictor>(entry.as_ref());
-        let loss = prediction_loss(p, pc.task, &x, &y).expect("every drawn slice is labelled");
-        let mut grads = loss.backward();
-        // Constant, then linear to 0 over the second half.
-        let factor = if step < half {
-            1.0
-        } else {
-            (opts.steps - step) as f64 / (opts.steps - half + 1) as f64
-        };
-        entry.step(pc.lr * factor, &mut grads);
+    for (images, labels) in stages {
+        let mut entry = trained(P, net, &cfg.optim);
+        for step in 0..opts.steps {
+            let batch: Vec<usize> = (0..opts.batch.max(1))
+                .map(|_| rng.random_range(0..images.len()))
+                .collect();
+            let slices: Vec<Slice> = batch
+                .iter()
+                .map(|&i| match &opts.augment {
+                    Some(a) => a.apply(images[i], &mut rng),
+                    None => images[i].clone(),
+                })
+                .collect();
+            let x = stack(&slices.iter().collect::<Vec<_>>(), &device);
+            let y = SampleLabels {
+                index: (0..batch.len()).collect(),
+                value: batch.iter().map(|&i| labels[i]).collect(),
+            };
+            let p = net_of::<Predictor>(entry.as_ref());
+            let loss = prediction_loss(p, pc.task, &x, &y).expect("every drawn slice is labelled");
+            let mut grads = loss.backward();
+            // Constant, then linear to 0 over the second half.
+            let factor = if step < half {
+                1.0
+            } else {
+                (opts.steps - step) as f64 / (opts.steps - half + 1) as f64
+            };
+            entry.step(pc.lr * factor, &mut grads);
+        }
+        net = net_of::<Predictor>(entry.as_ref()).clone();
     }
-    Ok(net_of::<Predictor>(entry.as_ref()).valid())
+    Ok(net.valid())
 }
