@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// A run folder (its best checkpoint is used) or a checkpoint folder.
+    /// A run folder (its last checkpoint; `best` is picked by the translator's validation, not the predictor's) or a checkpoint folder.
     #[arg(long)]
     model: PathBuf,
     /// The target-modality volume: .nii/.nii.gz, a DICOM file or a DICOM series folder.

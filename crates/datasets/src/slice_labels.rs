@@ -136,10 +136,12 @@ impl SliceLabelTable {
         })
     }
 
-    /// Match every row to one of `volumes` (the preparation's inputs) and
-    /// check its slice against that volume's `depth`: `(volume position,
-    /// slice, label)` per row. A row naming no input, or more than one, or
-    /// a slice past the end, refuses the whole file.
+    /// Match every row to the inputs it names among `volumes` (the
+    /// preparation's inputs, in order) and check its slice against that
+    /// volume's depth: `(input position, slice, label)` per match. A file
+    /// given more than once (as A and B, or for two subjects) gets the
+    /// label at every use. A row naming no input, or a file name shared by
+    /// different files, or a slice past the end, refuses the whole file.
     pub fn resolve(&self, volumes: &[(PathBuf, usize)]) -> Result<Vec<(usize, usize, f32)>> {
         let base = self.path.parent().unwrap_or(Path::new("."));
         let canon = |p: &Path| std::fs::canonicalize(p).ok();
@@ -159,42 +161,40 @@ impl SliceLabelTable {
                     .filter(|&i| volumes[i].0.file_name() == Some(named.as_os_str()))
                     .collect();
             }
-            hits.dedup_by_key(|i| inputs[*i].clone());
-            let i = match hits.as_slice() {
-                [i] => *i,
-                [] => {
-                    return Err(bad(
-                        &self.path,
-                        r.line,
-                        format!(
-                            "{} is none of the volumes given to prepare (--a, --b)",
-                            r.volume
-                        ),
-                    ))
-                }
-                _ => {
-                    return Err(bad(
-                        &self.path,
-                        r.line,
-                        format!(
-                            "{} names several inputs; give its path relative to the CSV",
-                            r.volume
-                        ),
-                    ))
-                }
-            };
-            let depth = volumes[i].1;
-            if r.slice >= depth {
+            if hits.is_empty() {
                 return Err(bad(
                     &self.path,
                     r.line,
                     format!(
-                        "slice {} is out of range: {} has {depth} slices along the slicing axis",
-                        r.slice, r.volume
+                        "{} is none of the volumes given to prepare (--a, --b)",
+                        r.volume
                     ),
                 ));
             }
-            out.push((i, r.slice, r.label));
+            if hits.iter().any(|&i| inputs[i] != inputs[hits[0]]) {
+                return Err(bad(
+                    &self.path,
+                    r.line,
+                    format!(
+                        "{} names different input files; give its path relative to the CSV",
+                        r.volume
+                    ),
+                ));
+            }
+            for i in hits {
+                let depth = volumes[i].1;
+                if r.slice >= depth {
+                    return Err(bad(
+                        &self.path,
+                        r.line,
+                        format!(
+                            "slice {} is out of range: {} has {depth} slices along the slicing axis",
+                            r.slice, r.volume
+                        ),
+                    ));
+                }
+                out.push((i, r.slice, r.label));
+            }
         }
         Ok(out)
     }

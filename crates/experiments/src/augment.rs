@@ -59,6 +59,11 @@ pub struct AugmentConfig {
     /// Slices per block when the source, target and test sets take turns.
     #[serde(default = "default_block")]
     pub block: usize,
+    /// Slices left out between neighbouring blocks. 1 (the default) keeps
+    /// the sets large on one subject but puts every test slice 1-2 slices
+    /// from a training slice, which flatters every setting alike.
+    #[serde(default = "default_gap")]
+    pub gap: usize,
     /// Slices kept beyond the ventricles' first and last slice.
     #[serde(default = "default_margin")]
     pub margin: usize,
@@ -95,6 +100,9 @@ fn default_guidance() -> Vec<f64> {
 }
 fn default_block() -> usize {
     4
+}
+fn default_gap() -> usize {
+    1
 }
 fn default_margin() -> usize {
     12
@@ -264,16 +272,16 @@ pub fn structure_area(atlas: &Path, axis: usize, labels: &[u32]) -> Result<Vec<f
         .collect())
 }
 
-/// Blocks of `block` positions from `range`, one slice left out between
-/// blocks, dealt in turn to `k` sets.
-fn deal(range: std::ops::Range<usize>, block: usize, k: usize) -> Vec<Vec<usize>> {
+/// Blocks of `block` positions from `range`, `gap` slices left out
+/// between blocks, dealt in turn to `k` sets.
+fn deal(range: std::ops::Range<usize>, block: usize, gap: usize, k: usize) -> Vec<Vec<usize>> {
     let mut sets = vec![Vec::new(); k];
     let mut start = range.start;
     let mut turn = 0;
     while start < range.end {
         let end = (start + block).min(range.end);
         sets[turn % k].extend(start..end);
-        start = end + 1;
+        start = end + gap;
         turn += 1;
     }
     sets
@@ -294,7 +302,7 @@ pub fn layout(cfg: &AugmentConfig) -> Result<Layout> {
         );
     };
     let range = first.saturating_sub(cfg.margin)..(last + 1 + cfg.margin).min(area.len());
-    let mut sets = deal(range, cfg.block, 3);
+    let mut sets = deal(range, cfg.block, cfg.gap, 3);
     let test = sets.pop().expect("three sets");
     let (mut source, mut target) = (sets.remove(0), sets.remove(0));
     let n = source.len().min(target.len());
@@ -333,9 +341,14 @@ pub fn build_datasets(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Resu
     let mut l: Option<Layout> = None;
     for k in 0..cfg.splits {
         let settings = format!(
-            "{}block = {}\nmargin = {}\ntarget_labelled = {}\nsplit = {k}\n",
+            "{}block = {}\n{}margin = {}\ntarget_labelled = {}\nsplit = {k}\n",
             toml::to_string(&cfg.data)?,
             cfg.block,
+            if cfg.gap == 1 {
+                String::new()
+            } else {
+                format!("gap = {}\n", cfg.gap)
+            },
             cfg.margin,
             cfg.target_labelled
         );
@@ -428,17 +441,35 @@ fn mse(pred: &[Vec<f32>], truth: &[f32]) -> f64 {
         / truth.len().max(1) as f64
 }
 
+/// A setting's test predictions on one split, with what they came from.
+#[derive(Serialize, Deserialize)]
+struct CachedFit {
+    settings: String,
+    predictions: Vec<Vec<f32>>,
+}
+
 /// Test predictions of one setting on one split: read back if an earlier
-/// report computed them (fits are deterministic), else `make` them.
-fn cached(path: &Path, make: impl FnOnce() -> Result<Vec<Vec<f32>>>) -> Result<Vec<Vec<f32>>> {
+/// report computed them under the same `settings` (fits are
+/// deterministic), else `make` them.
+fn cached(
+    path: &Path,
+    settings: &str,
+    make: impl FnOnce() -> Result<Vec<Vec<f32>>>,
+) -> Result<Vec<Vec<f32>>> {
     if let Ok(text) = std::fs::read_to_string(path) {
-        if let Ok(v) = serde_json::from_str(&text) {
-            return Ok(v);
+        if let Ok(c) = serde_json::from_str::<CachedFit>(&text) {
+            if c.settings == settings {
+                return Ok(c.predictions);
+            }
         }
     }
-    let v = make()?;
-    write_file_atomic(path, serde_json::to_string(&v)?.as_bytes())?;
-    Ok(v)
+    let predictions = make()?;
+    let c = CachedFit {
+        settings: settings.to_string(),
+        predictions,
+    };
+    write_file_atomic(path, serde_json::to_string(&c)?.as_bytes())?;
+    Ok(c.predictions)
 }
 
 pub fn report_augment(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Result<AugmentResults> {
@@ -521,20 +552,29 @@ pub fn report_augment(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Resu
             labels.extend(&source_labels);
             (images, labels)
         };
+        // Everything a fit depends on besides the dataset (which is rebuilt
+        // when its own settings change).
+        let fit_settings = format!(
+            "steps {steps}, batch {}, augment {:?}, set {:?}, dataset {}",
+            cfg.fit_batch,
+            cfg.augment,
+            cfg.set,
+            std::fs::read_to_string(cfg.dataset(k).join("settings.toml")).unwrap_or_default()
+        );
         for (setting, list) in mse_by.iter_mut() {
             let path = fits.join(format!("{}-split{k}.json", setting.key()));
             let pred = match setting {
-                Setting::Pure => {
-                    cached(&path, || fit(target.clone(), target_labels.clone(), None))?
-                }
-                Setting::Augmented => cached(&path, || {
+                Setting::Pure => cached(&path, &fit_settings, || {
+                    fit(target.clone(), target_labels.clone(), None)
+                })?,
+                Setting::Augmented => cached(&path, &fit_settings, || {
                     fit(target.clone(), target_labels.clone(), Some(cfg.augment))
                 })?,
-                Setting::MixUntranslated => cached(&path, || {
+                Setting::MixUntranslated => cached(&path, &fit_settings, || {
                     let (i, l) = union(source.clone());
                     fit(i, l, None)
                 })?,
-                Setting::Transfer => cached(&path, || {
+                Setting::Transfer => cached(&path, &fit_settings, || {
                     let src: Vec<&Slice> = source.iter().collect();
                     let tgt: Vec<&Slice> = target.iter().collect();
                     let p = fit_predictor_stages(
@@ -551,7 +591,7 @@ pub fn report_augment(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Resu
                 })?,
                 Setting::MixCycleGan => {
                     let Some(m) = &cyc_model else { continue };
-                    cached(&path, || {
+                    cached(&path, &fit_settings, || {
                         let translated =
                             m.translate_slices(&source.iter().collect::<Vec<_>>(), 16)?;
                         let (i, l) = union(translated);
@@ -722,7 +762,7 @@ mod tests {
 
     #[test]
     fn blocks_are_dealt_in_turn_with_a_slice_between() {
-        let sets = deal(0..14, 2, 3);
+        let sets = deal(0..14, 2, 1, 3);
         assert_eq!(
             sets,
             vec![vec![0, 1, 9, 10], vec![3, 4, 12, 13], vec![6, 7]]

@@ -165,6 +165,14 @@ impl PredictorConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("predictor.lr {} must be positive", self.lr));
         }
+        if self.label_mean.is_some_and(|m| !m.is_finite())
+            || self.label_std.is_some_and(|s| !(s > 0.0 && s.is_finite()))
+        {
+            return Err(format!(
+                "predictor.label_mean ({:?}) must be finite and predictor.label_std ({:?}) positive",
+                self.label_mean, self.label_std
+            ));
+        }
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Using a trained predictor P (predictor-guided translation): a
 //! measurement or class per target slice, from prepared slices or from a
 //! whole target volume.
-use crate::checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
+use crate::checkpoint::{last_checkpoint, resolve_checkpoint, CheckpointState, ModelInfo};
 use crate::config::TrainConfig;
 use crate::device::{device_from_name, read_f32};
 use crate::inference::normalised_input;
@@ -31,10 +31,14 @@ pub struct PredictorModel {
 }
 
 impl PredictorModel {
-    /// Load P from a run folder (best checkpoint, else last) or a
-    /// checkpoint folder.
+    /// Load P from a run folder (its last checkpoint: `best` is chosen by
+    /// the translator's validation, not P's) or a checkpoint folder.
     pub fn load(path: &Path, device: &str) -> Result<Self> {
-        let ckpt = resolve_checkpoint(path)?;
+        let ckpt = if path.join("checkpoints").is_dir() {
+            last_checkpoint(path)?
+        } else {
+            resolve_checkpoint(path)?
+        };
         let state = CheckpointState::load(&ckpt)?;
         if !state.config.uses_predictor() {
             bail!(
@@ -178,6 +182,15 @@ pub fn fit_predictor_stages(
                 labels.len()
             );
         }
+        let classes = cfg.predictor.classes;
+        if let Some(v) = labels.iter().find(|v| match cfg.predictor.task {
+            PredictorTask::Regression => !v.is_finite(),
+            PredictorTask::Classification => {
+                !(v.fract() == 0.0 && **v >= 0.0 && (**v as usize) < classes)
+            }
+        }) {
+            bail!("label {v} is not a finite value or a class in 0..{classes}");
+        }
     }
     let Some((_, last_labels)) = stages.last() else {
         bail!("no labelled slices to fit a predictor on");
@@ -198,7 +211,7 @@ pub fn fit_predictor_stages(
     let plain = device_from_name(&cfg.train.device)?;
     let device = plain.clone().autodiff();
     device.seed(opts.seed);
-    let mut net = pc.init(1, &device);
+    let mut net = pc.init(cfg.generator.out_channels, &device);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let half = opts.steps / 2;
     for (images, labels) in stages {

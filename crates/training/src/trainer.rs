@@ -29,11 +29,13 @@ use std::path::{Path, PathBuf};
 
 /// Config keys `--set` may change when resuming: neither alters the
 /// trajectory.
-const RESUMABLE_KEYS: [&str; 4] = [
+const RESUMABLE_KEYS: [&str; 6] = [
     "train.stop_at_step",
     "train.device",
     "train.keep_checkpoints",
     "train.on_nan",
+    "train.nan_lr_factor",
+    "train.max_rollbacks",
 ];
 
 /// A loss or weight became NaN or Inf: what `train.on_nan` acts on.
@@ -183,6 +185,17 @@ impl Trainer {
             })?;
         }
         if cfg.uses_predictor() {
+            let labelled_a = train
+                .slice_labels_a
+                .as_ref()
+                .is_some_and(|l| l.iter().any(|v| !v.is_nan()));
+            if cfg.loss.guidance > 0.0 && !labelled_a {
+                bail!(
+                    "{}: loss.guidance > 0 needs labelled A (source) slices, but the {} split has none: guidance would do nothing",
+                    cfg.data.path.display(),
+                    cfg.data.train_split
+                );
+            }
             check_slice_labels(&train, &mut cfg.predictor).with_context(|| {
                 format!(
                     "loss.prediction and loss.guidance need per-slice labels in {} (medtrans prepare --slice-labels)",

@@ -209,6 +209,7 @@ fn labelled_batch(cfg: &TrainConfig, device: &Device) -> (Tensor<4>, Tensor<4>, 
 
 #[test]
 fn guidance_reaches_g_through_a_frozen_p_and_p_learns_only_in_its_own_step() {
+    let _rng = common::rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path(), &["loss.guidance=1e-3"]);
     // What the trainer fills in from the training labels.
@@ -282,6 +283,7 @@ fn guidance_reaches_g_through_a_frozen_p_and_p_learns_only_in_its_own_step() {
 
 #[test]
 fn classification_uses_cross_entropy_over_classes() {
+    let _rng = common::rng_lock();
     let device = Device::flex();
     let cfg = medtrans_networks::PredictorConfig {
         task: PredictorTask::Classification,
@@ -320,6 +322,7 @@ fn g_after(cfg: TrainConfig, steps: usize) -> (Vec<f32>, Vec<medtrans_training::
 
 #[test]
 fn lambda_zero_trains_exactly_the_plain_translator_and_lambda_above_zero_does_not() {
+    let _rng = common::rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let steps = 4;
     let plain = config(&dir.path().join("plain"), &["loss.prediction=0"]);
@@ -340,6 +343,7 @@ fn lambda_zero_trains_exactly_the_plain_translator_and_lambda_above_zero_does_no
 
 #[test]
 fn the_predictor_learns_and_predicts_a_volume_as_its_prepared_slices() {
+    let _rng = common::rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         dir.path(),
@@ -413,4 +417,53 @@ fn losses_column(path: &Path, name: &str) -> Vec<f64> {
 
 fn direct_mean(v: &[Vec<f32>]) -> f32 {
     v.iter().map(|r| r[0]).sum::<f32>() / v.len() as f32
+}
+
+#[test]
+fn guidance_without_labelled_sources_is_refused() {
+    let _rng = common::rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("b_only.csv");
+    std::fs::write(
+        &csv,
+        "volume,slice,label\nt2.nii.gz,40,100\nt2.nii.gz,41,120\n",
+    )
+    .unwrap();
+    let d = demo_data();
+    let out = dir.path().join("data");
+    let mut spec = PrepareSpec::new(
+        vec![SubjectSpec {
+            a: d.join("t1.nii.gz"),
+            b: d.join("t2.nii.gz"),
+            mask: Some(d.join("mask.nii.gz")),
+            ..Default::default()
+        }],
+        &out,
+    );
+    spec.size = 32;
+    spec.min_foreground = 0.1;
+    spec.split = SplitSpec {
+        fractions: [1.0, 0.0, 0.0],
+        gap: 0,
+        ..SplitSpec::default()
+    };
+    spec.slice_labels = Some(csv);
+    prepare(&spec, &mut |_, _, _| {}).unwrap();
+    let set = |extra: &str| {
+        vec![
+            format!("data.path={:?}", out.display().to_string()),
+            format!("out={:?}", dir.path().join("run").display().to_string()),
+            "loss.prediction=1".to_string(),
+            extra.to_string(),
+        ]
+    };
+    let err = TrainConfig::preset("cycle", &set("loss.guidance=1e-3"))
+        .and_then(Trainer::new)
+        .err()
+        .expect("guidance with no labelled A slice must be refused");
+    assert!(format!("{err:#}").contains("needs labelled A"), "{err:#}");
+    // P alone may learn from the labelled targets.
+    assert!(TrainConfig::preset("cycle", &set("loss.guidance=0"))
+        .and_then(Trainer::new)
+        .is_ok());
 }

@@ -58,3 +58,11 @@ pub fn small_config(mode: &str, out: &Path, extra: &[&str]) -> TrainConfig {
 pub fn term(row: &LossRow, name: &str) -> Option<f64> {
     row.iter().find(|r| r.0 == name).map(|r| r.1)
 }
+
+/// Burn's CPU random stream is one per process: tests that seed it and
+/// compare seeded results hold this, so that a test on another thread
+/// building networks cannot draw from the stream in between.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
