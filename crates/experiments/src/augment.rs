@@ -686,6 +686,18 @@ fn write_report(
             std,
         });
     }
+    if let Some((m, sd)) = test
+        .slice_labels_b
+        .as_ref()
+        .and_then(|t| mean_std(&t.iter().map(|&v| v as f64).collect::<Vec<_>>()))
+    {
+        let _ = writeln!(
+            md,
+            "\nTest labels: {} slices, lateral-ventricle area {m:.0} +- {sd:.0} mm²; guessing their mean for every slice would score an MSE of {:.0} (mm²)².",
+            test.len(),
+            sd * sd
+        );
+    }
     let mut quality = String::from(
         "\nTranslation quality on the test slices (G(T1) against the real T2, masked):\n\n| translator | slices | NMAE | PSNR (dB) | SSIM |\n|---|---|---|---|---|\n",
     );
