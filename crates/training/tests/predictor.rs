@@ -467,3 +467,74 @@ fn guidance_without_labelled_sources_is_refused() {
         .and_then(Trainer::new)
         .is_ok());
 }
+
+/// The classification head end to end: integer classes from the CSV
+/// (brain area above or below 10 000 mm²), cross-entropy training,
+/// accuracy on validation, probabilities from `PredictorModel`.
+#[test]
+fn a_classifier_trains_and_predicts_class_probabilities() {
+    let _rng = common::rng_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let areas = brain_areas();
+    let mut csv = String::from("volume,slice,label\n");
+    for (k, a) in areas.iter().enumerate() {
+        let class = (*a > 10_000.0) as u8;
+        csv += &format!("t1.nii.gz,{k},{class}\nt2.nii.gz,{k},{class}\n");
+    }
+    let csv_path = dir.path().join("classes.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let d = demo_data();
+    let data = dir.path().join("data");
+    let mut spec = PrepareSpec::new(
+        vec![SubjectSpec {
+            a: d.join("t1.nii.gz"),
+            b: d.join("t2.nii.gz"),
+            mask: Some(d.join("mask.nii.gz")),
+            ..Default::default()
+        }],
+        &data,
+    );
+    spec.size = 32;
+    spec.min_foreground = 0.1;
+    spec.split = SplitSpec::default();
+    spec.slice_labels = Some(csv_path);
+    prepare(&spec, &mut |_, _, _| {}).unwrap();
+    let out = dir.path().join("run");
+    let set: Vec<String> = [
+        format!("data.path={:?}", data.display().to_string()),
+        format!("out={:?}", out.display().to_string()),
+        "generator.ngf=4".into(),
+        "generator.n_blocks=1".into(),
+        "discriminator.ndf=4".into(),
+        "predictor.width=8".into(),
+        "predictor.blocks=[1]".into(),
+        "predictor.task=\"classification\"".into(),
+        "predictor.classes=2".into(),
+        "train.epochs=1".into(),
+        "train.steps_per_epoch=6".into(),
+        "train.samples=0".into(),
+    ]
+    .to_vec();
+    let cfg = TrainConfig::preset("guided", &set).unwrap();
+    assert_eq!(
+        cfg.predictor.label_mean, None,
+        "no standardisation for classes"
+    );
+    let mut t = Trainer::new(cfg).unwrap();
+    t.run(true).unwrap();
+    let acc = losses_column(&out.join("predictor_validation.csv"), "accuracy");
+    assert!((0.0..=1.0).contains(&acc[0]), "{acc:?}");
+    let model = PredictorModel::load(&out, "cpu").unwrap();
+    assert_eq!(model.columns(), vec!["p0", "p1"]);
+    let ds = SliceDataset::open(&data, "val").unwrap();
+    for p in model
+        .predict_slices(&ds.b.iter().collect::<Vec<_>>(), 4)
+        .unwrap()
+    {
+        assert!((p[0] + p[1] - 1.0).abs() < 1e-5 && p.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+    // A classifier needs at least two classes.
+    let mut set3 = set.clone();
+    set3[8] = "predictor.classes=1".into();
+    assert!(TrainConfig::preset("guided", &set3).is_err());
+}
