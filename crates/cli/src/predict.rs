@@ -1,6 +1,5 @@
 //! `medtrans predict`: a trained predictor on a target volume.
 use anyhow::{bail, Context, Result};
-use medtrans_training::inference::read_input;
 use medtrans_training::PredictorModel;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -46,17 +45,13 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let model = PredictorModel::load(&args.model, &args.device)?;
-    let vol = read_input(&args.input)?;
-    let mask = args.mask.as_deref().map(read_input).transpose()?;
-    if model.info.masked && mask.is_none() {
-        eprintln!("note: this predictor was trained on masked volumes; without --mask the scaling uses the whole volume and may differ");
-    }
-    let depth = vol.shape()[model.info.axis.unwrap_or(2)];
-    let bar = crate::progress::bar(depth as u64, "predict");
-    let rows = model.predict_volume(&vol, mask.as_ref(), args.batch, &mut |done, _| {
-        bar.set_position(done as u64)
-    })?;
-    bar.finish_and_clear();
+    let (_, rows) = crate::translate::slice_by_slice(
+        &args.input,
+        args.mask.as_deref(),
+        &model.info,
+        "predict",
+        |vol, mask, progress| model.predict_volume(vol, mask, args.batch, progress),
+    )?;
     let classify = model.columns().len() > 1;
     let mut csv = String::from("slice");
     if classify {

@@ -1,8 +1,9 @@
 //! `medtrans translate`: volume in, volume out, geometry kept.
 use anyhow::{bail, Context, Result};
+use medtrans_io::Volume;
 use medtrans_training::inference::read_input;
-use medtrans_training::Model;
-use std::path::PathBuf;
+use medtrans_training::{Model, ModelInfo};
+use std::path::{Path, PathBuf};
 
 /// Translate a whole volume (NIfTI, DICOM file or series folder) with a
 /// trained model, slice by slice along the training axis. The output
@@ -36,6 +37,31 @@ pub struct Args {
     overwrite: bool,
 }
 
+/// Read a volume (and its mask), then run `work` over it slice by slice
+/// with a progress bar: what `translate` and `predict` share. A model
+/// trained on masked volumes given no mask gets a note, since its
+/// intensity scaling then differs.
+pub(crate) fn slice_by_slice<T>(
+    input: &Path,
+    mask: Option<&Path>,
+    info: &ModelInfo,
+    what: &str,
+    work: impl FnOnce(&Volume, Option<&Volume>, &mut dyn FnMut(usize, usize)) -> Result<T>,
+) -> Result<(Volume, T)> {
+    let vol = read_input(input)?;
+    let mask = mask.map(read_input).transpose()?;
+    if info.masked && mask.is_none() {
+        eprintln!("note: this model was trained on masked volumes (intensities scaled inside the mask); without --mask the scaling uses the whole volume and may differ");
+    }
+    let depth = vol.shape()[info.axis.unwrap_or(2)];
+    let bar = crate::progress::bar(depth as u64, what);
+    let out = work(&vol, mask.as_ref(), &mut |done, _| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    Ok((vol, out))
+}
+
 pub fn run(args: Args) -> Result<()> {
     if args.output.exists() && !args.overwrite {
         bail!(
@@ -51,17 +77,13 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let model = Model::load(&args.model, &args.device)?;
-    let vol = read_input(&args.input)?;
-    let mask = args.mask.as_deref().map(read_input).transpose()?;
-    if model.info.masked && mask.is_none() {
-        eprintln!("note: this model was trained on masked volumes (intensities scaled inside the mask); without --mask the scaling uses the whole volume and may differ");
-    }
-    let depth = vol.shape()[model.info.axis.unwrap_or(2)];
-    let bar = crate::progress::bar(depth as u64, "translate");
-    let data = model.translate_volume(&vol, mask.as_ref(), args.batch, &mut |done, _| {
-        bar.set_position(done as u64)
-    })?;
-    bar.finish_and_clear();
+    let (vol, data) = slice_by_slice(
+        &args.input,
+        args.mask.as_deref(),
+        &model.info,
+        "translate",
+        |vol, mask, progress| model.translate_volume(vol, mask, args.batch, progress),
+    )?;
     medtrans_io::write_nifti(&args.output, &data, &vol.geometry, args.overwrite)
         .with_context(|| format!("writing {}", args.output.display()))?;
     say!(

@@ -3,9 +3,8 @@
 //! through `prepare`, where L_pred's gradients go, that lambda = 0 is the
 //! plain translator, and `PredictorModel` on a whole volume.
 mod common;
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Gradients, Tensor};
-use common::{demo_data, term};
+use burn::tensor::{Device, Tensor};
+use common::{demo_data, grad_sum, term};
 use medtrans_datasets::{prepare, PairOptions, PrepareSpec, SliceDataset, SplitSpec, SubjectSpec};
 use medtrans_io::{read_volume, Slice};
 use medtrans_networks::{Generator, Predictor, PredictorTask};
@@ -17,6 +16,26 @@ use medtrans_training::terms::{
 use medtrans_training::{read_f32, stack, ImagePool, PredictorModel, TrainConfig, Trainer};
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
+
+/// The demo subject (T1 as A, T2 as B, brain mask) at 32 px with a labels
+/// CSV, prepared into `out`.
+fn demo_spec(out: &Path, csv: PathBuf, split: SplitSpec) -> PrepareSpec {
+    let d = demo_data();
+    let mut spec = PrepareSpec::new(
+        vec![SubjectSpec {
+            a: d.join("t1.nii.gz"),
+            b: d.join("t2.nii.gz"),
+            mask: Some(d.join("mask.nii.gz")),
+            ..Default::default()
+        }],
+        out,
+    );
+    spec.size = 32;
+    spec.min_foreground = 0.1;
+    spec.split = split;
+    spec.slice_labels = Some(csv);
+    spec
+}
 
 /// Brain area (mm²) of every axial slice of the demo mask.
 fn brain_areas() -> Vec<f32> {
@@ -50,21 +69,11 @@ fn labelled(dir: &Path) -> PathBuf {
     let csv_path = dir.join("areas.csv");
     std::fs::write(&csv_path, csv).unwrap();
     let out = dir.join("data");
-    let d = demo_data();
-    let mut spec = PrepareSpec::new(
-        vec![SubjectSpec {
-            a: d.join("t1.nii.gz"),
-            b: d.join("t2.nii.gz"),
-            mask: Some(d.join("mask.nii.gz")),
-            ..Default::default()
-        }],
-        &out,
-    );
-    spec.size = 32;
-    spec.min_foreground = 0.1;
-    spec.split = SplitSpec::default();
-    spec.slice_labels = Some(csv_path);
-    prepare(&spec, &mut |_, _, _| {}).unwrap();
+    prepare(
+        &demo_spec(&out, csv_path, SplitSpec::default()),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
     out
 }
 
@@ -164,26 +173,6 @@ fn a_bad_labels_csv_is_refused_by_line_and_nothing_is_written() {
         assert!(e.contains("bad.csv") && e.contains(want), "{e}");
         assert!(!out.exists(), "a refused CSV must leave no dataset");
     }
-}
-
-/// Sum of |gradient| over a network's parameters.
-struct GradSum<'a> {
-    grads: &'a Gradients,
-    sum: f64,
-}
-
-impl ModuleVisitor for GradSum<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = param.val().grad(self.grads) {
-            self.sum += read_f32(g.abs().sum(), "a gradient").unwrap()[0] as f64;
-        }
-    }
-}
-
-fn grad_sum<M: Module>(net: &M, grads: &Gradients) -> f64 {
-    let mut v = GradSum { grads, sum: 0.0 };
-    net.visit(&mut v);
-    v.sum
 }
 
 fn scalar(t: Tensor<1>) -> f64 {
@@ -429,26 +418,20 @@ fn guidance_without_labelled_sources_is_refused() {
         "volume,slice,label\nt2.nii.gz,40,100\nt2.nii.gz,41,120\n",
     )
     .unwrap();
-    let d = demo_data();
     let out = dir.path().join("data");
-    let mut spec = PrepareSpec::new(
-        vec![SubjectSpec {
-            a: d.join("t1.nii.gz"),
-            b: d.join("t2.nii.gz"),
-            mask: Some(d.join("mask.nii.gz")),
-            ..Default::default()
-        }],
-        &out,
-    );
-    spec.size = 32;
-    spec.min_foreground = 0.1;
-    spec.split = SplitSpec {
-        fractions: [1.0, 0.0, 0.0],
-        gap: 0,
-        ..SplitSpec::default()
-    };
-    spec.slice_labels = Some(csv);
-    prepare(&spec, &mut |_, _, _| {}).unwrap();
+    prepare(
+        &demo_spec(
+            &out,
+            csv,
+            SplitSpec {
+                fractions: [1.0, 0.0, 0.0],
+                gap: 0,
+                ..SplitSpec::default()
+            },
+        ),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
     let set = |extra: &str| {
         vec![
             format!("data.path={:?}", out.display().to_string()),
@@ -483,22 +466,12 @@ fn a_classifier_trains_and_predicts_class_probabilities() {
     }
     let csv_path = dir.path().join("classes.csv");
     std::fs::write(&csv_path, csv).unwrap();
-    let d = demo_data();
     let data = dir.path().join("data");
-    let mut spec = PrepareSpec::new(
-        vec![SubjectSpec {
-            a: d.join("t1.nii.gz"),
-            b: d.join("t2.nii.gz"),
-            mask: Some(d.join("mask.nii.gz")),
-            ..Default::default()
-        }],
-        &data,
-    );
-    spec.size = 32;
-    spec.min_foreground = 0.1;
-    spec.split = SplitSpec::default();
-    spec.slice_labels = Some(csv_path);
-    prepare(&spec, &mut |_, _, _| {}).unwrap();
+    prepare(
+        &demo_spec(&data, csv_path, SplitSpec::default()),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
     let out = dir.path().join("run");
     let set: Vec<String> = [
         format!("data.path={:?}", data.display().to_string()),

@@ -2,9 +2,8 @@
 //! inputs: each term's value against an independent computation from the
 //! networks' outputs, where gradients go, and the trainer's checks.
 mod common;
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Gradients, Tensor};
-use common::{dataset, small_config, term};
+use burn::tensor::{Device, Tensor};
+use common::{dataset, grad_sum, small_config, term};
 use medtrans_datasets::{PairOptions, Pairing, SliceDataset};
 use medtrans_io::{read_npy, write_npy, Slice};
 use medtrans_networks::{Generator, Segmentor};
@@ -97,26 +96,6 @@ fn batch(cfg: &TrainConfig, device: &Device) -> (Tensor<4>, Tensor<4>, Tensor<4>
         labels(|p| &p.a_labels),
         labels(|p| &p.b_labels),
     )
-}
-
-/// Sum of |gradient| over a network's parameters.
-struct GradSum<'a> {
-    grads: &'a Gradients,
-    sum: f64,
-}
-
-impl ModuleVisitor for GradSum<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = param.val().grad(self.grads) {
-            self.sum += read_f32(g.abs().sum(), "a gradient").unwrap()[0] as f64;
-        }
-    }
-}
-
-fn grad_sum<M: Module>(net: &M, grads: &Gradients) -> f64 {
-    let mut v = GradSum { grads, sum: 0.0 };
-    net.visit(&mut v);
-    v.sum
 }
 
 /// Cross-entropy of logits against one-hot labels, on the host in f64:

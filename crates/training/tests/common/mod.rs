@@ -66,3 +66,25 @@ pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Sum of |gradient| over a network's parameters: whether a loss reaches it.
+pub fn grad_sum<M: burn::module::Module>(net: &M, grads: &burn::tensor::Gradients) -> f64 {
+    struct GradSum<'a> {
+        grads: &'a burn::tensor::Gradients,
+        sum: f64,
+    }
+    impl burn::module::ModuleVisitor for GradSum<'_> {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<D>>,
+        ) {
+            if let Some(g) = param.val().grad(self.grads) {
+                self.sum +=
+                    medtrans_training::read_f32(g.abs().sum(), "a gradient").unwrap()[0] as f64;
+            }
+        }
+    }
+    let mut v = GradSum { grads, sum: 0.0 };
+    net.visit(&mut v);
+    v.sum
+}
