@@ -333,32 +333,23 @@ fn train_evaluate_translate_from_the_command_line() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let predict = |model: &Path, extra: &[&str]| {
-        let mut a = vec![
-            "predict",
-            "--model",
-            model.to_str().unwrap(),
-            "--input",
-            d.to_str().unwrap(),
-        ];
-        a.extend(extra);
-        medtrans(&a)
-    };
     let t2 = d.join("t2.nii.gz");
     let mask = d.join("mask.nii.gz");
-    let with_input = |model: &Path, extra: &[&str]| {
+    // `predict` on `input`, with the demo mask.
+    let predict = |model: &Path, input: &Path, extra: &[&str]| {
         let mut a = vec![
             "predict",
             "--model",
             model.to_str().unwrap(),
             "--input",
-            t2.to_str().unwrap(),
+            input.to_str().unwrap(),
             "--mask",
             mask.to_str().unwrap(),
         ];
         a.extend(extra);
         medtrans(&a)
     };
+    let with_input = |model: &Path, extra: &[&str]| predict(model, &t2, extra);
     let o = with_input(&guided, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
@@ -381,7 +372,7 @@ fn train_evaluate_translate_from_the_command_line() {
         "{}",
         stderr(&o)
     );
-    let o = predict(&guided, &[]);
+    let o = predict(&guided, &d, &[]);
     assert!(
         !o.status.success() && stderr(&o).contains("demo"),
         "{}",

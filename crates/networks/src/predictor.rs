@@ -148,6 +148,24 @@ impl PredictorConfig {
         }
     }
 
+    /// For a regression, set the label mean and spread from `labels`
+    /// where the config leaves them unset (a constant label gets spread 1).
+    pub fn fill_label_scale(&mut self, labels: &[f32]) {
+        if self.task != PredictorTask::Regression || labels.is_empty() {
+            return;
+        }
+        let n = labels.len() as f64;
+        let mean = labels.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = labels
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        self.label_mean.get_or_insert(mean as f32);
+        self.label_std
+            .get_or_insert(if var > 0.0 { var.sqrt() as f32 } else { 1.0 });
+    }
+
     /// Check what `init` would refuse.
     pub fn validate(&self) -> Result<(), String> {
         if self.width == 0 || self.blocks.is_empty() || self.blocks.contains(&0) {

@@ -196,18 +196,7 @@ pub fn fit_predictor_stages(
         bail!("no labelled slices to fit a predictor on");
     };
     let mut pc = cfg.predictor.clone();
-    if pc.task == PredictorTask::Regression {
-        let n = last_labels.len() as f64;
-        let mean = last_labels.iter().map(|&v| v as f64).sum::<f64>() / n;
-        let var = last_labels
-            .iter()
-            .map(|&v| (v as f64 - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        pc.label_mean.get_or_insert(mean as f32);
-        pc.label_std
-            .get_or_insert(if var > 0.0 { var.sqrt() as f32 } else { 1.0 });
-    }
+    pc.fill_label_scale(last_labels);
     let plain = device_from_name(&cfg.train.device)?;
     let device = plain.clone().autodiff();
     device.seed(opts.seed);

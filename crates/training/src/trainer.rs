@@ -717,19 +717,7 @@ fn check_slice_labels(ds: &SliceDataset, p: &mut PredictorConfig) -> Result<()> 
                 );
             }
         }
-        PredictorTask::Regression => {
-            let n = labelled.len() as f64;
-            let mean = labelled.iter().map(|&v| v as f64).sum::<f64>() / n;
-            let var = labelled
-                .iter()
-                .map(|&v| (v as f64 - mean).powi(2))
-                .sum::<f64>()
-                / n;
-            p.label_mean.get_or_insert(mean as f32);
-            // A constant label still needs a scale.
-            p.label_std
-                .get_or_insert(if var > 0.0 { var.sqrt() as f32 } else { 1.0 });
-        }
+        PredictorTask::Regression => p.fill_label_scale(&labelled),
     }
     Ok(())
 }
