@@ -18,8 +18,8 @@ pub mod slabs;
 pub use augment::{report_augment, run_augment, AugmentConfig};
 pub use many_to_one::{report_many_to_one, run_many_to_one, ManyToOneConfig};
 pub use noise_sweep::{
-    check_claims, registration_check, report_noise_sweep, run_noise_sweep, RegistrationRow,
-    SweepConfig, SweepRow,
+    check_claims, check_unpaired_claims, registration_check, report_noise_sweep, run_noise_sweep,
+    RegistrationRow, SweepConfig, SweepRow,
 };
 pub use shape::{report_shape, run_shape, ShapeConfig};
 

@@ -1,7 +1,7 @@
 //! A tiny sweep end to end: every cell trains and is scored; a rerun skips
 //! the finished runs and reproduces the table.
 use medtrans_experiments::{
-    check_claims, report_noise_sweep, run_noise_sweep, SweepConfig, SweepRow,
+    check_claims, check_unpaired_claims, report_noise_sweep, run_noise_sweep, SweepConfig, SweepRow,
 };
 use medtrans_metrics::Summary;
 use std::path::PathBuf;
@@ -266,4 +266,73 @@ fn the_results_table_rewrites_a_published_sweep_unchanged() {
     }
     assert!(table.rows.len() >= 6);
     assert_eq!(table.csv(), published);
+}
+
+#[test]
+fn unpaired_ranking_is_judged_per_level() {
+    let rows = vec![
+        row("pix2pix", 0, 0.20, 12.0),
+        row("cycle", 0, 0.14, 14.0),
+        row("reggan", 0, 0.12, 15.0),
+    ];
+    let c = check_unpaired_claims(&rows);
+    assert_eq!(c.len(), 1);
+    assert!(
+        c[0].contains("**holds**") && c[0].contains("15.00 / 14.00 / 12.00"),
+        "{}",
+        c[0]
+    );
+    let mut worse = rows.clone();
+    worse[2] = row("reggan", 0, 0.15, 13.0);
+    let c = check_unpaired_claims(&worse);
+    assert!(c[0].contains("RegGAN does not beat C"), "{}", c[0]);
+    let c = check_unpaired_claims(&rows[1..]);
+    assert!(c[0].contains("not all ran"), "{}", c[0]);
+}
+
+/// An unpaired sweep: its runs sit beside paired ones without colliding,
+/// pix2pix trains on unrelated targets (refused outside the experiment),
+/// and the report judges the unpaired ranking instead of the noise claims.
+#[test]
+fn unpaired_sweep_trains_pix2pix_on_unrelated_targets() {
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/demo");
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+runs = {runs:?}
+results = {results:?}
+modes = ["pix2pix", "cycle", "reggan"]
+noise_levels = [0]
+pairing = "unpaired"
+set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
+       "train.epochs=1", "train.steps_per_epoch=2", "train.samples=0"]
+[data]
+a = {a:?}
+b = {b:?}
+mask = {m:?}
+size = 32
+"#,
+        runs = dir.path().join("runs").display().to_string(),
+        results = dir.path().join("results").display().to_string(),
+        a = demo.join("t1.nii.gz").display().to_string(),
+        b = demo.join("t2.nii.gz").display().to_string(),
+        m = demo.join("mask.nii.gz").display().to_string(),
+    );
+    let path = dir.path().join("sweep.toml");
+    std::fs::write(&path, &text).unwrap();
+    let cfg = SweepConfig::load(&path).unwrap();
+    let rows = run_noise_sweep(&cfg, &mut |_| {}).unwrap();
+    assert_eq!(rows.len(), 3);
+    let saved =
+        std::fs::read_to_string(dir.path().join("runs/pix2pix-unpaired-noise0/config.toml"))
+            .unwrap();
+    assert!(saved.contains("pairing = \"unpaired\""), "{saved}");
+    let md = std::fs::read_to_string(dir.path().join("results/results.md")).unwrap();
+    assert!(md.contains("**unpaired** training data"), "{md}");
+    assert!(
+        md.contains("1. Unpaired, noise 0: RegGAN > C > Pix2Pix"),
+        "{md}"
+    );
+    assert!(!md.contains("RegGAN at noise 5"), "{md}");
+    assert!(!dir.path().join("results/registration.csv").exists());
 }

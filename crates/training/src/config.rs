@@ -54,6 +54,10 @@ pub struct DataConfig {
     /// RegGAN's misalignment noise level applied to training pairs (0-5).
     pub noise_level: u32,
     pub pairing: Pairing,
+    /// Train pixel losses (L1, correction) against unrelated targets when
+    /// unpaired: meaningless for a user's model, but the RegGAN paper's
+    /// unpaired baseline (its section 4.4) is exactly this.
+    pub unpaired_pixel_losses: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,6 +204,7 @@ impl Default for DataConfig {
             val_split: "val".into(),
             noise_level: 0,
             pairing: Pairing::Paired,
+            unpaired_pixel_losses: false,
         }
     }
 }
@@ -380,9 +385,10 @@ impl TrainConfig {
             bail!("discriminator.conditional (pix2pix) does not combine with the cycle loss");
         }
         if self.data.pairing == Pairing::Unpaired
+            && !self.data.unpaired_pixel_losses
             && (l.l1 > 0.0 || l.gradient_difference > 0.0 || self.discriminator.conditional)
         {
-            bail!("data.pairing = \"unpaired\" leaves loss.l1, loss.gradient_difference and a conditional discriminator nothing to compare; use the cycle or nc presets");
+            bail!("data.pairing = \"unpaired\" leaves loss.l1, loss.gradient_difference and a conditional discriminator nothing to compare; use the cycle or nc presets (or set data.unpaired_pixel_losses = true to train them against unrelated targets, as the RegGAN paper's unpaired baseline does)");
         }
         if self.discriminator.conditional && self.train.pool_size > 0 {
             bail!("train.pool_size must be 0 with a conditional discriminator (a pooled fake would meet another x)");

@@ -11,6 +11,9 @@ pub enum TransformError {
     Empty,
     #[error("invalid normalisation: {0}")]
     Invalid(String),
+    /// A grid or affine that cannot be used to place voxels in the world.
+    #[error("{0}")]
+    Geometry(String),
 }
 
 /// NaN/Inf voxels would turn into NaN losses; refuse them with a count.
