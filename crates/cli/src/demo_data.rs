@@ -4,7 +4,8 @@ use medtrans_io::{read_volume, write_nifti, Geometry, ReadOptions, Volume};
 use std::path::{Path, PathBuf};
 
 /// Rebuild data/demo (ICBM152 T1, T2 and brain mask at 2 mm, cropped to the
-/// head) from the full-resolution files in ../shared/data.
+/// head, and a simulated second-session T2 on a grid of its own) from the
+/// full-resolution files in ../shared/data.
 ///
 /// The result is what `medtrans demo` trains on; it is committed with the
 /// MNI licence notice so that a fresh clone runs the demo without ../shared.
@@ -56,6 +57,44 @@ fn downsample(v: &Volume, lo: [usize; 3], hi: [usize; 3]) -> (Vec<f32>, Geometry
     (data, g)
 }
 
+/// The second-session T2 of the "your own data" walkthrough.
+pub const SESSION2: &str = "t2_session2.nii.gz";
+
+/// The T2 as a clinic's second scan would give it: the head moved (4 and
+/// -3 degrees, a few mm), thick oblique slices (1.4 x 1.4 x 3.5 mm, the slab
+/// tilted by 6 degrees), and a field of view of its own. Nothing of the
+/// first grid survives, so it must be registered and resampled.
+fn second_session(t2: &Volume, demo: &Geometry) -> (Vec<f32>, Geometry) {
+    use medtrans_registration::{Transform, TransformKind};
+    use medtrans_transforms::{mat_mul, resample, Interp3};
+    let (lo, hi) = medtrans_transforms::world_bounds(demo);
+    let centre: [f64; 3] = std::array::from_fn(|k| (lo[k] + hi[k]) / 2.0);
+    let spacing = [1.4, 1.4, 3.5];
+    let mut g = demo.clone();
+    g.spacing = spacing;
+    g.qform = None;
+    g.sform_code = 1;
+    // 8 mm less at the top: the slab does not cover the whole head.
+    g.shape = std::array::from_fn(|k| {
+        ((hi[k] - lo[k] - if k == 2 { 8.0 } else { 0.0 }) / spacing[k]).ceil() as usize
+    });
+    let mut grid = medtrans_transforms::IDENTITY;
+    for k in 0..3 {
+        grid[k][k] = spacing[k];
+        grid[k][3] = lo[k] + spacing[k] / 2.0;
+    }
+    let mut tilt = Transform::identity(TransformKind::Rigid, centre);
+    tilt.params[0] = 6f64.to_radians();
+    g.affine = mat_mul(&tilt.matrix(), &grid);
+    let mut motion = Transform::identity(TransformKind::Rigid, centre);
+    motion.params = vec![4f64.to_radians(), 0.0, -3f64.to_radians(), 5.0, -6.0, 3.0];
+    let r = resample(t2, &g, &motion.matrix(), Interp3::Trilinear, 0.0)
+        .expect("the template's affine is invertible");
+    // Rounded to 1/32: far below the noise, and gzip packs it tighter.
+    let data = r.data.iter().map(|v| (v * 32.0).round() / 32.0).collect();
+    (data, g)
+}
+
 pub fn build(from: &Path, out: &Path, overwrite: bool) -> Result<()> {
     let icbm = from.join("icbm152-2009c");
     let read = |name: &str| read_volume(icbm.join(name), &ReadOptions::default());
@@ -95,6 +134,8 @@ pub fn build(from: &Path, out: &Path, overwrite: bool) -> Result<()> {
         }
         write_nifti(&out.join(name), &data, &g, overwrite)?;
     }
+    let (data, g) = second_session(&t2, &downsample(&t2, lo, hi).1);
+    write_nifti(&out.join(SESSION2), &data, &g, overwrite)?;
     let notice = out.join("COPYING");
     if overwrite || !notice.exists() {
         let text = std::fs::read_to_string(icbm.join("COPYING"))

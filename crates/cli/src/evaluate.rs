@@ -1,12 +1,13 @@
 //! `medtrans evaluate`: the paper's metrics on a test split.
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::SliceDataset;
-use medtrans_metrics::{scores_csv, summary_table};
+use medtrans_metrics::{scores_csv, subject_table, summary_table};
 use medtrans_training::Model;
 use std::path::{Path, PathBuf};
 
 /// Score a model on a dataset split: per-slice and mean +- std NMAE, PSNR
-/// and SSIM of G(A) against B, as CSV and a markdown table. With --compare,
+/// and SSIM of G(A) against B, as CSV and a markdown table; with several
+/// subjects in the split, also per subject (subjects.csv). With --compare,
 /// a second model is scored on the same slices and each metric gets a
 /// paired Wilcoxon signed-rank test.
 ///
@@ -68,7 +69,23 @@ pub fn run(args: Args) -> Result<()> {
     let names: Vec<String> = models.iter().map(|m| m.0.clone()).collect();
     let csv = out.join("scores.csv");
     medtrans_io::write_file_atomic(&csv, scores_csv(&names, &scores).as_bytes())?;
-    let md = summary_table(&names, &scores);
+    let mut md = summary_table(&names, &scores);
+    // Several subjects in the split: each one's means too.
+    let subjects = scores[0]
+        .iter()
+        .map(|s| s.subject)
+        .collect::<std::collections::BTreeSet<_>>();
+    if subjects.len() > 1 {
+        let name_of = |i: usize| {
+            ds.manifest
+                .as_ref()
+                .and_then(|m| m.subjects.get(i))
+                .map_or_else(|| format!("subject{i:03}"), |s| s.name.clone())
+        };
+        let (table, csv) = subject_table(&names, &scores, &name_of);
+        md += &format!("\nPer subject:\n\n{table}");
+        medtrans_io::write_file_atomic(&out.join("subjects.csv"), csv.as_bytes())?;
+    }
     medtrans_io::write_file_atomic(&out.join("summary.md"), md.as_bytes())?;
     say!("{md}");
     say!(

@@ -24,6 +24,7 @@ mod predict;
 mod prepare;
 mod preview;
 mod progress;
+mod register;
 mod train;
 mod translate;
 
@@ -44,6 +45,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Info(info::Args),
+    Register(register::Args),
     Prepare(prepare::Args),
     Preview(preview::Args),
     Train(train::Args),
@@ -68,6 +70,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => info::run(a),
+        Command::Register(a) => register::run(a),
         Command::Prepare(a) => prepare::run(a),
         Command::Preview(a) => preview::run(a),
         Command::Train(a) => train::run(a),

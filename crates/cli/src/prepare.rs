@@ -1,13 +1,22 @@
 //! `medtrans prepare`: volumes to a dataset folder.
 use anyhow::{bail, Context, Result};
-use medtrans_datasets::{prepare, PrepareSpec, SplitMethod, SplitSpec, SubjectSpec};
+use medtrans_datasets::{
+    prepare, read_subject_csv, GridChoice, PrepareSpec, SplitMethod, SplitSpec, SubjectSpec,
+};
+use medtrans_registration::{Options as RegistrationOptions, TransformKind};
 use medtrans_transforms::Normalization;
 use std::path::PathBuf;
 
-/// Turn co-registered volumes into a dataset of normalised N x N slices.
+/// Turn pairs of volumes into a dataset of normalised N x N slices.
 ///
 /// A is the source contrast, B the target. Give one --a/--b (and optional
-/// --mask) per subject, in the same order. The folder gets a manifest.json
+/// --mask) per subject, in the same order, or a --subjects CSV. When A and
+/// B are not on one voxel grid (other resolution, field of view or slice
+/// thickness), B is resampled onto A's grid through the two affines
+/// (trilinear; the mask and label maps nearest-neighbour), or both onto
+/// B's grid with --grid b, or onto a new isotropic grid with --spacing.
+/// When the headers do not align the pair (the patient moved between
+/// scans), --align rigid registers B onto A first. The folder gets a manifest.json
 /// (sources, axis, normalisation per volume, splits) and one array per split
 /// and side, loaded whole into memory at training time. Misalignment noise
 /// and pairing are applied on the fly later, so one dataset serves every
@@ -19,11 +28,28 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct Args {
     /// Source-contrast volume (repeat for several subjects).
-    #[arg(long = "a", required = true)]
+    #[arg(long = "a", required_unless_present = "subjects")]
     a: Vec<PathBuf>,
-    /// Target-contrast volume on the same grid as its A (repeat, same order).
-    #[arg(long = "b", required = true)]
+    /// Target-contrast volume of the same subject (repeat, same order).
+    #[arg(long = "b", required_unless_present = "subjects")]
     b: Vec<PathBuf>,
+    /// Many subjects: a CSV of `subject,a,b[,mask]` rows (paths relative
+    /// to the CSV). With --split volume, each subject stays whole in one
+    /// split, and `evaluate` reports per subject.
+    #[arg(long, value_name = "CSV", conflicts_with_all = ["a", "b", "mask"])]
+    subjects: Option<PathBuf>,
+    /// Whose grid a pair is resampled onto when the two differ: `a` (the
+    /// translator's input keeps its resolution) or `b`.
+    #[arg(long, value_enum, default_value = "a")]
+    grid: GridArg,
+    /// Resample onto that grid's field of view at this isotropic voxel size
+    /// (mm), e.g. 1.
+    #[arg(long, value_name = "MM")]
+    spacing: Option<f64>,
+    /// Register B onto A first by mutual information: `rigid` (the patient
+    /// moved between scans) or `affine`. `none` trusts the headers.
+    #[arg(long, value_enum, default_value = "none")]
+    align: AlignArg,
     /// Foreground mask per subject (none, or one per subject). Outside it
     /// both images are set to background (-1).
     #[arg(long)]
@@ -81,6 +107,19 @@ enum Axis {
     Sagittal,
     Coronal,
     Axial,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GridArg {
+    A,
+    B,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AlignArg {
+    None,
+    Rigid,
+    Affine,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -150,19 +189,33 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
     }
-    let subjects = args
-        .a
-        .iter()
-        .zip(&args.b)
-        .enumerate()
-        .map(|(i, (a, b))| SubjectSpec {
-            a: a.clone(),
-            b: b.clone(),
-            mask: args.mask.get(i).cloned(),
-            labels_a: args.labels_a.get(i).cloned(),
-            labels_b: args.labels_b.get(i).cloned(),
-        })
-        .collect();
+    let subjects = match &args.subjects {
+        Some(csv) => {
+            if !args.labels_a.is_empty() || !args.labels_b.is_empty() {
+                bail!("--labels-a/--labels-b go with --a/--b, not with --subjects");
+            }
+            read_subject_csv(csv)?
+        }
+        None => args
+            .a
+            .iter()
+            .zip(&args.b)
+            .enumerate()
+            .map(|(i, (a, b))| SubjectSpec {
+                a: a.clone(),
+                b: b.clone(),
+                mask: args.mask.get(i).cloned(),
+                labels_a: args.labels_a.get(i).cloned(),
+                labels_b: args.labels_b.get(i).cloned(),
+                ..Default::default()
+            })
+            .collect(),
+    };
+    if let Some(mm) = args.spacing {
+        if !(mm.is_finite() && (0.05..=20.0).contains(&mm)) {
+            bail!("--spacing {mm}: give a voxel size in mm between 0.05 and 20");
+        }
+    }
     let mut spec = PrepareSpec::new(subjects, &args.out);
     spec.axis = args.axis as usize;
     spec.slice_range = match &args.slices {
@@ -188,7 +241,54 @@ pub fn run(args: Args) -> Result<()> {
         gap: args.gap,
     };
     spec.slice_labels = args.slice_labels.clone();
+    spec.grid = match args.grid {
+        GridArg::A => GridChoice::A,
+        GridArg::B => GridChoice::B,
+    };
+    spec.spacing = args.spacing;
+    spec.align = match args.align {
+        AlignArg::None => None,
+        AlignArg::Rigid => Some(RegistrationOptions::default()),
+        AlignArg::Affine => Some(RegistrationOptions {
+            kind: TransformKind::Affine,
+            ..RegistrationOptions::default()
+        }),
+    };
     let m = run_prepare(&spec)?;
+    for sub in &m.subjects {
+        let Some(al) = &sub.alignment else { continue };
+        let grid = match al.spacing {
+            Some(mm) => format!("{} mm over {}'s field of view", mm, al.grid.to_uppercase()),
+            None => format!("{}'s grid", al.grid.to_uppercase()),
+        };
+        say!(
+            "{}: resampled onto {grid} {:?}; {:.1} % of it lies inside both fields of view",
+            sub.name,
+            sub.geometry.shape,
+            100.0 * al.overlap
+        );
+        if let Some(r) = &al.registration {
+            let t = r.b_from_a;
+            say!(
+                "{}: B registered onto A ({:?}): mutual information {:.4} -> {:.4}, shift ({:.1}, {:.1}, {:.1}) mm",
+                sub.name, r.kind, r.initial_mi, r.final_mi, t[0][3], t[1][3], t[2][3]
+            );
+            if !r.converged {
+                eprintln!(
+                    "warning: {}: the registration did not converge (final mutual information {:.4}); \
+                     check it with `medtrans register` and the written volume",
+                    sub.name, r.final_mi
+                );
+            }
+        }
+        if al.overlap < 0.5 {
+            eprintln!(
+                "warning: {}: only {:.0} % of the grid has both images; the rest is masked out when a mask is given",
+                sub.name,
+                100.0 * al.overlap
+            );
+        }
+    }
     say!("dataset written to {}", args.out.display());
     for split in medtrans_datasets::SPLITS {
         say!(
@@ -216,6 +316,9 @@ pub fn run(args: Args) -> Result<()> {
 pub fn run_prepare(spec: &PrepareSpec) -> Result<medtrans_datasets::Manifest> {
     let pb = crate::progress::bar(spec.subjects.len() as u64, "reading");
     let m = prepare(spec, &mut |done, _, what| {
+        if what.starts_with("registering") {
+            pb.println(what);
+        }
         pb.set_position(done as u64);
         pb.set_message(what.to_string());
     });

@@ -379,3 +379,134 @@ fn train_evaluate_translate_from_the_command_line() {
         stderr(&o)
     );
 }
+
+/// The README's "your own data" walkthrough: a T1 and a second-session T2
+/// on another grid (data/demo/t2_session2.nii.gz: moved, tilted, thick
+/// slices) through register, prepare --align, and many subjects from a
+/// CSV, evaluated per subject.
+#[test]
+fn register_then_prepare_many_subjects_and_evaluate_per_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = root().join("data/demo");
+    let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+    let out = dir.path().join("t2_on_t1.nii.gz");
+    let reg = || {
+        medtrans(&[
+            "register",
+            "--fixed",
+            &p("t1.nii.gz"),
+            "--moving",
+            &p("t2_session2.nii.gz"),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let o = reg();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The session was moved by 4 and -3 degrees: 5.0 degrees in all.
+    let s = stdout(&o);
+    let deg: f64 = s
+        .split("rotation ")
+        .nth(1)
+        .and_then(|r| r.split(" deg").next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!((deg - 5.0).abs() < 0.3, "{s}");
+    assert!(out.is_file() && dir.path().join("t2_on_t1.tfm").is_file());
+    let tfm = std::fs::read_to_string(dir.path().join("t2_on_t1.tfm")).unwrap();
+    assert!(tfm.starts_with("#Insight Transform File V1.0"), "{tfm}");
+    let o = reg();
+    assert!(
+        !o.status.success() && stderr(&o).contains("--overwrite"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Four subjects, one of them the second session; whole subjects per split.
+    let csv = dir.path().join("subjects.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "subject,a,b,mask\nsub-01,{t1},{t2},{m}\nsub-02,{t1},{s2},{m}\nsub-03,{t1},{t2},{m}\nsub-04,{t1},{s2},{m}\n",
+            t1 = p("t1.nii.gz"),
+            t2 = p("t2.nii.gz"),
+            s2 = p("t2_session2.nii.gz"),
+            m = p("mask.nii.gz")
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let o = medtrans(&[
+        "prepare",
+        "--subjects",
+        csv.to_str().unwrap(),
+        "--align",
+        "rigid",
+        "--split",
+        "volume",
+        "--fractions",
+        "0.5,0.25,0.25",
+        "--size",
+        "32",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(s.contains("sub-02: B registered onto A (Rigid)"), "{s}");
+    assert!(s.contains("sub-02: resampled onto A's grid"), "{s}");
+    let run = dir.path().join("run");
+    let o = medtrans(&[
+        "train",
+        "--mode",
+        "pix2pix",
+        "--set",
+        &format!("data.path={:?}", data.to_str().unwrap()),
+        "--set",
+        &format!("out={:?}", run.to_str().unwrap()),
+        "--set",
+        "generator.ngf=8",
+        "--set",
+        "generator.n_blocks=1",
+        "--set",
+        "discriminator.ndf=8",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.steps_per_epoch=2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev = dir.path().join("eval");
+    let o = medtrans(&[
+        "evaluate",
+        "--model",
+        run.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "train",
+        "--out",
+        ev.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let subjects = std::fs::read_to_string(ev.join("subjects.csv")).unwrap();
+    assert_eq!(subjects.lines().count(), 3, "{subjects}");
+    assert!(subjects.contains("run,sub-0"), "{subjects}");
+    let md = std::fs::read_to_string(ev.join("summary.md")).unwrap();
+    assert!(md.contains("**2 subjects**"), "{md}");
+
+    // A CSV naming a subject twice is refused by line.
+    std::fs::write(&csv, format!("s,{t},{t}\ns,{t},{t}\n", t = p("t1.nii.gz"))).unwrap();
+    let o = medtrans(&[
+        "prepare",
+        "--subjects",
+        csv.to_str().unwrap(),
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("line 2"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -13,16 +13,18 @@ mod pipeline;
 mod prepare;
 pub mod seeds;
 mod slice_labels;
+mod subjects;
 
 pub use calibration::ModelInfo;
 pub use dataset::{Pair, PairOptions, Pairing, SliceDataset};
 pub use manifest::{
-    Manifest, SliceLabelSummary, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE,
-    SPLITS,
+    AlignmentRecord, Manifest, RegistrationRecord, SliceLabelSummary, SliceRef, SplitMethod,
+    SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
 };
 pub use pipeline::{mask_inside, mask_to_background, normalise, SlicePipeline};
-pub use prepare::{prepare, PrepareSpec, SubjectSpec};
+pub use prepare::{prepare, GridChoice, PrepareSpec, SubjectSpec};
 pub use slice_labels::{SliceLabelRow, SliceLabelTable, SLICE_LABEL_FILES};
+pub use subjects::read_subject_csv;
 
 use std::path::PathBuf;
 

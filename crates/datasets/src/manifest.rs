@@ -57,6 +57,33 @@ pub struct SubjectRecord {
     pub fit: SquareFit,
     /// The split of the whole volume, for volume-wise splits.
     pub split: Option<String>,
+    /// How A and B were brought onto one grid, when they were not on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<AlignmentRecord>,
+}
+
+/// A subject whose volumes were resampled (and maybe registered) onto one
+/// grid: enough to tell how much of it is real data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlignmentRecord {
+    /// `a` or `b`: whose grid (or field of view, with `spacing`).
+    pub grid: String,
+    pub spacing: Option<f64>,
+    /// Fraction of the grid inside both fields of view.
+    pub overlap: f64,
+    pub registration: Option<RegistrationRecord>,
+}
+
+/// The registration that placed B on A.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationRecord {
+    pub kind: medtrans_registration::TransformKind,
+    /// A's world point -> B's world point (mm, RAS+).
+    pub b_from_a: [[f64; 4]; 4],
+    /// Mutual information before (centres aligned) and after.
+    pub initial_mi: f64,
+    pub final_mi: f64,
+    pub converged: bool,
 }
 
 /// One stored slice: which subject, which index along the slicing axis.

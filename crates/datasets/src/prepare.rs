@@ -1,22 +1,29 @@
 //! `medtrans prepare`: volumes to a dataset folder of normalised N x N slices.
 
 use crate::manifest::{
-    Manifest, SliceLabelSummary, SliceRef, SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE,
-    SPLITS,
+    AlignmentRecord, Manifest, RegistrationRecord, SliceLabelSummary, SliceRef, SplitMethod,
+    SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
 };
 use crate::pipeline::{mask_inside, normalise, SlicePipeline};
 use crate::slice_labels::{SliceLabelTable, SLICE_LABEL_FILES};
 use crate::{DatasetError, Result};
-use medtrans_io::{read_volume, write_npy, ReadOptions, Slice, Volume};
-use medtrans_transforms::{foreground_fraction, Normalization, SquareFit};
+use medtrans_io::{read_volume, write_npy, Geometry, ReadOptions, Slice, Volume};
+use medtrans_registration::{register, Options as RegistrationOptions};
+use medtrans_transforms::{
+    check_affine, foreground_fraction, format_bounds, invert, regrid, resample, world_bounds,
+    Interp3, Mat4, Normalization, SquareFit, IDENTITY,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// One subject: a source-contrast volume A, a target-contrast volume B on the
-/// same grid, optionally a foreground mask, and optionally label maps of A
+/// One subject: a source-contrast volume A, a target-contrast volume B (on
+/// any grid their affines place in one world), optionally a foreground mask
+/// (in A's world), and optionally label maps of A
 /// and B (integer classes, for the shape-consistency loss).
 #[derive(Debug, Clone, Default)]
 pub struct SubjectSpec {
+    /// A name for reports (`subject000`, ... when not given).
+    pub name: Option<String>,
     pub a: PathBuf,
     pub b: PathBuf,
     pub mask: Option<PathBuf>,
@@ -41,7 +48,24 @@ pub struct PrepareSpec {
     pub split: SplitSpec,
     /// A CSV of per-slice predictor labels (`volume,slice,label`).
     pub slice_labels: Option<PathBuf>,
+    /// Whose grid A and B share when theirs differ.
+    pub grid: GridChoice,
+    /// Resample both onto that grid's field of view at this isotropic
+    /// spacing (mm) instead of its own voxels.
+    pub spacing: Option<f64>,
+    /// Register B onto A first (rigid or affine, mutual information), for
+    /// pairs whose headers do not already align them.
+    pub align: Option<RegistrationOptions>,
     pub out: PathBuf,
+}
+
+/// The grid a subject's volumes are resampled onto when they differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GridChoice {
+    /// A's voxels: the translator's input keeps its resolution.
+    #[default]
+    A,
+    B,
 }
 
 impl PrepareSpec {
@@ -56,6 +80,9 @@ impl PrepareSpec {
             size: 128,
             split: SplitSpec::default(),
             slice_labels: None,
+            grid: GridChoice::A,
+            spacing: None,
+            align: None,
             out: out.into(),
         }
     }
@@ -80,6 +107,9 @@ fn read(path: &Path) -> Result<Volume> {
 /// Why two grids differ (affine entries more than 1e-3 mm apart, e.g. a
 /// flipped axis), or `None` when they match.
 fn grid_mismatch(a: &medtrans_io::Geometry, b: &medtrans_io::Geometry) -> Option<String> {
+    if a.shape != b.shape {
+        return Some(format!("{:?} vs {:?} voxels", a.shape, b.shape));
+    }
     if a.orientation() != b.orientation() {
         return Some(format!("{} vs {}", a.orientation(), b.orientation()));
     }
@@ -94,55 +124,163 @@ fn grid_mismatch(a: &medtrans_io::Geometry, b: &medtrans_io::Geometry) -> Option
     None
 }
 
-fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded> {
-    let mut a = read(&s.a)?;
-    let mut b = read(&s.b)?;
-    if a.shape() != b.shape() {
-        return Err(DatasetError::Mismatch(format!(
-            "{} is {:?} but {} is {:?}: A and B of a pair must share one grid (resample one onto the other first)",
-            s.a.display(),
-            a.shape(),
-            s.b.display(),
-            b.shape()
-        )));
+/// Which volume's world the target grid lives in.
+#[derive(Clone, Copy, PartialEq)]
+enum Frame {
+    A,
+    B,
+}
+
+/// Put `v` on `target` (in `frame`'s world), given that `v` lives in
+/// `own`'s world and `b_from_a` maps A's world to B's. Untouched when it is
+/// already there; otherwise resampled, with the voxels inside its field of
+/// view marked.
+fn place(
+    v: Volume,
+    own: Frame,
+    target: &Geometry,
+    frame: Frame,
+    b_from_a: &Mat4,
+    interp: Interp3,
+) -> Result<(Volume, Option<Vec<bool>>)> {
+    let moving_from_fixed = match (frame, own) {
+        (Frame::A, Frame::B) => *b_from_a,
+        (Frame::B, Frame::A) => invert(b_from_a).expect("registration gives invertible transforms"),
+        _ => IDENTITY,
+    };
+    if moving_from_fixed == IDENTITY && grid_mismatch(&v.geometry, target).is_none() {
+        return Ok((v, None));
     }
-    if let Some(why) = grid_mismatch(&a.geometry, &b.geometry) {
+    let fill = match interp {
+        Interp3::Nearest => 0.0,
+        // Outside the field of view is background: the image's minimum
+        // (air, in MR and CT alike).
+        Interp3::Trilinear => v.data.iter().copied().fold(f32::INFINITY, f32::min),
+    };
+    let r = resample(&v, target, &moving_from_fixed, interp, fill).map_err(|e| {
+        DatasetError::Volume {
+            path: v.source.clone(),
+            msg: e.to_string(),
+        }
+    })?;
+    let out = Volume {
+        data: r.data,
+        geometry: target.clone(),
+        ..v
+    };
+    Ok((out, Some(r.inside)))
+}
+
+fn load_subject(
+    spec: &PrepareSpec,
+    i: usize,
+    s: &SubjectSpec,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Loaded> {
+    let a = read(&s.a)?;
+    let b = read(&s.b)?;
+    for v in [&a, &b] {
+        check_affine(&v.geometry).map_err(|e| DatasetError::Volume {
+            path: v.source.clone(),
+            msg: e.to_string(),
+        })?;
+    }
+    let same_grid = grid_mismatch(&a.geometry, &b.geometry).is_none();
+    let (ba, bb) = (world_bounds(&a.geometry), world_bounds(&b.geometry));
+    if !same_grid || spec.align.is_some() {
+        if (0..3).any(|k| ba.1[k] < bb.0[k] || bb.1[k] < ba.0[k]) {
+            return Err(DatasetError::Mismatch(format!(
+                "{} ({}) and {} ({}) do not overlap in the world: their affines place them apart, \
+                 so B cannot be resampled onto A. Check both headers, or register them \
+                 (medtrans register, or prepare --align rigid)",
+                s.a.display(),
+                format_bounds(ba),
+                s.b.display(),
+                format_bounds(bb)
+            )));
+        }
+    }
+    // A's world to B's: found by registration, or the identity when the
+    // affines alone are trusted.
+    let (b_from_a, registration) = match &spec.align {
+        None => (IDENTITY, None),
+        Some(opts) => {
+            progress(&format!(
+                "registering {} onto {}",
+                s.b.display(),
+                s.a.display()
+            ));
+            let r = register(&a, &b, opts, &mut |_| {}).map_err(|e| {
+                DatasetError::Mismatch(format!(
+                    "registering {} onto {}: {e}",
+                    s.b.display(),
+                    s.a.display()
+                ))
+            })?;
+            (r.transform.matrix(), Some(r))
+        }
+    };
+    let frame = match spec.grid {
+        GridChoice::A => Frame::A,
+        GridChoice::B => Frame::B,
+    };
+    let base = match frame {
+        Frame::A => &a.geometry,
+        Frame::B => &b.geometry,
+    };
+    let target = match spec.spacing {
+        Some(mm) => regrid(base, mm),
+        None => base.clone(),
+    };
+    let (mut a, inside_a) = place(a, Frame::A, &target, frame, &b_from_a, Interp3::Trilinear)?;
+    let (mut b, inside_b) = place(b, Frame::B, &target, frame, &b_from_a, Interp3::Trilinear)?;
+    // Where both images have data: outside either field of view there is
+    // nothing to learn from or score against.
+    let covered: Option<Vec<bool>> = match (&inside_a, &inside_b) {
+        (None, None) => None,
+        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+        (Some(x), Some(y)) => Some(x.iter().zip(y).map(|(p, q)| *p && *q).collect()),
+    };
+    let overlap = covered
+        .as_ref()
+        .map(|c| c.iter().filter(|&&v| v).count() as f64 / c.len().max(1) as f64);
+    if overlap == Some(0.0) {
         return Err(DatasetError::Mismatch(format!(
-            "{} and {} have the same shape but not the same voxel-to-world affine ({why}): A and B of a pair must share one grid; resample or reorient one onto the other first",
+            "{} and {} share no voxel once on one grid: their fields of view ({} and {}) do not meet",
             s.a.display(),
-            s.b.display()
+            s.b.display(),
+            format_bounds(ba),
+            format_bounds(bb),
         )));
     }
     let mask = match &s.mask {
         Some(p) => {
-            let m = read(p)?;
-            if m.shape() != a.shape() || grid_mismatch(&m.geometry, &a.geometry).is_some() {
-                return Err(DatasetError::Mismatch(format!(
-                    "mask {} ({:?}, {}) is not on the images' grid ({:?}, {})",
-                    p.display(),
-                    m.shape(),
-                    m.geometry.orientation(),
-                    a.shape(),
-                    a.geometry.orientation()
-                )));
+            // The mask lies in A's world (a brain mask of A, say).
+            let (m, _) = place(
+                read(p)?,
+                Frame::A,
+                &target,
+                frame,
+                &b_from_a,
+                Interp3::Nearest,
+            )?;
+            let mut inside = mask_inside(&m);
+            if let Some(c) = &covered {
+                inside.iter_mut().zip(c).for_each(|(m, c)| *m &= *c);
             }
-            Some(mask_inside(&m))
+            Some(inside)
         }
         None => None,
     };
-    // Label maps: on the images' grid, whole classes 0..=255.
+    // Label maps: each in its own image's world, whole classes 0..=255.
     let mut labels: [Option<Volume>; 2] = [None, None];
-    for (slot, path) in labels.iter_mut().zip([&s.labels_a, &s.labels_b]) {
+    for ((slot, path), own) in labels
+        .iter_mut()
+        .zip([&s.labels_a, &s.labels_b])
+        .zip([Frame::A, Frame::B])
+    {
         let Some(p) = path else { continue };
-        let l = read(p)?;
-        if l.shape() != a.shape() || grid_mismatch(&l.geometry, &a.geometry).is_some() {
-            return Err(DatasetError::Mismatch(format!(
-                "labels {} ({:?}) are not on the images' grid ({:?})",
-                p.display(),
-                l.shape(),
-                a.shape()
-            )));
-        }
+        let (l, _) = place(read(p)?, own, &target, frame, &b_from_a, Interp3::Nearest)?;
         if let Some(v) = l
             .data
             .iter()
@@ -155,6 +293,21 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
         }
         *slot = Some(l);
     }
+    let alignment = (covered.is_some() || registration.is_some()).then(|| AlignmentRecord {
+        grid: match frame {
+            Frame::A => "a".into(),
+            Frame::B => "b".into(),
+        },
+        spacing: spec.spacing,
+        overlap: overlap.unwrap_or(1.0),
+        registration: registration.as_ref().map(|r| RegistrationRecord {
+            kind: r.transform.kind,
+            b_from_a,
+            initial_mi: r.initial_mi,
+            final_mi: r.final_mi,
+            converged: r.converged(),
+        }),
+    });
     let norm = |vol: &mut Volume, n: &Normalization| {
         normalise(vol, n, mask.as_deref()).map_err(|msg| DatasetError::Volume {
             path: vol.source.clone(),
@@ -202,7 +355,7 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
     let labels = labels.map(|l| l.map(|v| slices(&v)));
     Ok(Loaded {
         record: SubjectRecord {
-            name: format!("subject{i:03}"),
+            name: s.name.clone().unwrap_or_else(|| format!("subject{i:03}")),
             a: s.a.clone(),
             b: s.b.clone(),
             mask: s.mask.clone(),
@@ -211,6 +364,7 @@ fn load_subject(spec: &PrepareSpec, i: usize, s: &SubjectSpec) -> Result<Loaded>
             map_b,
             fit: SquareFit::new(w, h, spec.size),
             split: None,
+            alignment,
         },
         a: sa,
         b: sb,
@@ -263,7 +417,11 @@ pub fn prepare(
     let mut loaded = Vec::with_capacity(total);
     for (i, s) in spec.subjects.iter().enumerate() {
         progress(i, total, &s.a.display().to_string());
-        loaded.push(load_subject(spec, i, s)?);
+        let what = s.a.display().to_string();
+        loaded.push(load_subject(spec, i, s, &mut |msg| {
+            progress(i, total, msg)
+        })?);
+        progress(i, total, &what);
     }
     progress(total, total, "writing slices");
     // Per-slice labels by (subject, side, index); read before anything is

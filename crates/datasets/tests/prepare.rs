@@ -120,16 +120,27 @@ fn pairs_are_seeded_and_noise_levels_apply_on_the_fly() {
 fn bad_inputs_are_refused_with_the_file_named() {
     let Some(data) = shared() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    // Shapes differ.
+    // B's header puts it a metre away: refused, with both boxes in mm.
+    let ct = read_volume(
+        data.join("ct-head/ct_head_hu.nii.gz"),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let mut g = ct.geometry.clone();
+    g.affine[0][3] += 1000.0;
+    let far = tmp.path().join("far.nii.gz");
+    write_nifti(&far, &ct.data, &g, false).unwrap();
     let mut s = icbm(&data);
-    s.b = data.join("ct-head/ct_head_hu.nii.gz");
+    s.b = far;
     let e = prepare(
         &PrepareSpec::new(vec![s], tmp.path().join("x")),
         &mut |_, _, _| {},
     )
     .unwrap_err();
     assert!(
-        e.to_string().contains("ct_head_hu.nii.gz") && e.to_string().contains("one grid"),
+        e.to_string().contains("far.nii.gz")
+            && e.to_string().contains("do not overlap")
+            && e.to_string().contains("[-96.5, 96.5]"),
         "{e}"
     );
     assert!(!tmp.path().join("x").exists(), "nothing written on failure");
@@ -209,27 +220,49 @@ fn reggan_npy_folders_load_as_is() {
 }
 
 #[test]
-fn grids_must_match_and_empty_selections_are_explained() {
+fn headers_are_obeyed_and_empty_selections_are_explained() {
     let Some(data) = shared() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    // Same shape, but B stored with x flipped: every pair would be mirrored.
+    // Same voxels, but B's header says x runs right to left: resampled
+    // through the affines, B must equal the voxels mirrored under the
+    // plain header, exactly (a flip moves voxels onto voxels).
     let t2 = read_volume(icbm(&data).b, &ReadOptions::default()).unwrap();
     let mut g = t2.geometry.clone();
     g.affine[0][0] = -1.0;
     g.affine[0][3] = 96.0;
     let flipped = tmp.path().join("t2_flipped.nii.gz");
     write_nifti(&flipped, &t2.data, &g, false).unwrap();
-    let mut s = icbm(&data);
-    s.b = flipped;
-    let e = prepare(
-        &PrepareSpec::new(vec![s], tmp.path().join("a")),
-        &mut |_, _, _| {},
-    )
-    .unwrap_err();
-    assert!(
-        e.to_string().contains("affine") && e.to_string().contains("LAS"),
-        "{e}"
-    );
+    let [nx, ny, nz] = t2.shape();
+    let mut mirror = t2.data.clone();
+    for z in 0..nz {
+        for y in 0..ny {
+            for x in 0..nx {
+                mirror[t2.index(x, y, z)] = t2.data[t2.index(nx - 1 - x, y, z)];
+            }
+        }
+    }
+    let mirrored = tmp.path().join("t2_mirrored_voxels.nii.gz");
+    write_nifti(&mirrored, &mirror, &t2.geometry, false).unwrap();
+    let mut stored = Vec::new();
+    for (b, out) in [(flipped, "header"), (mirrored, "voxels")] {
+        let mut s = icbm(&data);
+        s.b = b;
+        let mut spec = PrepareSpec::new(vec![s], tmp.path().join(out));
+        spec.size = 32;
+        let m = prepare(&spec, &mut |_, _, _| {}).unwrap();
+        let resampled = m.subjects[0].alignment.clone();
+        stored.push((
+            SliceDataset::open(&tmp.path().join(out), "train").unwrap(),
+            resampled,
+        ));
+    }
+    let (by_header, by_voxels) = (&stored[0], &stored[1]);
+    assert_eq!(by_header.1.as_ref().map(|a| a.overlap), Some(1.0));
+    assert!(by_voxels.1.is_none(), "same grid: nothing resampled");
+    assert_eq!(by_header.0.len(), by_voxels.0.len());
+    for k in 0..by_header.0.len() {
+        assert_eq!(by_header.0.b[k].data, by_voxels.0.b[k].data, "slice {k}");
+    }
     // Slices outside the brain only: a clear error, not a panic.
     let mut spec = PrepareSpec::new(vec![icbm(&data)], tmp.path().join("b"));
     spec.slice_range = Some((0, 3));

@@ -66,7 +66,7 @@ impl AtlasSlices {
                     b: src.b.clone(),
                     mask: Some(src.mask.clone()),
                     labels_a: Some(src.atlas.clone()),
-                    labels_b: None,
+                    ..Default::default()
                 }],
                 dir,
             );

@@ -14,7 +14,8 @@ mod stats;
 
 pub use dice::{dice, dice_best_threshold, dice_per_label, ThresholdDice};
 pub use scores::{
-    format_p, metric_keys_csv, scores_csv, summary_table, Metric, SliceScore, Summary,
+    format_p, metric_keys_csv, scores_csv, subject_table, summary_table, Metric, SliceScore,
+    Summary,
 };
 pub use ssim::{ssim, ssim_gaussian};
 pub use stats::{mean_std, paired_t_test, wilcoxon_signed_rank, TTest, Wilcoxon};

@@ -258,6 +258,65 @@ pub fn summary_table(names: &[String], scores: &[Vec<SliceScore>]) -> String {
     md
 }
 
+/// Per-subject means, for datasets of many subjects: a model that fails on
+/// one scanner or patient shows here, where a slice-pooled mean hides it.
+/// Returns a markdown table (each subject's mean +- std over its slices,
+/// then the mean +- std over subjects of the subject means) and the
+/// subject means as CSV.
+pub fn subject_table(
+    names: &[String],
+    scores: &[Vec<SliceScore>],
+    subject_names: &dyn Fn(usize) -> String,
+) -> (String, String) {
+    let mut md = String::from("| model | subject | slices |");
+    for m in Metric::ALL {
+        let _ = write!(md, " {} |", m.label());
+    }
+    md += "\n|---|---|---|";
+    md += &"---|".repeat(Metric::ALL.len());
+    md += "\n";
+    let mut csv = format!("model,subject,slices,{}\n", metric_keys_csv());
+    for (name, sc) in names.iter().zip(scores) {
+        let mut subjects: Vec<usize> = sc.iter().map(|s| s.subject).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        let mut means: Vec<[f64; 3]> = Vec::new();
+        for &subject in &subjects {
+            let Some(sum) = Summary::of(sc.iter().filter(|s| s.subject == subject)) else {
+                continue;
+            };
+            let label = subject_names(subject);
+            let cells: Vec<String> = Metric::ALL.iter().map(|&m| sum.cell(m)).collect();
+            let _ = writeln!(
+                md,
+                "| {name} | {label} | {} | {} |",
+                sum.slices,
+                cells.join(" | ")
+            );
+            let _ = writeln!(csv, "{name},{label},{},{}", sum.slices, sum.means_csv());
+            means.push(sum.means());
+        }
+        if means.len() > 1 {
+            let cells: Vec<String> = (0..Metric::ALL.len())
+                .map(|k| {
+                    let v: Vec<f64> = means.iter().map(|m| m[k]).collect();
+                    let (mean, sd) = crate::mean_std(&v).unwrap_or((f64::NAN, f64::NAN));
+                    let d = Metric::ALL[k].table_decimals();
+                    format!("{mean:.d$} +- {sd:.d$}")
+                })
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {name} | **{} subjects** (mean +- std of subject means) | {} | {} |",
+                means.len(),
+                sc.len(),
+                cells.join(" | ")
+            );
+        }
+    }
+    (md, csv)
+}
+
 /// A p-value as tables show it.
 pub fn format_p(p: f64) -> String {
     if p < 1e-3 {
@@ -325,5 +384,21 @@ mod tests {
         );
         // Paired on position: only slice 1 is common.
         assert!(md.contains("| Wilcoxon (paired) | 1 |"), "{md}");
+    }
+
+    #[test]
+    fn subjects_get_their_own_means_and_the_mean_over_subjects() {
+        let mut sc = vec![score(0, 0.1, 20.0, 0.8), score(1, 0.3, 24.0, 0.9)];
+        sc.push(SliceScore {
+            subject: 1,
+            ..score(2, 0.5, 30.0, 0.7)
+        });
+        let names = vec!["m".to_string()];
+        let (md, csv) = subject_table(&names, &[sc], &|i| format!("sub-{i}"));
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[1], "m,sub-0,2,0.200000,22.0000,0.850000");
+        assert_eq!(lines[2], "m,sub-1,1,0.500000,30.0000,0.700000");
+        // Subject means 0.2 and 0.5: mean 0.35, population std 0.15.
+        assert!(md.contains("| m | **2 subjects** (mean +- std of subject means) | 3 | 0.3500 +- 0.1500 | 26.00 +- 4.00 | 0.7750 +- 0.0750 |"), "{md}");
     }
 }
