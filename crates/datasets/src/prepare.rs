@@ -187,18 +187,17 @@ fn load_subject(
     }
     let same_grid = grid_mismatch(&a.geometry, &b.geometry).is_none();
     let (ba, bb) = (world_bounds(&a.geometry), world_bounds(&b.geometry));
-    if !same_grid || spec.align.is_some() {
-        if (0..3).any(|k| ba.1[k] < bb.0[k] || bb.1[k] < ba.0[k]) {
-            return Err(DatasetError::Mismatch(format!(
-                "{} ({}) and {} ({}) do not overlap in the world: their affines place them apart, \
-                 so B cannot be resampled onto A. Check both headers, or register them \
-                 (medtrans register, or prepare --align rigid)",
-                s.a.display(),
-                format_bounds(ba),
-                s.b.display(),
-                format_bounds(bb)
-            )));
-        }
+    let apart = (0..3).any(|k| ba.1[k] < bb.0[k] || bb.1[k] < ba.0[k]);
+    if (!same_grid || spec.align.is_some()) && apart {
+        return Err(DatasetError::Mismatch(format!(
+            "{} ({}) and {} ({}) do not overlap in the world: their affines place them apart, \
+             so B cannot be resampled onto A. Check both headers (medtrans info); if they are \
+             one patient, fix the origin so the heads overlap, then use --align rigid",
+            s.a.display(),
+            format_bounds(ba),
+            s.b.display(),
+            format_bounds(bb)
+        )));
     }
     // A's world to B's: found by registration, or the identity when the
     // affines alone are trusted.
