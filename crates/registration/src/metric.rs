@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn bspline_is_a_partition_of_unity_with_the_right_derivative() {
-        for eta in [2.0, 2.3, 5.5, 7.99] {
+        for eta in [2.0f64, 2.3, 5.5, 7.99] {
             let k0 = eta.floor() as i32 - 1;
             let s: f64 = (k0..k0 + 4).map(|k| bspline3(k as f64 - eta)).sum();
             assert!((s - 1.0).abs() < 1e-12, "{eta}: {s}");
