@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz medtrans's readers with libFuzzer (fuzz/): NIfTI (raw and gzip),
-# DICOM, and the dataset manifest. Needs a nightly toolchain and a C++
+# DICOM, the dataset manifest and the training config (TOML). Needs a nightly toolchain and a C++
 # compiler (libfuzzer-sys builds libFuzzer); no cargo-fuzz needed.
 #
 #   scripts/fuzz.sh [MINUTES_PER_TARGET] [TARGET...]     (default 10, all)
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 minutes="${1:-10}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(nifti nifti_gz dicom manifest)
+[ ${#targets[@]} -gt 0 ] || targets=(nifti nifti_gz dicom manifest config)
 
 flags="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
@@ -30,7 +30,9 @@ target=x86_64-unknown-linux-gnu
 (cd fuzz && RUSTFLAGS="$flags" cargo +nightly build --release --offline --bins --target "$target")
 
 seeds=fuzz/seeds
-mkdir -p "$seeds"/{nifti,nifti_gz,dicom,manifest}
+mkdir -p "$seeds"/{nifti,nifti_gz,dicom,manifest,config}
+# Config: the shipped presets and experiment configs.
+cp configs/*.toml "$seeds/config/"
 # NIfTI: the demo T1's own header (its qform, sform, units) over a 12x10x6
 # int16 grid of its first voxels, raw and gzipped.
 python3 - "$seeds" <<'PY'
