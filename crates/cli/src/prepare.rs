@@ -268,10 +268,10 @@ pub fn run(args: Args) -> Result<()> {
             100.0 * al.overlap
         );
         if let Some(r) = &al.registration {
-            let t = r.b_from_a;
+            let t = r.translation_mm;
             say!(
-                "{}: B registered onto A ({:?}): mutual information {:.4} -> {:.4}, shift ({:.1}, {:.1}, {:.1}) mm",
-                sub.name, r.kind, r.initial_mi, r.final_mi, t[0][3], t[1][3], t[2][3]
+                "{}: B registered onto A ({:?}): rotation {:.2} deg, translation ({:.2}, {:.2}, {:.2}) mm; mutual information {:.4} -> {:.4} nats",
+                sub.name, r.kind, r.rotation_deg, t[0], t[1], t[2], r.initial_mi, r.final_mi
             );
             if !r.converged {
                 eprintln!(

@@ -84,7 +84,7 @@ pub fn report(r: &Registration) {
     let t = &r.transform;
     let tr = t.translation();
     say!(
-        "{:?}: rotation {:.2} deg, translation ({:.2}, {:.2}, {:.2}) mm; mutual information {:.4} -> {:.4} nats",
+        "{:?}: rotation {:.2} deg, translation ({:.2}, {:.2}, {:.2}) mm (of FIXED's centre of mass); mutual information {:.4} -> {:.4} nats",
         t.kind,
         t.rotation_degrees(),
         tr[0],

@@ -80,6 +80,10 @@ pub struct RegistrationRecord {
     pub kind: medtrans_registration::TransformKind,
     /// A's world point -> B's world point (mm, RAS+).
     pub b_from_a: [[f64; 4]; 4],
+    /// Its rotation (degrees) and how far it moves A's centre of mass
+    /// (mm): what `medtrans register` prints.
+    pub rotation_deg: f64,
+    pub translation_mm: [f64; 3],
     /// Mutual information before (centres aligned) and after.
     pub initial_mi: f64,
     pub final_mi: f64,

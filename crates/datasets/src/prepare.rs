@@ -302,6 +302,8 @@ fn load_subject(
         registration: registration.as_ref().map(|r| RegistrationRecord {
             kind: r.transform.kind,
             b_from_a,
+            rotation_deg: r.transform.rotation_degrees(),
+            translation_mm: r.transform.translation(),
             initial_mi: r.initial_mi,
             final_mi: r.final_mi,
             converged: r.converged(),
