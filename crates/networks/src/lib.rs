@@ -27,7 +27,7 @@ pub use ids::{materialize, stable_param_ids};
 pub use predictor::{BasicBlock, Predictor, PredictorConfig, PredictorTask};
 pub use registration::{RegistrationConfig, RegistrationNet};
 pub use resize::resize_bilinear;
-pub use resnet::{ResnetGenerator, ResnetGeneratorConfig};
+pub use resnet::{check_pickle, ResnetGenerator, ResnetGeneratorConfig};
 pub use segmentor::{Segmentor, SegmentorConfig};
 pub use unet::{UnetGenerator, UnetGeneratorConfig};
 pub use warp::{identity_grid, warp};

@@ -2,7 +2,7 @@ use crate::blocks::{conv, instance_norm, reflect, ResidualBlock};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{InstanceNorm, PaddingConfig2d};
-use burn::store::{KeyRemapper, ModuleSnapshot, SafetensorsStore};
+use burn::store::{KeyRemapper, ModuleSnapshot, PytorchStore, SafetensorsStore};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -131,8 +131,12 @@ impl ResnetGenerator {
     }
 
     /// Load weights saved from the reference PyTorch ResnetGenerator
-    /// (CycleGAN/pix2pix `networks.py`, InstanceNorm, no dropout) as a
-    /// safetensors file of its `state_dict()`. Every tensor must be found.
+    /// (CycleGAN/pix2pix `networks.py`, InstanceNorm, no dropout): its
+    /// `state_dict()` as safetensors, or as a PyTorch checkpoint (`.pth`,
+    /// `.pt`, `.bin`: `torch.save`'s zip or legacy format). A checkpoint is
+    /// read by a pickle interpreter that runs no code, and refused unless
+    /// its pickle holds only tensors and plain containers
+    /// ([`check_pickle`]). Every tensor must be found.
     pub fn load_pytorch(
         config: &ResnetGeneratorConfig,
         path: &Path,
@@ -145,10 +149,15 @@ impl ResnetGenerator {
                 .add_pattern(&from, &to)
                 .map_err(|e| format!("bad key pattern {from}: {e}"))?;
         }
-        let mut store = SafetensorsStore::from_file(path).remap(remap);
-        let result = model
-            .load_from(&mut store)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let result = if is_pickle_checkpoint(path) {
+            check_pickle(path)?;
+            let mut store = PytorchStore::from_file(path).remap(remap);
+            model.load_from(&mut store).map_err(|e| fail(&e))?
+        } else {
+            let mut store = SafetensorsStore::from_file(path).remap(remap);
+            model.load_from(&mut store).map_err(|e| fail(&e))?
+        };
         if !result.missing.is_empty() || !result.errors.is_empty() {
             return Err(format!(
                 "{}: not a CycleGAN ResnetGenerator with ngf {} and {} blocks (missing {:?}, errors {:?})",
@@ -160,5 +169,64 @@ impl ResnetGenerator {
             ));
         }
         Ok(model)
+    }
+}
+
+/// Whether `path` is a PyTorch pickle checkpoint rather than safetensors:
+/// by its extension.
+fn is_pickle_checkpoint(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("pth" | "pt" | "bin" | "ckpt")
+    )
+}
+
+/// Refuse a PyTorch checkpoint whose pickle holds anything but tensors and
+/// plain containers (dicts, lists, tuples, numbers, strings).
+///
+/// A pickle is a program: Python's `torch.load` (before `weights_only`)
+/// calls whatever function it names, which is how a hostile `.pth` runs
+/// code. medtrans never runs it. burn-store's reader (`pytorch-reader`) is
+/// an interpreter written in Rust that only builds values: it rebuilds
+/// tensors and `OrderedDict`s and keeps every other callable as an inert
+/// name. This check then refuses the file if any such name is left, so
+/// that a checkpoint smuggling `os.system`, or just a numpy scalar or a
+/// custom class, is reported rather than half-used.
+pub fn check_pickle(path: &Path) -> Result<(), String> {
+    use pytorch_reader::{PickleValue, PytorchReader};
+    let root = PytorchReader::read_pickle_data(path, None)
+        .map_err(|e| format!("{}: not a readable PyTorch checkpoint: {e}", path.display()))?;
+    fn find(v: &PickleValue, at: &str) -> Option<(String, String)> {
+        match v {
+            PickleValue::Unsupported(name) if name == "torch.Tensor" => None,
+            PickleValue::Unsupported(name) => Some((at.to_string(), name.clone())),
+            PickleValue::List(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| find(x, &format!("{at}[{i}]"))),
+            PickleValue::Dict(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                keys.into_iter().find_map(|k| {
+                    let at = if at.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{at}.{k}")
+                    };
+                    find(&map[k], &at)
+                })
+            }
+            _ => None,
+        }
+    }
+    match find(&root, "") {
+        None => Ok(()),
+        Some((at, name)) => Err(format!(
+            "{}: refused: its pickle asks for `{name}` (at `{at}`), which is neither a tensor \
+             nor a plain container. medtrans loads weights only (a state_dict); nothing in the \
+             file was run. Save the weights alone (torch.save(model.state_dict(), ...)) or as \
+             safetensors",
+            path.display()
+        )),
     }
 }

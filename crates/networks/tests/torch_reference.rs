@@ -48,6 +48,42 @@ fn resnet_generator_with_pytorch_weights_matches_pytorch() {
     assert!(err.contains("resnet_ngf8_blocks2"), "{err}");
 }
 
+/// The same weights as a PyTorch checkpoint (zip and legacy formats) give
+/// the same output; checkpoints whose pickle asks for anything but tensors
+/// are refused, and nothing in them runs.
+#[test]
+fn pth_checkpoints_load_and_hostile_pickles_are_refused() {
+    let d = Device::flex();
+    let cfg = ResnetGeneratorConfig {
+        in_channels: 1,
+        out_channels: 1,
+        ngf: 8,
+        n_blocks: 2,
+    };
+    let x = reference::load("t1_32.npy", &d);
+    let want = reference::npy("resnet_out.npy");
+    for f in ["resnet_ngf8_blocks2.pth", "resnet_ngf8_blocks2_legacy.pth"] {
+        let g =
+            ResnetGenerator::load_pytorch(&cfg, &fixture(f), &d).unwrap_or_else(|e| panic!("{e}"));
+        reference::assert_close(&reference::values(g.forward(x.clone())), &want, 1e-4, f);
+    }
+    let marker = std::path::Path::new("/tmp/medtrans-pth-was-executed");
+    let _ = std::fs::remove_file(marker);
+    let err = ResnetGenerator::load_pytorch(&cfg, &fixture("hostile.pth"), &d).unwrap_err();
+    assert!(
+        err.contains("hostile.pth") && err.contains("`posix.system`") && err.contains("payload"),
+        "{err}"
+    );
+    assert!(!marker.exists(), "the pickle's command ran");
+    let err = ResnetGenerator::load_pytorch(&cfg, &fixture("numpy_scalar.pth"), &d).unwrap_err();
+    assert!(err.contains("numpy") && err.contains("epoch"), "{err}");
+    // Not a checkpoint at all.
+    let err =
+        ResnetGenerator::load_pytorch(&cfg, &fixture("resnet_out.npy").with_extension("pth"), &d)
+            .unwrap_err();
+    assert!(err.contains("resnet_out.pth"), "{err}");
+}
+
 #[test]
 fn output_shapes() {
     let d = Device::flex();
