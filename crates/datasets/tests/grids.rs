@@ -148,3 +148,24 @@ fn align_rigid_undoes_a_patient_moving_between_scans() {
         "headers only {before}, aligned {after}"
     );
 }
+
+#[test]
+fn a_header_that_places_nothing_is_refused_by_name() {
+    let Some(data) = medtrans_io::shared_data_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let base = icbm(&data);
+    let t2 = read_volume(&base.b, &ReadOptions::default()).unwrap();
+    let mut g = t2.geometry.clone();
+    g.affine[2] = [0.0, 0.0, 0.0, 0.0];
+    g.qform = None;
+    let flat = tmp.path().join("t2_flat.nii.gz");
+    write_nifti(&flat, &t2.data, &g, false).unwrap();
+    let subject = SubjectSpec { b: flat, ..base };
+    let err = prepare(&PrepareSpec::new(vec![subject], tmp.path().join("ds")), &mut |_, _, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("t2_flat.nii.gz") && err.contains("singular"), "{err}");
+    assert!(!tmp.path().join("ds").exists());
+}
