@@ -163,9 +163,15 @@ fn a_header_that_places_nothing_is_refused_by_name() {
     let flat = tmp.path().join("t2_flat.nii.gz");
     write_nifti(&flat, &t2.data, &g, false).unwrap();
     let subject = SubjectSpec { b: flat, ..base };
-    let err = prepare(&PrepareSpec::new(vec![subject], tmp.path().join("ds")), &mut |_, _, _| {})
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("t2_flat.nii.gz") && err.contains("singular"), "{err}");
+    let err = prepare(
+        &PrepareSpec::new(vec![subject], tmp.path().join("ds")),
+        &mut |_, _, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("t2_flat.nii.gz") && err.contains("singular"),
+        "{err}"
+    );
     assert!(!tmp.path().join("ds").exists());
 }

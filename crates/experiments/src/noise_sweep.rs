@@ -738,15 +738,37 @@ pub fn check_unpaired_claims(rows: &[SweepRow]) -> Vec<String> {
             (false, true) => "**fails**: RegGAN does not beat C".into(),
             (true, false) => "**fails**: C does not beat Pix2Pix".into(),
         };
+        // With several seeds per cell: is each step's margin larger than
+        // what the seed alone moves a cell (twice the larger seed std)?
+        let noise = |x: &SweepRow, y: &SweepRow| -> String {
+            match (x.seed_std(), y.seed_std()) {
+                (Some(a), Some(b)) => {
+                    let margin = x.psnr() - y.psnr();
+                    let limit = 2.0 * a.max(b);
+                    format!(
+                        "{margin:+.2} dB, {} the seed noise (2 x seed std {limit:.2} dB)",
+                        if margin.abs() > limit {
+                            "beyond"
+                        } else {
+                            "within"
+                        }
+                    )
+                }
+                _ => format!("{:+.2} dB, one seed", x.psnr() - y.psnr()),
+            }
+        };
         out.push(format!(
             "1. Unpaired, noise {l}: RegGAN > C > Pix2Pix (lower NMAE and higher PSNR at each step): \
-             {verdict} (PSNR {:.2} / {:.2} / {:.2} dB, NMAE {:.4} / {:.4} / {:.4}).",
+             {verdict} (PSNR {:.2} / {:.2} / {:.2} dB, NMAE {:.4} / {:.4} / {:.4}; \
+             RegGAN - C: {}; C - Pix2Pix: {}).",
             r.psnr(),
             c.psnr(),
             p.psnr(),
             r.nmae(),
             c.nmae(),
-            p.nmae()
+            p.nmae(),
+            noise(r, c),
+            noise(c, p)
         ));
     }
     out

@@ -288,6 +288,25 @@ fn unpaired_ranking_is_judged_per_level() {
     assert!(c[0].contains("RegGAN does not beat C"), "{}", c[0]);
     let c = check_unpaired_claims(&rows[1..]);
     assert!(c[0].contains("not all ran"), "{}", c[0]);
+    assert!(check_unpaired_claims(&rows)[0].contains("RegGAN - C: +1.00 dB, one seed"));
+    // Three seeds each: RegGAN's 1 dB lead over C is beyond seed noise
+    // (std 0.1 dB), C's lead over Pix2Pix is not (std 2 dB).
+    let mut seeded = rows.clone();
+    for (r, spread) in seeded.iter_mut().zip([2.0, 0.1, 0.1]) {
+        let m = r.psnr();
+        r.psnr_by_run = vec![(1, m - spread), (2, m), (3, m + spread)];
+    }
+    let c = check_unpaired_claims(&seeded);
+    assert!(
+        c[0].contains("RegGAN - C: +1.00 dB, beyond the seed noise"),
+        "{}",
+        c[0]
+    );
+    assert!(
+        c[0].contains("C - Pix2Pix: +2.00 dB, within the seed noise (2 x seed std 4.00 dB)"),
+        "{}",
+        c[0]
+    );
 }
 
 /// An unpaired sweep: its runs sit beside paired ones without colliding,
