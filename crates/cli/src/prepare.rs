@@ -51,7 +51,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "none")]
     align: AlignArg,
     /// Foreground mask per subject (none, or one per subject). Outside it
-    /// both images are set to background (-1).
+    /// both images are set to background (-1). It may lie on any grid; it
+    /// is taken to be in A's world (a mask made from A), and resampled by
+    /// nearest neighbour where needed.
     #[arg(long)]
     mask: Vec<PathBuf>,
     /// Label map of A per subject (integer classes 0..=255 on A's grid),
