@@ -145,7 +145,10 @@ fn place(
 ) -> Result<(Volume, Option<Vec<bool>>)> {
     let moving_from_fixed = match (frame, own) {
         (Frame::A, Frame::B) => *b_from_a,
-        (Frame::B, Frame::A) => invert(b_from_a).expect("registration gives invertible transforms"),
+        (Frame::B, Frame::A) => invert(b_from_a).ok_or_else(|| DatasetError::Volume {
+            path: v.source.clone(),
+            msg: "the registration found a degenerate (flat) transform; try --align rigid".into(),
+        })?,
         _ => IDENTITY,
     };
     if moving_from_fixed == IDENTITY && grid_mismatch(&v.geometry, target).is_none() {
