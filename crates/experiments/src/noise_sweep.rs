@@ -770,6 +770,23 @@ pub fn check_unpaired_claims(rows: &[SweepRow]) -> Vec<String> {
             noise(r, c),
             noise(c, p)
         ));
+        // The paper's other RegGAN, C+R, where it was run.
+        if let Some(cr) = get("cycle+reg", l) {
+            out.push(format!(
+                "2. Unpaired, noise {l}: C+R > C: {} \
+                 (PSNR {:.2} vs {:.2} dB, NMAE {:.4} vs {:.4}; {}).",
+                if better(cr, c) {
+                    "**holds**"
+                } else {
+                    "**fails**"
+                },
+                cr.psnr(),
+                c.psnr(),
+                cr.nmae(),
+                c.nmae(),
+                noise(cr, c)
+            ));
+        }
     }
     out
 }
