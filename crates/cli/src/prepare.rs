@@ -93,9 +93,11 @@ pub struct Args {
     /// Normalisation of B, as for --norm-a.
     #[arg(long, default_value = "percentile:0.5,99.5")]
     norm_b: String,
-    /// `slab`: contiguous slabs of each volume; `volume`: whole volumes per split.
-    #[arg(long, value_enum, default_value = "slab")]
-    split: Split,
+    /// `slab`: contiguous slabs of each volume; `volume`: whole subjects
+    /// per split, so that no subject is both trained on and tested on.
+    /// Default: `volume` with three or more subjects, else `slab`.
+    #[arg(long, value_enum)]
+    split: Option<Split>,
     /// Train, val and test fractions.
     #[arg(long, default_value = "0.7,0.1,0.2", value_name = "TRAIN,VAL,TEST")]
     fractions: String,
@@ -236,8 +238,10 @@ pub fn run(args: Args) -> Result<()> {
     spec.norm_b = parse_norm(&args.norm_b)?;
     spec.split = SplitSpec {
         method: match args.split {
-            Split::Slab => SplitMethod::Slab,
-            Split::Volume => SplitMethod::Volume,
+            Some(Split::Slab) => SplitMethod::Slab,
+            Some(Split::Volume) => SplitMethod::Volume,
+            None if spec.subjects.len() >= 3 => SplitMethod::Volume,
+            None => SplitMethod::Slab,
         },
         fractions: parse_fractions(&args.fractions)?,
         gap: args.gap,

@@ -298,7 +298,11 @@ fn unpaired_ranking_is_judged_per_level() {
     }
     seeded.push(row("cycle+reg", 0, 0.13, 14.5));
     let c = check_unpaired_claims(&seeded);
-    assert!(c[1].starts_with("2. Unpaired, noise 0: C+R > C: **holds**"), "{}", c[1]);
+    assert!(
+        c[1].starts_with("2. Unpaired, noise 0: C+R > C: **holds**"),
+        "{}",
+        c[1]
+    );
     assert!(
         c[0].contains("RegGAN - C: +1.00 dB, beyond the seed noise"),
         "{}",
