@@ -7,15 +7,8 @@ use medtrans_registration::{Options, Transform, TransformKind};
 use medtrans_transforms::{mat_mul, regrid, resample, Interp3, IDENTITY};
 use std::path::{Path, PathBuf};
 
-fn icbm(data: &Path) -> SubjectSpec {
-    let d = data.join("icbm152-2009c");
-    SubjectSpec {
-        a: d.join("mni_icbm152_t1_tal_nlin_sym_09c.nii.gz"),
-        b: d.join("mni_icbm152_t2_tal_nlin_sym_09c.nii.gz"),
-        mask: Some(d.join("mni_icbm152_t1_tal_nlin_sym_09c_mask.nii.gz")),
-        ..Default::default()
-    }
-}
+mod common;
+use common::icbm;
 
 /// The T2 sampled through `motion` onto a 1.4 mm grid tilted by 8 degrees
 /// about x: another session on another scanner.

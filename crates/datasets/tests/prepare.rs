@@ -7,15 +7,8 @@ fn shared() -> Option<PathBuf> {
     medtrans_io::shared_data_or_skip()
 }
 
-fn icbm(data: &std::path::Path) -> SubjectSpec {
-    let d = data.join("icbm152-2009c");
-    SubjectSpec {
-        a: d.join("mni_icbm152_t1_tal_nlin_sym_09c.nii.gz"),
-        b: d.join("mni_icbm152_t2_tal_nlin_sym_09c.nii.gz"),
-        mask: Some(d.join("mni_icbm152_t1_tal_nlin_sym_09c_mask.nii.gz")),
-        ..Default::default()
-    }
-}
+mod common;
+use common::icbm;
 
 #[test]
 fn prepare_icbm_builds_contiguous_slab_splits() {

@@ -96,16 +96,28 @@ fn check_case(fixed: &Volume, source: &Volume, region: &Volume, s: &Transform, s
     assert!(angle < 0.5, "rotation error {angle} degrees");
 }
 
+/// The ICBM152 T1, T2 and brain mask, or `None` without ../shared/data.
+fn icbm() -> Option<(Volume, Volume, Volume)> {
+    let icbm = shared_data_or_skip()?.join("icbm152-2009c");
+    let read = |f: &str| read_volume(icbm.join(f), &ReadOptions::default()).unwrap();
+    Some((
+        read("mni_icbm152_t1_tal_nlin_sym_09c.nii.gz"),
+        read("mni_icbm152_t2_tal_nlin_sym_09c.nii.gz"),
+        read("mni_icbm152_t1_tal_nlin_sym_09c_mask.nii.gz"),
+    ))
+}
+
+/// The head CT, or `None` without ../shared/data.
+fn head_ct() -> Option<Volume> {
+    let path = shared_data_or_skip()?.join("ct-head/ct_head_hu.nii.gz");
+    Some(read_volume(path, &ReadOptions::default()).unwrap())
+}
+
 #[test]
 fn t2_moved_and_resampled_registers_back_to_t1() {
-    let Some(shared) = shared_data_or_skip() else {
+    let Some((t1, t2, brain)) = icbm() else {
         return;
     };
-    let icbm = shared.join("icbm152-2009c");
-    let read = |f: &str| read_volume(icbm.join(f), &ReadOptions::default()).unwrap();
-    let t1 = read("mni_icbm152_t1_tal_nlin_sym_09c.nii.gz");
-    let t2 = read("mni_icbm152_t2_tal_nlin_sym_09c.nii.gz");
-    let brain = read("mni_icbm152_t1_tal_nlin_sym_09c_mask.nii.gz");
     for (deg, mm) in [
         ([3.0, -2.0, 4.0], [4.0, -3.0, 5.0]),
         ([-5.0, 4.0, -2.0], [-6.0, 2.0, -4.0]),
@@ -116,14 +128,9 @@ fn t2_moved_and_resampled_registers_back_to_t1() {
 
 #[test]
 fn head_ct_moved_against_itself_registers_back() {
-    let Some(shared) = shared_data_or_skip() else {
+    let Some(ct) = head_ct() else {
         return;
     };
-    let ct = read_volume(
-        shared.join("ct-head/ct_head_hu.nii.gz"),
-        &ReadOptions::default(),
-    )
-    .unwrap();
     // The head: everything denser than fat-free soft tissue's lower end.
     let mut head = ct.clone();
     head.data = ct.data.iter().map(|&v| (v > -200.0) as u8 as f32).collect();
@@ -139,14 +146,9 @@ fn head_ct_moved_against_itself_registers_back() {
 
 #[test]
 fn bad_pairs_are_refused_and_unfinished_searches_say_so() {
-    let Some(shared) = shared_data_or_skip() else {
+    let Some(ct) = head_ct() else {
         return;
     };
-    let ct = read_volume(
-        shared.join("ct-head/ct_head_hu.nii.gz"),
-        &ReadOptions::default(),
-    )
-    .unwrap();
     // A second head a metre away: no overlap, and the message gives both
     // boxes in mm.
     let mut far = ct.clone();
@@ -184,14 +186,9 @@ fn bad_pairs_are_refused_and_unfinished_searches_say_so() {
 /// (after its rigid stage) recovers the scaling, which a rigid one cannot.
 #[test]
 fn affine_recovers_per_axis_scaling() {
-    let Some(shared) = shared_data_or_skip() else {
+    let Some((t1, t2, brain)) = icbm() else {
         return;
     };
-    let icbm = shared.join("icbm152-2009c");
-    let read = |f: &str| read_volume(icbm.join(f), &ReadOptions::default()).unwrap();
-    let t1 = read("mni_icbm152_t1_tal_nlin_sym_09c.nii.gz");
-    let t2 = read("mni_icbm152_t2_tal_nlin_sym_09c.nii.gz");
-    let brain = read("mni_icbm152_t1_tal_nlin_sym_09c_mask.nii.gz");
     let mut s = motion([2.0, -3.0, 1.0], [3.0, -2.0, 4.0], [0.0, -18.0, 18.0]).to_affine();
     for (i, k) in [(0, 1.05), (4, 0.96), (8, 1.03)] {
         s.params[i] *= k;
