@@ -8,7 +8,7 @@ use crate::pipeline::{mask_inside, normalise, SlicePipeline};
 use crate::slice_labels::{SliceLabelTable, SLICE_LABEL_FILES};
 use crate::{DatasetError, Result};
 use medtrans_io::{read_volume, write_npy, Geometry, ReadOptions, Slice, Volume};
-use medtrans_registration::{register, Options as RegistrationOptions};
+use medtrans_registration::{background, register, Options as RegistrationOptions};
 use medtrans_transforms::{
     check_affine, foreground_fraction, format_bounds, invert, regrid, resample, world_bounds,
     Interp3, Mat4, Normalization, SquareFit, IDENTITY,
@@ -158,7 +158,7 @@ fn place(
         Interp3::Nearest => 0.0,
         // Outside the field of view is background: the image's minimum
         // (air, in MR and CT alike).
-        Interp3::Trilinear => v.data.iter().copied().fold(f32::INFINITY, f32::min),
+        Interp3::Trilinear => background(&v),
     };
     let r = resample(&v, target, &moving_from_fixed, interp, fill).map_err(|e| {
         DatasetError::Volume {

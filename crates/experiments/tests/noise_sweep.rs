@@ -6,33 +6,35 @@ use medtrans_experiments::{
 use medtrans_metrics::Summary;
 use std::path::PathBuf;
 
-#[test]
-fn sweep_trains_every_cell_then_skips_finished_runs() {
+/// A sweep of tiny runs on the demo data in `dir`; `cells` are the config
+/// lines that choose modes, levels, pairing and budget.
+fn tiny_sweep(dir: &std::path::Path, cells: &str) -> SweepConfig {
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/demo");
-    let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        r#"
-runs = {runs:?}
-results = {results:?}
-modes = ["pix2pix", "reggan"]
-noise_levels = [0, 3]
-set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
-       "train.epochs=1", "train.steps_per_epoch=2", "train.samples=1"]
-[data]
-a = {a:?}
-b = {b:?}
-mask = {m:?}
-size = 32
-"#,
-        runs = dir.path().join("runs").display().to_string(),
-        results = dir.path().join("results").display().to_string(),
+        "runs = {runs:?}\nresults = {results:?}\n{cells}[data]\na = {a:?}\nb = {b:?}\nmask = {m:?}\nsize = 32\n",
+        runs = dir.join("runs").display().to_string(),
+        results = dir.join("results").display().to_string(),
         a = demo.join("t1.nii.gz").display().to_string(),
         b = demo.join("t2.nii.gz").display().to_string(),
         m = demo.join("mask.nii.gz").display().to_string(),
     );
-    let path = dir.path().join("sweep.toml");
+    let path = dir.join("sweep.toml");
     std::fs::write(&path, &text).unwrap();
-    let cfg = SweepConfig::load(&path).unwrap();
+    SweepConfig::load(&path).unwrap()
+}
+
+#[test]
+fn sweep_trains_every_cell_then_skips_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_sweep(
+        dir.path(),
+        r#"
+modes = ["pix2pix", "reggan"]
+noise_levels = [0, 3]
+set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
+       "train.epochs=1", "train.steps_per_epoch=2", "train.samples=1"]
+"#,
+    );
     let err = report_noise_sweep(&cfg, &mut |_| {})
         .unwrap_err()
         .to_string();
@@ -147,6 +149,7 @@ size = 32
 
     // A seed that repeats the base runs' (0 here) or another extra seed is
     // refused before anything trains.
+    let text = std::fs::read_to_string(dir.path().join("sweep.toml")).unwrap();
     for bad in ["[0]", "[4, 4]"] {
         let path = dir.path().join("seeds.toml");
         std::fs::write(&path, format!("extra_seeds = {bad}\n{text}")).unwrap();
@@ -320,32 +323,17 @@ fn unpaired_ranking_is_judged_per_level() {
 /// and the report judges the unpaired ranking instead of the noise claims.
 #[test]
 fn unpaired_sweep_trains_pix2pix_on_unrelated_targets() {
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/demo");
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
+    let cfg = tiny_sweep(
+        dir.path(),
         r#"
-runs = {runs:?}
-results = {results:?}
 modes = ["pix2pix", "cycle", "reggan"]
 noise_levels = [0]
 pairing = "unpaired"
 set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
        "train.epochs=1", "train.steps_per_epoch=2", "train.samples=0"]
-[data]
-a = {a:?}
-b = {b:?}
-mask = {m:?}
-size = 32
 "#,
-        runs = dir.path().join("runs").display().to_string(),
-        results = dir.path().join("results").display().to_string(),
-        a = demo.join("t1.nii.gz").display().to_string(),
-        b = demo.join("t2.nii.gz").display().to_string(),
-        m = demo.join("mask.nii.gz").display().to_string(),
     );
-    let path = dir.path().join("sweep.toml");
-    std::fs::write(&path, &text).unwrap();
-    let cfg = SweepConfig::load(&path).unwrap();
     let rows = run_noise_sweep(&cfg, &mut |_| {}).unwrap();
     assert_eq!(rows.len(), 3);
     let saved =

@@ -25,7 +25,7 @@ fn motion(deg: [f64; 3], mm: [f64; 3], center: [f64; 3]) -> Transform {
 /// moved by the inverse of `s`, scanned again at another resolution.
 fn moved(source: &Volume, s: &Transform, spacing: f64) -> Volume {
     let grid = regrid(&source.geometry, spacing);
-    let fill = source.data.iter().copied().fold(f32::INFINITY, f32::min);
+    let fill = medtrans_registration::background(source);
     let r = resample(source, &grid, &s.matrix(), Interp3::Trilinear, fill).unwrap();
     Volume {
         data: r.data,
