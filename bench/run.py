@@ -18,7 +18,17 @@ On a GPU machine, after `cargo build --release --features gpu`:
 --gpu times every mode at the paper's architecture (pix2pix at 128 and
 256 px; nc, reggan, cycle and cycle+reg at 256 px) and inference at 256 px
 with batches of 8 and 1; PyTorch runs fp32 with TF32 off, cudnn.benchmark
-on, synchronised timing. --amp adds PyTorch's bf16 autocast beside it.
+on, synchronised timing. --amp bf16 (or f16) runs both sides in mixed
+precision: PyTorch under autocast, medtrans with train.precision.
+
+Without a GPU, --launches counts what a GPU step would launch: medtrans'
+kernel launches per training step (on any Vulkan device, Mesa's lavapipe
+included) beside the operators PyTorch dispatches to its kernels (a lower
+bound of its CUDA launches, counted on the CPU). Each launch costs the host
+microseconds, so a step that launches several times PyTorch's kernels
+cannot match its speed on a fast GPU, whatever the kernels.
+
+    python3 bench/run.py --launches
 
 Peak memory is the maximum resident set size of each process, from
 /usr/bin/time. The PyTorch side uses random weights and inputs of the same
@@ -74,7 +84,10 @@ def gpu_cases(args):
     """The GPU table: the paper's architecture, as medtrans' issue measured."""
     py = args.python
     ours_dev = ["--device", "gpu", "--warmup", str(args.warmup)]
-    theirs_dev = ["--device", "cuda", "--warmup", str(args.warmup)]
+    theirs_dev = ["--device", "cuda", "--warmup", str(args.warmup), "--count-ops"]
+    if args.amp:
+        ours_dev += ["--set", f"train.precision={args.amp}"]
+        theirs_dev += ["--amp", args.amp]
     out = []
     train = [("pix2pix", 128), ("pix2pix", 256), ("nc", 256), ("reggan", 256), ("cycle", 256),
              ("cycle+reg", 256)]
@@ -85,7 +98,7 @@ def gpu_cases(args):
             [MEDTRANS, "bench", "--json", "--mode", mode, "--size", str(size)] + steps
             + ours_dev + arch_flags_medtrans("paper"),
             [py, TORCH_REF, "train", "--mode", mode, "--size", str(size)] + steps + theirs_dev
-            + arch_flags_torch("paper") + (["--amp"] if args.amp else []),
+            + arch_flags_torch("paper"),
             "s_per_step",
         ))
     for batch in [8, 1]:
@@ -101,8 +114,31 @@ def gpu_cases(args):
     return out
 
 
+def launch_cases(args):
+    """Kernel launches per step at 256 px, with the paper's depth (9 blocks,
+    R's 7 levels) but 8 filters: the count does not depend on the width, and
+    Mesa's lavapipe runs a narrow network in reasonable time."""
+    py = args.python
+    out = []
+    narrow_ours = ["--set", "generator.ngf=8", "--set", "generator.n_blocks=9",
+                   "--set", "discriminator.ndf=8"]
+    narrow_theirs = ["--ngf", "8", "--blocks", "9", "--ndf", "8"]
+    for mode in args.modes:
+        out.append((
+            f"launches {mode} 256px",
+            [MEDTRANS, "bench", "--json", "--mode", mode, "--size", "256", "--device", "gpu",
+             "--steps", "2", "--warmup", "1"] + narrow_ours,
+            [py, TORCH_REF, "train", "--mode", mode, "--size", "256", "--steps", "1",
+             "--count-ops", "--threads", "2"] + narrow_theirs,
+            "launches_per_step",
+        ))
+    return out
+
+
 def cases(args, scratch):
     """(name, medtrans command, PyTorch command, key of the JSON number)."""
+    if args.launches:
+        return launch_cases(args)
     if args.gpu:
         return gpu_cases(args)
     py = args.python
@@ -191,7 +227,14 @@ def main():
     p.add_argument("--warmup", type=int, default=3,
                    help="--gpu: untimed steps before the timed ones (kernels compile and "
                         "autotune in the first steps)")
-    p.add_argument("--amp", action="store_true", help="--gpu: PyTorch under bf16 autocast")
+    p.add_argument("--amp", choices=["bf16", "f16"],
+                   help="--gpu: both sides in mixed precision of this type (medtrans' WGSL "
+                        "build has f16 only)")
+    p.add_argument("--launches", action="store_true",
+                   help="kernel launches per step beside PyTorch's dispatched operators "
+                        "(any Vulkan device: lavapipe will do); one round")
+    p.add_argument("--modes", nargs="+", default=["pix2pix", "reggan", "cycle"],
+                   help="--launches: the modes to count")
     args = p.parse_args()
     if not os.path.exists(MEDTRANS):
         sys.exit(f"{MEDTRANS} is missing: run `cargo build --release` first")
@@ -201,6 +244,9 @@ def main():
     if "translate" in args.what and not args.gpu:
         make_model(scratch)
     todo = cases(args, scratch)
+    if args.launches:
+        args.rounds = 1
+        os.environ.setdefault("CUBECL_AUTOTUNE_LEVEL", "minimal")
     raw = {name: {"medtrans": [], "pytorch": []} for name, *_ in todo}
     for r in range(args.rounds):
         for name, ours, theirs, key in todo:
@@ -212,7 +258,10 @@ def main():
                 order.reverse()
             for who, cmd in order:
                 res, wall, rss = measure(cmd)
-                value = wall if key == "wall" else res[key]
+                if key == "launches_per_step" and who == "pytorch":
+                    value = res["ops_per_step"]
+                else:
+                    value = wall if key == "wall" else res[key]
                 raw[name][who].append({"value": value, "rss_mb": rss, "result": res})
                 print(f"round {r + 1}/{args.rounds} {name} {who}: {value:.4g} "
                       f"({rss:.0f} MB)", file=sys.stderr, flush=True)
@@ -225,6 +274,17 @@ def main():
     if args.gpu:
         print(f"GPU: {gpu_description()}")
     print()
+    if args.launches:
+        print("| case | medtrans kernel launches | PyTorch operators (CUDA launches, at least) "
+              "| ratio | medtrans' most launched | PyTorch's most dispatched |")
+        print("|---|---|---|---|---|---|")
+        for name, *_ in todo:
+            m, t = raw[name]["medtrans"][0], raw[name]["pytorch"][0]
+            top_m = ", ".join(f"{k} {c}" for k, c in m["result"]["top_kernels"][:4])
+            top_t = ", ".join(f"{k} {c}" for k, c in t["result"]["top_ops"][:4])
+            print(f"| {name} | {m['value']} | {t['value']} | {m['value'] / t['value']:.1f} "
+                  f"| {top_m} | {top_t} |")
+        return
     print("| benchmark | medtrans | PyTorch | medtrans / PyTorch time | peak RSS medtrans / PyTorch (MB) |")
     print("|---|---|---|---|---|")
     for name, _, _, key in todo:

@@ -337,6 +337,46 @@ def on_device(model, device):
     return model
 
 
+# Operators that allocate or relabel memory without running a kernel.
+# (The profiler's markers, which optimizers emit, are not kernels either.)
+NO_KERNEL = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided",
+             "lift_fresh", "resize_", "set_", "detach", "_record_function_enter_new",
+             "_record_function_exit"}
+
+
+def count_ops(fn, host_tensors=()):
+    """The operators PyTorch dispatches to its device kernels while fn()
+    runs, by name (views and bare allocations left out). On CUDA each is at
+    least one kernel launch: cuDNN's convolutions and their backward may
+    launch a few, a foreach op one per chunk of tensors. So the total is a
+    lower bound of CUDA's launches, to set beside medtrans' counted ones.
+    Ops on `host_tensors` alone (Adam's step counters, which stay on the
+    host on CUDA too) are left out."""
+    from collections import Counter
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    counts = Counter()
+    host = {id(t) for t in host_tensors}
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+            on_host = bool(tensors) and all(id(t) in host for t in tensors)
+            if not func.is_view and name not in NO_KERNEL and not on_host:
+                counts[name] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return counts
+
+
+def ops_summary(counts, n=10):
+    return {"ops": sum(counts.values()), "top_ops": counts.most_common(n)}
+
+
 def cmd_train(a):
     torch.manual_seed(0)
     device = torch.device(a.device)
@@ -346,7 +386,8 @@ def cmd_train(a):
     step = model.step
     if a.amp:
         def step(x, y):
-            with torch.autocast(device.type, dtype=torch.bfloat16):
+            with torch.autocast(device.type, dtype={"bf16": torch.bfloat16,
+                                                    "f16": torch.float16}[a.amp]):
                 model.step(x, y)
     t = time.perf_counter()
     step(x, y)  # warm-up, untimed
@@ -361,7 +402,18 @@ def cmd_train(a):
         step(x, y)
         sync(device)
         times.append(time.perf_counter() - t)
-    return {"s_per_step": statistics.median(times), "times": times, "first_step_s": first}
+    result = {"s_per_step": statistics.median(times), "times": times, "first_step_s": first}
+    if a.count_ops:
+        # Adam as it runs on CUDA, where PyTorch picks its foreach kernels
+        # (one launch per op for many tensors) by default.
+        opts = [o for o in vars(model).values() if isinstance(o, torch.optim.Optimizer)]
+        for opt in opts:
+            for group in opt.param_groups:
+                group["foreach"] = True
+        steps = [st["step"] for o in opts for st in o.state.values() if "step" in st]
+        counted = ops_summary(count_ops(lambda: step(x, y), steps))
+        result.update(ops_per_step=counted["ops"], top_ops=counted["top_ops"])
+    return result
 
 
 def cmd_infer(a):
@@ -378,7 +430,11 @@ def cmd_infer(a):
             g(xs[i: i + a.batch].to(device)).cpu()
         sync(device)
         s = time.perf_counter() - t
-    return {"slices_per_s": a.slices / s, "seconds": s}
+        result = {"slices_per_s": a.slices / s, "seconds": s}
+        if a.count_ops:
+            counted = ops_summary(count_ops(lambda: g(xs[: a.batch].to(device)).cpu()))
+            result.update(ops_per_batch=counted["ops"], top_ops=counted["top_ops"])
+    return result
 
 
 def cmd_translate(a):
@@ -428,7 +484,12 @@ def main():
             s.add_argument("--mode", choices=sorted(MODES), required=True)
             s.add_argument("--steps", type=int, default=3)
             s.add_argument("--warmup", type=int, default=1, help="untimed steps first")
-            s.add_argument("--amp", action="store_true", help="autocast to bf16")
+            s.add_argument("--amp", nargs="?", const="bf16", choices=["bf16", "f16"],
+                           help="autocast to this type (default bf16)")
+        if name in ("train", "infer"):
+            s.add_argument("--count-ops", action="store_true",
+                           help="also count the operators one step (or batch) dispatches to\n"
+                                "device kernels: a lower bound of CUDA's kernel launches")
         if name == "infer":
             s.add_argument("--slices", type=int, default=32)
         if name in ("infer", "translate"):

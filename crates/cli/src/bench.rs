@@ -2,7 +2,9 @@
 use anyhow::{Context, Result};
 use medtrans_datasets::SliceDataset;
 use medtrans_io::Slice;
-use medtrans_training::{device_from_name, generate, host_reads, TrainConfig, Trainer, PRESETS};
+use medtrans_training::{
+    device_from_name, generate, host_reads, LaunchCount, Launches, TrainConfig, Trainer, PRESETS,
+};
 use medtrans_transforms::percentile;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -57,6 +59,10 @@ pub struct Args {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
+    /// On a GPU, also list the N kernels launched most per step (or per
+    /// inference batch). Kernel launches per step are counted either way.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    kernels: usize,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -87,7 +93,7 @@ pub fn run(args: Args) -> Result<()> {
         return inference(&args, config(&modes[0])?, &spec.out);
     }
     if !args.json {
-        say!("| mode | networks | s/step (median) | steps/s | first step (s) | host reads/step |\n|---|---|---|---|---|---|");
+        say!("| mode | networks | s/step (median) | steps/s | first step (s) | host reads/step | kernel launches/step |\n|---|---|---|---|---|---|---|");
     }
     for mode in &modes {
         let cfg = config(mode)?;
@@ -102,6 +108,7 @@ pub fn run(args: Args) -> Result<()> {
         // As `train` runs: each step is submitted before the previous
         // step's losses are read, so a step's time includes the device's.
         let reads_before = host_reads();
+        let counting = LaunchCount::start();
         let mut times = Vec::with_capacity(args.steps);
         let mut pending = None;
         for _ in 0..args.steps.max(1) {
@@ -117,6 +124,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         *times.last_mut().expect("at least one step") += start.elapsed().as_secs_f64();
         let reads_per_step = (host_reads() - reads_before) as f64 / times.len() as f64;
+        let launches = counting.map(|c| per(c.finish(), times.len()));
         // The 50th percentile: one home for order statistics.
         let f32_times: Vec<f32> = times.iter().map(|&t| t as f32).collect();
         let s = percentile(&f32_times, &[50.0]).map_or(f64::NAN, |p| p[0]);
@@ -134,15 +142,23 @@ pub fn run(args: Args) -> Result<()> {
                     "framework": "medtrans", "mode": mode, "size": args.size,
                     "ngf": ngf, "blocks": blocks, "networks": nets, "s_per_step": s, "times": times,
                     "first_step_s": first_step, "host_reads_per_step": reads_per_step,
+                    "launches_per_step": launches.as_ref().map(|l| l.total),
+                    "top_kernels": launches.as_ref().map(|l| top(l, args.kernels.max(10))),
                     "device": args.device, "peak_rss_mb": peak_rss_mb(),
                 })
             );
         } else {
             say!(
-                "| {mode} | {} | {s:.3} | {:.2} | {first_step:.2} | {reads_per_step:.1} |",
+                "| {mode} | {} | {s:.3} | {:.2} | {first_step:.2} | {reads_per_step:.1} | {} |",
                 nets.join(" "),
-                1.0 / s
+                1.0 / s,
+                launches
+                    .as_ref()
+                    .map_or("-".into(), |l| l.total.to_string())
             );
+            if let Some(l) = &launches {
+                print_kernels(mode, l, args.kernels);
+            }
         }
     }
     Ok(())
@@ -158,10 +174,13 @@ fn inference(args: &Args, cfg: TrainConfig, dataset: &std::path::Path) -> Result
         .map(|i| &train.a[i % train.len()])
         .collect();
     generate(&g, &xs[..args.batch.min(xs.len())], args.batch, &device)?;
+    let counting = LaunchCount::start();
     let start = Instant::now();
     generate(&g, &xs, args.batch, &device)?;
     let s = start.elapsed().as_secs_f64();
     let rate = xs.len() as f64 / s;
+    let batches = xs.len().div_ceil(args.batch.max(1));
+    let launches = counting.map(|c| per(c.finish(), batches));
     if args.json {
         say!(
             "{}",
@@ -169,6 +188,8 @@ fn inference(args: &Args, cfg: TrainConfig, dataset: &std::path::Path) -> Result
                 "framework": "medtrans", "size": args.size, "ngf": cfg.generator.ngf,
                 "blocks": cfg.generator.n_blocks, "batch": args.batch,
                 "slices_per_s": rate, "seconds": s, "device": args.device,
+                "launches_per_batch": launches.as_ref().map(|l| l.total),
+                "top_kernels": launches.as_ref().map(|l| top(l, args.kernels.max(10))),
                 "peak_rss_mb": peak_rss_mb(),
             })
         );
@@ -179,8 +200,48 @@ fn inference(args: &Args, cfg: TrainConfig, dataset: &std::path::Path) -> Result
             args.batch,
             xs.len()
         );
+        if let Some(l) = &launches {
+            say!("kernel launches per batch: {}", l.total);
+            print_kernels("inference", l, args.kernels);
+        }
     }
     Ok(())
+}
+
+/// Launch counts over `n` steps (or batches) as counts per step, rounded.
+fn per(l: Launches, n: usize) -> Launches {
+    let n = n.max(1);
+    let by_kernel = l
+        .by_kernel
+        .into_iter()
+        .map(|(k, c)| (k, (c + n / 2) / n))
+        .collect();
+    Launches {
+        total: (l.total + n / 2) / n,
+        by_kernel,
+    }
+}
+
+/// The `n` kernels launched most, for JSON.
+fn top(l: &Launches, n: usize) -> serde_json::Value {
+    l.by_kernel
+        .iter()
+        .take(n)
+        .map(|(k, c)| serde_json::json!([k, c]))
+        .collect()
+}
+
+/// The `n` kernels launched most per step, as an indented list under the
+/// table row.
+fn print_kernels(what: &str, l: &Launches, n: usize) {
+    if n == 0 {
+        return;
+    }
+    say!("\n{what}: the {n} kernels launched most per step");
+    for (k, c) in l.by_kernel.iter().take(n) {
+        say!("  {c:>6}  {k}");
+    }
+    say!("");
 }
 
 /// Peak resident memory of this process (Linux; 0 where unknown).

@@ -1,4 +1,4 @@
-use crate::blocks::instance_norm;
+use crate::blocks::{instance_norm, normalize};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{InstanceNorm, PaddingConfig2d};
@@ -71,13 +71,14 @@ impl DiscriminatorConfig {
 
 impl Discriminator {
     /// Real/fake scores (logits): `[N, 1, h, w]` per patch, or `[N, 1, 1, 1]`
-    /// per image.
+    /// per image. Computed in the weights' dtype, answered in f32.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = crate::precision::enter(self, x);
         let mut h = leaky_relu(self.convs[0].forward(x), 0.2);
         for (c, n) in self.convs[1..4].iter().zip(&self.norms) {
-            h = leaky_relu(n.forward(c.forward(h)), 0.2);
+            h = leaky_relu(normalize(n, c.forward(h)), 0.2);
         }
-        let out = self.convs[4].forward(h);
+        let out = crate::precision::leave(self.convs[4].forward(h));
         if self.per_image {
             out.mean_dim(3).mean_dim(2)
         } else {

@@ -109,10 +109,13 @@ impl GeneratorConfig {
 }
 
 impl Generator {
+    /// G(x), computed in the weights' dtype (see [`crate::cast_weights`]),
+    /// answered in f32.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        match self {
+        let x = crate::precision::enter(self, x);
+        crate::precision::leave(match self {
             Generator::Resnet(g) => g.forward(x),
             Generator::Unet(g) => g.forward(x),
-        }
+        })
     }
 }

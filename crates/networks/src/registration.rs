@@ -125,9 +125,10 @@ impl RegistrationConfig {
 
 impl RegistrationNet {
     /// Field registering `moving` (e.g. G(x)) to `fixed` (y); both
-    /// `[N, C, H, W]`, the result `[N, 2, H, W]` in pixels.
+    /// `[N, C, H, W]`, the result `[N, 2, H, W]` in pixels. Computed in the
+    /// weights' dtype, answered in f32.
     pub fn forward(&self, moving: Tensor<4>, fixed: Tensor<4>) -> Tensor<4> {
-        let mut h = Tensor::cat(vec![moving, fixed], 1);
+        let mut h = crate::precision::enter(self, Tensor::cat(vec![moving, fixed], 1));
         let mut skips = Vec::with_capacity(self.down.len());
         for block in &self.down {
             h = block.res.forward(leaky_relu(block.conv.forward(h), 0.2));
@@ -147,6 +148,6 @@ impl RegistrationNet {
         }
         h = self.refine.forward(h);
         h = leaky_relu(self.refine_conv.forward(h), 0.2);
-        self.output.forward(h)
+        crate::precision::leave(self.output.forward(h))
     }
 }

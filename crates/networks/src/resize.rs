@@ -56,7 +56,8 @@ fn by_matrix(x: Tensor<4>, out: usize) -> Tensor<4> {
     let [b, c, h, n] = x.dims();
     let device = x.device();
     let weights = interpolation_matrix(n, out);
-    let a_t = Tensor::<2>::from_data(burn::tensor::TensorData::new(weights, [n, out]), &device);
+    let a_t = Tensor::<2>::from_data(burn::tensor::TensorData::new(weights, [n, out]), &device)
+        .cast(burn::tensor::FloatDType::from(x.dtype()));
     x.reshape([b * c * h, n])
         .matmul(a_t)
         .reshape([b, c, h, out])

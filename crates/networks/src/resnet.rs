@@ -1,4 +1,4 @@
-use crate::blocks::{conv, instance_norm, reflect, ResidualBlock};
+use crate::blocks::{conv, instance_norm, normalize, reflect, ResidualBlock};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{InstanceNorm, PaddingConfig2d};
@@ -117,15 +117,15 @@ impl ResnetGeneratorConfig {
 
 impl ResnetGenerator {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut h = relu(self.head_norm.forward(self.head.forward(reflect(x, 3))));
+        let mut h = relu(normalize(&self.head_norm, self.head.forward(reflect(x, 3))));
         for (c, n) in self.down.iter().zip(&self.down_norm) {
-            h = relu(n.forward(c.forward(h)));
+            h = relu(normalize(n, c.forward(h)));
         }
         for b in &self.blocks {
             h = b.forward(h);
         }
         for (c, n) in self.up.iter().zip(&self.up_norm) {
-            h = relu(n.forward(c.forward(h)));
+            h = relu(normalize(n, c.forward(h)));
         }
         self.tail.forward(reflect(h, 3)).tanh()
     }

@@ -1,4 +1,4 @@
-use crate::blocks::instance_norm;
+use crate::blocks::{instance_norm, normalize};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Dropout, DropoutConfig, InstanceNorm, PaddingConfig2d};
@@ -109,7 +109,7 @@ impl UnetGenerator {
         } else {
             let d = self.down[l].forward(leaky_relu(x.clone(), 0.2));
             if l < n - 1 {
-                self.down_norm[l - 1].forward(d)
+                normalize(&self.down_norm[l - 1], d)
             } else {
                 d
             }
@@ -119,7 +119,7 @@ impl UnetGenerator {
         if l == 0 {
             return m;
         }
-        let mut m = self.up_norm[l - 1].forward(m);
+        let mut m = normalize(&self.up_norm[l - 1], m);
         if l >= self.dropout_from && l < n - 1 {
             m = self.dropout.forward(m);
         }

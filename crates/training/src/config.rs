@@ -133,6 +133,32 @@ pub struct OptimConfig {
     pub decay_epochs: usize,
 }
 
+/// The arithmetic of the networks' forward and backward passes. Weights,
+/// Adam and losses stay f32 in every case (see `medtrans_networks::cast_weights`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    #[default]
+    F32,
+    /// bfloat16: f32's range, so no loss scaling. CPU and Vulkan GPUs whose
+    /// driver offers it (not the WGSL `gpu` build).
+    Bf16,
+    /// IEEE half: the type WGSL GPUs have. Its narrow range may call for
+    /// `train.loss_scale`.
+    F16,
+}
+
+impl Precision {
+    pub fn dtype(self) -> burn::tensor::FloatDType {
+        use burn::tensor::FloatDType;
+        match self {
+            Precision::F32 => FloatDType::F32,
+            Precision::Bf16 => FloatDType::BF16,
+            Precision::F16 => FloatDType::F16,
+        }
+    }
+}
+
 /// What training does when a loss or weight stops being finite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -176,6 +202,17 @@ pub struct ScheduleConfig {
     /// `checkpoints/history/`, for resume to fall back on if the newest
     /// is damaged.
     pub keep_checkpoints: usize,
+    /// `f32`, or mixed precision: `bf16` or `f16` for the networks' passes,
+    /// with f32 weights, Adam and losses.
+    pub precision: Precision,
+    /// The generator and discriminator losses are multiplied by this before
+    /// the backward pass and the gradients divided by it after. Raise it
+    /// (e.g. 128) if f16 gradients round to zero, lower it if they overflow
+    /// (a NaN loss). A fixed scale: the step is never skipped, as PyTorch's
+    /// GradScaler would on an overflow, because deciding that needs a
+    /// device read per step. 1 (no scaling) suits medtrans' losses: with
+    /// 1024 an f16 step overflowed in the tests.
+    pub loss_scale: f64,
 }
 
 impl Default for TrainConfig {
@@ -264,6 +301,8 @@ impl Default for ScheduleConfig {
             regenerate_fake: false,
             stop_at_step: 0,
             keep_checkpoints: 3,
+            precision: Precision::F32,
+            loss_scale: 1.0,
             samples: 4,
             on_nan: OnNan::Stop,
             nan_lr_factor: 0.5,
@@ -412,6 +451,9 @@ impl TrainConfig {
         let t = &self.train;
         if t.batch_size == 0 || t.epochs == 0 || t.keep_checkpoints == 0 {
             bail!("train.batch_size, train.epochs and train.keep_checkpoints must be at least 1");
+        }
+        if !(t.loss_scale.is_finite() && t.loss_scale > 0.0) {
+            bail!("train.loss_scale must be a finite number > 0 (1: no scaling)");
         }
         if !(t.nan_lr_factor > 0.0 && t.nan_lr_factor < 1.0) {
             bail!("train.nan_lr_factor must lie in (0, 1): a rollback lowers the learning rates");

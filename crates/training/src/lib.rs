@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod inference;
+pub mod launches;
 pub mod nets;
 mod pool;
 pub mod predict;
@@ -19,6 +20,7 @@ pub use checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 pub use config::{TrainConfig, PRESETS};
 pub use device::{device_from_name, host_reads, read_f32, DEVICE_NAMES};
 pub use inference::{score_slices, Model, Registered, RunNetworks};
+pub use launches::{LaunchCount, Launches};
 /// The metric set, re-exported for the trainer's users (see medtrans-metrics).
 pub use medtrans_metrics::{Metric, SliceScore, Summary};
 pub use pool::ImagePool;

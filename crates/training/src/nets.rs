@@ -9,8 +9,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::{Device, Gradients, Tensor};
-use medtrans_networks::{materialize, stable_param_ids, DiscriminatorConfig};
+use burn::tensor::{Device, FloatDType, Gradients, Tensor};
+use medtrans_networks::{cast_weights, materialize, stable_param_ids, DiscriminatorConfig};
 use std::any::Any;
 use std::path::Path;
 
@@ -30,6 +30,11 @@ pub const S_A: &str = "S_A";
 pub const S_B: &str = "S_B";
 /// The predictor of domain B (predictor-guided translation).
 pub const P: &str = "P";
+
+/// The networks that compute in half precision under `train.precision`
+/// (their forward passes cast in and out; see `medtrans_networks::cast_weights`).
+/// The segmentors and the predictor stay in f32.
+pub const MIXED_PRECISION: &[&str] = &[G, F, D_B, D_A, R];
 
 /// Which loss a network learns from, and at which learning rate: the
 /// generator step's weighted sum (translators, R, segmentors) or the
@@ -161,8 +166,12 @@ pub(crate) fn trained<M: Module + 'static>(
 /// What the set needs of any trained network, whatever its type.
 pub trait NetEntry {
     fn name(&self) -> &'static str;
-    /// Take this network's gradients out of `grads` and step its Adam.
-    fn step(&mut self, lr: f64, grads: &mut Gradients);
+    /// Take this network's gradients out of `grads`, divide them by the
+    /// loss scale, and step its Adam.
+    fn step(&mut self, lr: f64, grads: &mut Gradients, loss_scale: f64);
+    /// The same network with its weights cast to `dtype` inside the
+    /// autodiff graph, for one step's passes.
+    fn cast_view(&self, dtype: FloatDType) -> Box<dyn NetEntry>;
     fn save(&self, dir: &Path) -> Result<()>;
     /// The weights alone, for inference.
     fn load_weights(&mut self, dir: &Path) -> Result<()>;
@@ -188,14 +197,43 @@ impl ModuleVisitor for AbsSum {
     }
 }
 
+/// Multiplies every parameter's gradient by `factor` (undoing a loss
+/// scale before Adam, whose weight decay is not scale-free).
+struct Unscale<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+}
+
+impl ModuleVisitor for Unscale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g * self.factor);
+        }
+    }
+}
+
 impl<M: Module + 'static> NetEntry for Trained<M> {
     fn name(&self) -> &'static str {
         self.name
     }
 
-    fn step(&mut self, lr: f64, grads: &mut Gradients) {
-        let g = GradientsParams::from_module(grads, &self.net);
+    fn step(&mut self, lr: f64, grads: &mut Gradients, loss_scale: f64) {
+        let mut g = GradientsParams::from_module(grads, &self.net);
+        if loss_scale != 1.0 {
+            self.net.visit(&mut Unscale {
+                grads: &mut g,
+                factor: 1.0 / loss_scale,
+            });
+        }
         self.net = self.optim.step(lr, self.net.clone(), g);
+    }
+
+    fn cast_view(&self, dtype: FloatDType) -> Box<dyn NetEntry> {
+        Box::new(Trained {
+            net: cast_weights(self.net.clone(), dtype),
+            optim: self.optim.clone(),
+            name: self.name,
+        })
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
@@ -318,13 +356,34 @@ impl Nets {
             .collect()
     }
 
-    /// Step every network of `role` on its gradients in `grads`.
-    pub fn step(&mut self, role: Role, lr: f64, grads: &mut Gradients) {
+    /// Step every network of `role` on its gradients in `grads`, which
+    /// came from a loss multiplied by `loss_scale`.
+    pub fn step(&mut self, role: Role, lr: f64, grads: &mut Gradients, loss_scale: f64) {
         for (r, e) in &mut self.entries {
             if *r == role {
-                e.step(lr, grads);
+                e.step(lr, grads, loss_scale);
             }
         }
+    }
+
+    /// The same networks for one step's passes, those of
+    /// [`MIXED_PRECISION`] computing in `dtype` (see
+    /// `medtrans_networks::cast_weights`). Gradients through the view reach
+    /// these networks' weights, so [`Nets::step`] is taken on `self`.
+    pub fn cast_view(&self, dtype: FloatDType) -> Nets {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(role, e)| {
+                let d = if MIXED_PRECISION.contains(&e.name()) {
+                    dtype
+                } else {
+                    FloatDType::F32
+                };
+                (*role, e.cast_view(d))
+            })
+            .collect();
+        Nets { entries }
     }
 
     /// The first network holding a NaN or Inf weight, if any.

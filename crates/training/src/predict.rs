@@ -230,7 +230,7 @@ pub fn fit_predictor_stages(
             } else {
                 (opts.steps - step) as f64 / (opts.steps - half + 1) as f64
             };
-            entry.step(pc.lr * factor, &mut grads);
+            entry.step(pc.lr * factor, &mut grads, 1.0);
         }
         net = net_of::<Predictor>(entry.as_ref()).clone();
     }

@@ -3,7 +3,7 @@
 use crate::checkpoint::{
     last_checkpoint, load_pool, save_pool, write_atomic, CheckpointState, ModelInfo, FORMAT_VERSION,
 };
-use crate::config::{OnNan, TrainConfig};
+use crate::config::{OnNan, Precision, TrainConfig};
 use crate::device::{device_from_name, read_f32};
 use crate::inference::{register_with, score_slices, translate_with, Registered};
 use crate::nets::{Nets, Role, D_B, G, P, S_A, S_B};
@@ -59,6 +59,8 @@ pub struct PendingLosses {
     lr: f64,
     names: Vec<&'static str>,
     values: Tensor<1>,
+    /// What to add to a non-finite loss's error for this run's settings.
+    hint: &'static str,
 }
 
 impl PendingLosses {
@@ -76,7 +78,7 @@ impl PendingLosses {
         );
         if let Some((name, v)) = row.iter().find(|(_, v)| !v.is_finite()) {
             return Err(NonFinite(format!(
-                "step {step}: the {name} loss became {v}; lower optim.lr (or train with --on-nan rollback) or check the data"
+                "step {step}: the {name} loss became {v}; lower optim.lr (or train with --on-nan rollback) or check the data{}", self.hint
             ))
             .into());
         }
@@ -126,6 +128,18 @@ impl Trainer {
     fn build(mut cfg: TrainConfig) -> Result<Self> {
         let device = device_from_name(&cfg.train.device)?.autodiff();
         device.seed(cfg.train.seed);
+        let precision = cfg.train.precision;
+        if precision != Precision::F32 && !device.supports_dtype(precision.dtype()) {
+            let other = match precision {
+                Precision::Bf16 => "train.precision = \"f16\"",
+                _ => "train.precision = \"bf16\"",
+            };
+            bail!(
+                "train.precision = {:?}: device {:?} cannot compute in it; try {other}, or f32 (WGSL GPUs have f16 only where the driver offers it, and no bf16)",
+                format!("{precision:?}").to_lowercase(),
+                cfg.train.device
+            );
+        }
         if cfg.data.path.as_os_str().is_empty() {
             bail!("data.path is not set: pass --set data.path=DATASET (a folder made by `medtrans prepare`)");
         }
@@ -333,33 +347,45 @@ impl Trainer {
         let (labels_a, labels_b) = (labels(|p| &p.a_labels), labels(|p| &p.b_labels));
         let slice_labels_a = SampleLabels::of(pairs.iter().map(|p| p.a_slice_label));
         let slice_labels_b = SampleLabels::of(pairs.iter().map(|p| p.b_slice_label));
+        // Mixed precision: each pass runs through a half-precision view of
+        // the networks, made after the last update; Adam steps the f32
+        // originals (`Nets::cast_view`).
+        let precision = self.cfg.train.precision;
+        let scale = self.cfg.train.loss_scale;
+        let view =
+            |nets: &Nets| (precision != Precision::F32).then(|| nets.cast_view(precision.dtype()));
         // --- generators and R: the weighted sum of the enabled terms -----
-        let mut g_step = GeneratorStep::new(&self.cfg, &self.nets, x.clone(), y.clone())
+        let g_view = view(&self.nets);
+        let nets = g_view.as_ref().unwrap_or(&self.nets);
+        let mut g_step = GeneratorStep::new(&self.cfg, nets, x.clone(), y.clone())
             .with_labels(labels_a, labels_b);
         g_step.slice_labels_a = slice_labels_a.clone();
-        let mut terms = weighted(GENERATOR_TERMS, &self.cfg, &self.nets, &mut g_step);
+        let mut terms = weighted(GENERATOR_TERMS, &self.cfg, nets, &mut g_step);
         if terms.is_empty() {
             bail!("every loss weight is 0: nothing to train");
         }
         let fake_b = g_step.fake_b.clone();
         let fake_a = g_step.take_fake_a();
         let total = sum(&terms);
-        let mut grads = total.clone().backward();
-        self.nets.step(Role::Generator, lr, &mut grads);
+        let mut grads = scaled(total.clone(), scale).backward();
+        drop(g_view);
+        self.nets.step(Role::Generator, lr, &mut grads, scale);
         terms.push(("g_total", total));
 
         // --- discriminators ---------------------------------------------
         let mut rng = stream_rng(self.cfg.train.seed, Stream::Pool, step as u64);
+        let d_view = view(&self.nets);
+        let nets = d_view.as_ref().unwrap_or(&self.nets);
         let fake_b = if self.cfg.train.regenerate_fake && self.nets.has(D_B) {
             // G after its step; inference only: no autodiff graph.
-            let g = generator(&self.nets, G).valid();
+            let g = generator(nets, G).valid();
             Tensor::from_inner(g.forward(x.clone().inner()))
         } else {
             fake_b.detach()
         };
         let mut d_step = DiscriminatorStep {
             cfg: &self.cfg,
-            nets: &self.nets,
+            nets,
             x,
             y,
             fake_b,
@@ -370,12 +396,14 @@ impl Trainer {
             slice_labels_a,
             slice_labels_b,
         };
-        let d_terms = weighted(DISCRIMINATOR_TERMS, &self.cfg, &self.nets, &mut d_step);
+        let d_terms = weighted(DISCRIMINATOR_TERMS, &self.cfg, nets, &mut d_step);
+        drop(d_step);
+        drop(d_view);
         if !d_terms.is_empty() {
-            let mut grads = sum(&d_terms).backward();
-            self.nets.step(Role::Discriminator, lr, &mut grads);
+            let mut grads = scaled(sum(&d_terms), scale).backward();
+            self.nets.step(Role::Discriminator, lr, &mut grads, scale);
             let lr_p = self.cfg.predictor.lr * self.cfg.lr_factor(epoch);
-            self.nets.step(Role::Predictor, lr_p, &mut grads);
+            self.nets.step(Role::Predictor, lr_p, &mut grads, scale);
         }
         terms.extend(d_terms);
 
@@ -383,11 +411,18 @@ impl Trainer {
         let names: Vec<&'static str> = terms.iter().map(|t| t.0).collect();
         let values = Tensor::cat(terms.into_iter().map(|t| t.1.detach()).collect(), 0);
         self.step += 1;
+        let hint = match precision {
+            Precision::F16 => {
+                "; with train.precision = \"f16\", a lower train.loss_scale or bf16 may help"
+            }
+            _ => "",
+        };
         Ok(PendingLosses {
             step,
             lr,
             names,
             values,
+            hint,
         })
     }
 
@@ -653,6 +688,15 @@ impl Trainer {
 }
 
 /// The sum of weighted terms, in order.
+/// A loss times the loss scale, for the backward pass alone.
+fn scaled(loss: Tensor<1>, scale: f64) -> Tensor<1> {
+    if scale == 1.0 {
+        loss
+    } else {
+        loss * scale
+    }
+}
+
 fn sum(terms: &[(&'static str, Tensor<1>)]) -> Tensor<1> {
     terms
         .iter()

@@ -16,7 +16,7 @@ mod reference;
 
 mod common;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Gradients, Tensor};
+use burn::tensor::{Device, FloatDType, Gradients, Tensor};
 use medtrans_networks::{DiscriminatorConfig, GeneratorConfig, GeneratorKind, RegistrationConfig};
 use medtrans_training::{device_from_name, Model, Trainer, PRESETS};
 use reference::{assert_close, load, npy, values};
@@ -248,6 +248,48 @@ fn every_mode_trains_on_the_gpu() {
         }
     }
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// Mixed precision on the GPU: f16 where the device has it (WGSL has no
+/// bf16, which is refused with an error, not a panic). The first step's
+/// losses follow f32's on the same device, as on the CPU
+/// (tests/precision.rs).
+#[test]
+fn mixed_precision_on_the_gpu() {
+    let Some(d) = gpu() else {
+        return;
+    };
+    let first = |mode: &str, precision: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let p = format!("train.precision={precision:?}");
+        let cfg = common::small_config(
+            mode,
+            &dir.path().join("run"),
+            &["train.device=\"gpu\"", "train.samples=1", &p],
+        );
+        Trainer::new(cfg).and_then(|mut t| {
+            let rows: Vec<_> = (0..3).map(|_| t.train_step()).collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    };
+    for (dtype, name) in [(FloatDType::F16, "f16"), (FloatDType::BF16, "bf16")] {
+        if !d.supports_dtype(dtype) {
+            let err = first("pix2pix", name).err().expect("refused");
+            assert!(format!("{err:#}").contains("cannot compute"), "{err:#}");
+            eprintln!("{name}: not on this device; refused cleanly");
+            continue;
+        }
+        for mode in ["pix2pix", "reggan"] {
+            let want = first(mode, "f32").unwrap();
+            let got = first(mode, name).unwrap_or_else(|e| panic!("{mode} {name}: {e:#}"));
+            for &(term, v) in &want[0] {
+                let g = common::term(&got[0], term).unwrap();
+                let err = (g - v).abs() / v.abs().max(0.01);
+                assert!(err < 0.05, "{mode} {name}: step 1 {term} = {g}, f32 {v}");
+            }
+            eprintln!("{mode} {name}: 3 steps on the GPU, close to f32");
+        }
+    }
 }
 
 /// A model trained on the GPU (batches of 2; epoch end: validation,
