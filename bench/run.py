@@ -123,13 +123,23 @@ def launch_cases(args):
     narrow_ours = ["--set", "generator.ngf=8", "--set", "generator.n_blocks=9",
                    "--set", "discriminator.ndf=8"]
     narrow_theirs = ["--ngf", "8", "--blocks", "9", "--ndf", "8"]
-    for mode in args.modes:
+    for mode in [m for m in args.modes if m != "infer"]:
         out.append((
             f"launches {mode} 256px",
             [MEDTRANS, "bench", "--json", "--mode", mode, "--size", "256", "--device", "gpu",
              "--steps", "2", "--warmup", "1"] + narrow_ours,
             [py, TORCH_REF, "train", "--mode", mode, "--size", "256", "--steps", "1",
              "--count-ops", "--threads", "2"] + narrow_theirs,
+            "launches_per_step",
+        ))
+    if "infer" in args.modes:
+        n = ["--slices", "8", "--batch", "8"]
+        out.append((
+            "launches G inference 256px, batch 8",
+            [MEDTRANS, "bench", "--json", "--inference", "--mode", "pix2pix", "--size", "256",
+             "--device", "gpu"] + n + narrow_ours,
+            [py, TORCH_REF, "infer", "--size", "256", "--count-ops", "--threads", "2"] + n
+            + narrow_theirs,
             "launches_per_step",
         ))
     return out
@@ -233,8 +243,8 @@ def main():
     p.add_argument("--launches", action="store_true",
                    help="kernel launches per step beside PyTorch's dispatched operators "
                         "(any Vulkan device: lavapipe will do); one round")
-    p.add_argument("--modes", nargs="+", default=["pix2pix", "reggan", "cycle"],
-                   help="--launches: the modes to count")
+    p.add_argument("--modes", nargs="+", default=["pix2pix", "reggan", "cycle", "infer"],
+                   help="--launches: the modes to count (infer: G's forward pass)")
     args = p.parse_args()
     if not os.path.exists(MEDTRANS):
         sys.exit(f"{MEDTRANS} is missing: run `cargo build --release` first")
@@ -258,8 +268,9 @@ def main():
                 order.reverse()
             for who, cmd in order:
                 res, wall, rss = measure(cmd)
-                if key == "launches_per_step" and who == "pytorch":
-                    value = res["ops_per_step"]
+                if key == "launches_per_step":  # per training step or per batch
+                    value = res.get("launches_per_step") or res.get("launches_per_batch") \
+                        if who == "medtrans" else res.get("ops_per_step") or res.get("ops_per_batch")
                 else:
                     value = wall if key == "wall" else res[key]
                 raw[name][who].append({"value": value, "rss_mb": rss, "result": res})

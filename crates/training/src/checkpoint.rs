@@ -338,6 +338,60 @@ pub fn last_checkpoint(run_dir: &Path) -> Result<PathBuf> {
     }
 }
 
+/// [`last_checkpoint`], moved back to `checkpoints/last` when a kill
+/// interrupted the swap in [`write_atomic`]: a complete `last.part` not yet
+/// renamed in, or `last.old` with no `last`. The swap is finished as it
+/// would have been (the replaced `last` goes to the history). Without this,
+/// a run killed inside its final checkpoint's swap resumed from `last.part`,
+/// found nothing left to train, and ended with `last` a checkpoint behind.
+pub fn settle_last_checkpoint(run_dir: &Path) -> Result<PathBuf> {
+    let found = last_checkpoint(run_dir)?;
+    let last = run_dir.join("checkpoints/last");
+    let (part, old) = (last.with_extension("part"), last.with_extension("old"));
+    if found != part && found != old {
+        return Ok(found);
+    }
+    if found == part {
+        if old.exists() {
+            remove_checkpoint(&old)?;
+        }
+        if last.exists() {
+            std::fs::rename(&last, &old)
+                .with_context(|| format!("moving {} aside", last.display()))?;
+        }
+    } else if last.exists() {
+        // `last` failed its checksums: kept for inspection, out of the way.
+        let damaged = last.with_extension("damaged");
+        if damaged.exists() {
+            remove_checkpoint(&damaged)?;
+        }
+        std::fs::rename(&last, &damaged)
+            .with_context(|| format!("moving {} aside", last.display()))?;
+    }
+    std::fs::rename(&found, &last)
+        .with_context(|| format!("renaming {} into {}", found.display(), last.display()))?;
+    if let Some(parent) = last.parent() {
+        sync_dir(parent)?;
+    }
+    if found == part && old.exists() {
+        let keep = CheckpointState::load(&last)?
+            .config
+            .train
+            .keep_checkpoints
+            .saturating_sub(1);
+        match (keep, CheckpointState::load(&old)) {
+            (1.., Ok(state)) => keep_in_history(&old, state.step, keep)?,
+            _ => remove_checkpoint(&old)?,
+        }
+    }
+    tracing::info!(
+        "finished the checkpoint swap a stop interrupted: {} is now {}",
+        found.display(),
+        last.display()
+    );
+    Ok(last)
+}
+
 /// A checkpoint folder from a run folder (its best, else last checkpoint)
 /// or a checkpoint folder itself.
 pub fn resolve_checkpoint(path: &Path) -> Result<PathBuf> {

@@ -1,7 +1,8 @@
 //! The one trainer. Every mode is a set of loss weights (see `config`):
 //! this file never asks which mode it runs, only which terms are on.
 use crate::checkpoint::{
-    last_checkpoint, load_pool, save_pool, write_atomic, CheckpointState, ModelInfo, FORMAT_VERSION,
+    last_checkpoint, load_pool, save_pool, settle_last_checkpoint, write_atomic, CheckpointState,
+    ModelInfo, FORMAT_VERSION,
 };
 use crate::config::{OnNan, Precision, TrainConfig};
 use crate::device::{device_from_name, read_f32};
@@ -252,7 +253,7 @@ impl Trainer {
                 );
             }
         }
-        let ckpt = last_checkpoint(run_dir)?;
+        let ckpt = settle_last_checkpoint(run_dir)?;
         let state = CheckpointState::load(&ckpt)?;
         let text = state.config.to_toml();
         let mut cfg = TrainConfig::from_toml(&text, overrides, &format!("{}", ckpt.display()))?;
@@ -579,7 +580,7 @@ impl Trainer {
                 )));
             }
             rollbacks += 1;
-            let ckpt = last_checkpoint(&out)?;
+            let ckpt = settle_last_checkpoint(&out)?;
             let state = CheckpointState::load(&ckpt)?;
             self.restore(&ckpt, &state)?;
             let f = self.cfg.train.nan_lr_factor;

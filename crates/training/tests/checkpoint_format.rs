@@ -90,6 +90,46 @@ fn a_damaged_checkpoint_falls_back_to_the_previous_one() {
     );
 }
 
+/// A stop inside the final checkpoint's swap (`write_atomic`) left the
+/// newest checkpoint in `last.part` (or only `last.old`): resuming finishes
+/// the swap, so the finished run's `last` is its final step, not the one
+/// before. (Found by the kill test under heavy load.)
+#[test]
+fn a_stop_inside_the_final_swap_is_finished_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let extra = ["train.epochs=3", "train.steps_per_epoch=1"];
+    let mut t = Trainer::new(common::small_config("reggan", &run, &extra)).unwrap();
+    t.run(true).unwrap();
+    let ck = run.join("checkpoints");
+    let g = |d: &str| std::fs::read(ck.join(d).join("G.safetensors")).unwrap();
+    let final_g = g("last");
+    let step = |d: &str| CheckpointState::load(&ck.join(d)).unwrap().step;
+
+    // Killed after last.part was complete, before it was renamed in.
+    std::fs::rename(ck.join("last"), ck.join("last.part")).unwrap();
+    std::fs::rename(ck.join("history/step_00000002"), ck.join("last")).unwrap();
+    let mut t = Trainer::resume(&run, &[]).unwrap();
+    assert_eq!(t.step, 3);
+    t.run(true).unwrap();
+    assert_eq!(step("last"), 3);
+    assert!(g("last") == final_g, "last holds the final weights");
+    assert!(!ck.join("last.part").exists());
+    assert_eq!(
+        step("history/step_00000002"),
+        2,
+        "the replaced one is history"
+    );
+
+    // Killed between the two renames: only last.old.
+    std::fs::rename(ck.join("last"), ck.join("last.old")).unwrap();
+    let mut t = Trainer::resume(&run, &[]).unwrap();
+    t.run(true).unwrap();
+    assert_eq!(step("last"), 3);
+    assert!(g("last") == final_g);
+    assert!(!ck.join("last.old").exists());
+}
+
 /// Overwrite the first value of a safetensors file's first tensor with a
 /// NaN; the new bytes.
 fn put_nan(path: &Path) -> Vec<u8> {
