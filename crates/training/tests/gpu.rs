@@ -274,7 +274,7 @@ fn mixed_precision_on_the_gpu() {
     };
     for (dtype, name) in [(FloatDType::F16, "f16"), (FloatDType::BF16, "bf16")] {
         if !d.supports_dtype(dtype) {
-            let err = first("pix2pix", name).err().expect("refused");
+            let err = first("pix2pix", name).expect_err("refused");
             assert!(format!("{err:#}").contains("cannot compute"), "{err:#}");
             eprintln!("{name}: not on this device; refused cleanly");
             continue;
