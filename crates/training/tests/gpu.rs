@@ -18,7 +18,7 @@ mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, FloatDType, Gradients, Tensor};
 use medtrans_networks::{DiscriminatorConfig, GeneratorConfig, GeneratorKind, RegistrationConfig};
-use medtrans_training::{device_from_name, Model, Trainer, PRESETS};
+use medtrans_training::{device_from_name, LaunchCount, Model, Trainer, PRESETS};
 use reference::{assert_close, load, npy, values};
 
 /// The GPU, or None with a notice when this machine has no Vulkan device.
@@ -248,6 +248,45 @@ fn every_mode_trains_on_the_gpu() {
         }
     }
     assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// Kernel launches per step, the speed proxy (docs/benchmarks.md): a
+/// pix2pix step at the paper's depth launches 2705 kernels at 32 px on
+/// lavapipe (3158 at 128 px); the bar catches a change that adds launches
+/// (Burn's reflect padding alone took about 1000 more). Reflect padding
+/// runs as index selects: two per pad forward, so 40 per step for G's 20.
+#[test]
+fn launches_per_step_stay_counted() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::small_config(
+        "pix2pix",
+        &dir.path().join("run"),
+        &["train.device=\"gpu\"", "generator.n_blocks=9"],
+    );
+    let mut t = Trainer::new(cfg).unwrap();
+    t.train_step().unwrap();
+    let counting = LaunchCount::start().expect("a gpu build counts");
+    t.train_step().unwrap();
+    let l = counting.finish();
+    eprintln!(
+        "pix2pix step: {} launches; {:?}",
+        l.total,
+        &l.by_kernel[..8.min(l.by_kernel.len())]
+    );
+    assert!(
+        l.total > 1000 && l.total <= 2800,
+        "{} launches per step",
+        l.total
+    );
+    let selects = l
+        .by_kernel
+        .iter()
+        .find(|k| k.0 == "SelectKernel")
+        .map_or(0, |k| k.1);
+    assert_eq!(selects, 40, "reflect padding's selects");
 }
 
 /// Mixed precision on the GPU: f16 where the device has it (WGSL has no
