@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 /// the reference generators use, which avoids the dark borders zero
 /// padding leaves in medical images. Two index selects: one GPU kernel
 /// each, and a zero fill and a scatter-add each backward, where Burn's
-/// `pad(.., PadMode::Reflect)` launched about 50 kernels forward and
+/// `pad(.., PadMode::Reflect)` launched about 44 kernels forward and
 /// backward (slices, flips, slice assigns) per call.
 pub(crate) fn reflect(x: Tensor<4>, p: usize) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
