@@ -9,5 +9,8 @@ python3 -m venv .venv-fixtures
 # For make_torch_fixtures.py. PyPI's torch wheel is the CUDA build: about
 # 2.5 GB of nvidia-* wheels come with it, though the script runs on the CPU.
 .venv-fixtures/bin/pip install -q torch==2.15.0 safetensors==0.8.0
+# For make_synthrad_fixtures.py (MS-SSIM).
+.venv-fixtures/bin/pip install -q pytorch-msssim==1.0.0
 echo "now: .venv-fixtures/bin/python scripts/make_fixtures.py"
 echo " and: .venv-fixtures/bin/python scripts/make_torch_fixtures.py"
+echo " and: .venv-fixtures/bin/python scripts/make_synthrad_fixtures.py"

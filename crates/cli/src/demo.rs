@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 /// 5. translates the whole demo T1 volume into OUT/translated_t2.nii.gz.
 ///
 /// Outputs: OUT/metrics.csv, OUT/summary.md, OUT/samples.png, the run in
-/// OUT/run and the dataset in OUT/dataset.
+/// OUT/run (open OUT/run/report.html in a browser) and the dataset in
+/// OUT/dataset.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -182,16 +183,24 @@ pub fn run(args: Args) -> Result<()> {
     medtrans_io::write_nifti(&out_vol, &synth, &t1.geometry, false)?;
     let last_sample = std::fs::read_dir(run_dir.join("samples"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
         .max();
     if let Some(p) = last_sample {
         std::fs::copy(&p, args.out.join("samples.png"))?;
     }
+    // The run's report links the demo's test-slab table.
+    medtrans_report::add_link(
+        &run_dir,
+        "demo: test-slab scores against the identity baseline",
+        &args.out.join("summary.md"),
+    )?;
     say!(
-        "\nwrote {}, {}, {} and the run in {}",
+        "\nwrote {}, {}, {} and the run in {} (open {} in a browser)",
         args.out.join("metrics.csv").display(),
         out_vol.display(),
         args.out.join("samples.png").display(),
-        run_dir.display()
+        run_dir.display(),
+        run_dir.join(medtrans_report::REPORT_FILE).display()
     );
     Ok(())
 }

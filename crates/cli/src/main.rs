@@ -25,6 +25,7 @@ mod prepare;
 mod preview;
 mod progress;
 mod register;
+mod report;
 mod train;
 mod translate;
 
@@ -52,6 +53,7 @@ enum Command {
     Translate(translate::Args),
     Predict(predict::Args),
     Evaluate(evaluate::Args),
+    Report(report::Args),
     Demo(demo::Args),
     Bench(bench::Args),
     Experiment(experiment::Args),
@@ -77,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Command::Translate(a) => translate::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Evaluate(a) => evaluate::run(a),
+        Command::Report(a) => report::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Experiment(a) => experiment::run(a),

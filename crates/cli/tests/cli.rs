@@ -43,6 +43,59 @@ fn info_on_icbm_t1_and_multiframe_dicom() {
 }
 
 #[test]
+fn info_on_folders_shows_every_image_and_names_the_bad_one() {
+    let Some(data) = shared() else { return };
+    // The DICOM folder: single files of several series, licences, and one
+    // truncated file.
+    let o = medtrans(&["info", data.join("dicom").to_str().unwrap()]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "one file is bad: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let bad = "emri_small_jpeg_2k_lossless_too_short.dcm";
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert!(errors.iter().any(|l| l.contains(bad)), "{err}");
+    assert!(
+        errors
+            .last()
+            .unwrap()
+            .contains("1 of 10 images could not be read"),
+        "{err}"
+    );
+    // Every good file still has its block, the licences are passed over.
+    assert_eq!(out.matches("file:         ").count(), 10, "{out}");
+    assert!(
+        out.contains("CT_small.dcm") && out.contains("64 x 64 x 10 voxels"),
+        "{out}"
+    );
+    assert!(
+        out.contains("(2 files that are not images were passed over)"),
+        "{out}"
+    );
+    // --table over two folders of the NiChart T1s and FLAIRs: one row each.
+    let nichart = data.join("nichart-t1-flair");
+    let o = medtrans(&[
+        "info",
+        "--table",
+        nichart.join("t1").to_str().unwrap(),
+        nichart.join("fl").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains(".nii.gz")).collect();
+    assert_eq!(rows.len(), 32, "{out}");
+    assert!(
+        out.lines().next().unwrap().starts_with("file "),
+        "a header row: {out}"
+    );
+    for r in &rows {
+        assert!(
+            r.contains("NIfTI-1") && r.contains(" x ") && r.contains(".."),
+            "{r}"
+        );
+    }
+}
+
+#[test]
 fn corrupt_files_give_one_error_line_and_fail() {
     let dir = tempfile::tempdir().unwrap();
     let mut cases: Vec<PathBuf> = vec![];
@@ -52,7 +105,9 @@ fn corrupt_files_give_one_error_line_and_fail() {
     let junk = dir.path().join("junk.nii");
     std::fs::write(&junk, vec![7u8; 400]).unwrap();
     cases.push(junk);
-    cases.push(dir.path().to_path_buf()); // empty folder
+    let empty_dir = dir.path().join("empty_folder");
+    std::fs::create_dir(&empty_dir).unwrap();
+    cases.push(empty_dir);
     if let Some(data) = shared() {
         cases.push(data.join("dicom/emri_small_jpeg_2k_lossless_too_short.dcm"));
         let full = std::fs::read(data.join("icbm152-2009c/mni_icbm152_t2_tal_nlin_sym_09c.nii.gz"))

@@ -709,6 +709,11 @@ fn write_report(
     write_file_atomic(&out.join("results.csv"), csv.as_bytes())?;
     write_file_atomic(&out.join("per_split.csv"), per_split.as_bytes())?;
     write_file_atomic(&out.join("results.md"), md.as_bytes())?;
+    crate::grid::link_results(
+        &cfg.runs,
+        "augment experiment: results",
+        &out.join("results.md"),
+    );
     if !bars.is_empty() {
         bar_chart(
             &out.join("mse.png"),

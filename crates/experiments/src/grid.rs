@@ -191,6 +191,31 @@ impl ResultsTable {
     }
 }
 
+/// Every run folder under `runs` links the experiment's results from its
+/// report.html, so a reader who opens one run finds the table it is part
+/// of. A report that cannot be rewritten is a warning, not a failure.
+pub fn link_results(runs: &Path, title: &str, results: &Path) {
+    let mut stack = vec![runs.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        if dir.join("config.toml").is_file() {
+            if let Err(e) = medtrans_report::add_link(&dir, title, results) {
+                eprintln!(
+                    "warning: {}: the report was not updated: {e:#}",
+                    dir.display()
+                );
+            }
+            continue;
+        }
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            stack.extend(
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir()),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

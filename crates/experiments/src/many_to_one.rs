@@ -519,6 +519,11 @@ pub fn report_many_to_one(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -
         (finished, cfg.runs().len()),
     );
     write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
+    crate::grid::link_results(
+        &cfg.runs,
+        "many-to-one experiment: results",
+        &dir.join("results.md"),
+    );
     report("drawing the figures");
     weights_plot(&dir.join("metrics_vs_weight.png"), cfg, &rows)?;
     example_panel(&dir.join("examples.png"), &test, &lesion, &examples)?;

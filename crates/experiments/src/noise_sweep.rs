@@ -584,6 +584,11 @@ fn write_results(
         medtrans_io::write_file_atomic(&dir.join("registration.csv"), csv.as_bytes())?;
     }
     medtrans_io::write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
+    crate::grid::link_results(
+        &cfg.runs,
+        "noise-sweep experiment: results",
+        &dir.join("results.md"),
+    );
     Ok(())
 }
 

@@ -3,45 +3,11 @@
 //! Drawn with plotters into an RGB buffer and saved with `image`. The font
 //! ships in `assets/fonts` (DejaVu Sans, its licence beside it), so no
 //! system fontconfig is needed and figures look the same everywhere.
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use medtrans_io::Slice;
+use medtrans_report::plot::{colour, draw_err, register_font as font};
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::OnceLock;
-
-const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
-
-/// Register the shipped font under plotters' "sans-serif" family, once.
-fn font() -> Result<()> {
-    static OK: OnceLock<bool> = OnceLock::new();
-    let ok = *OK.get_or_init(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
-    });
-    if !ok {
-        bail!("the shipped font assets/fonts/DejaVuSans.ttf could not be read");
-    }
-    Ok(())
-}
-
-/// plotters' errors borrow backend types that anyhow cannot hold.
-fn draw_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
-    anyhow!("drawing a figure: {e}")
-}
-
-/// A fixed, colour-blind-friendly order (Okabe-Ito).
-const COLOURS: [RGBColor; 7] = [
-    RGBColor(0, 114, 178),
-    RGBColor(213, 94, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(204, 121, 167),
-    RGBColor(230, 159, 0),
-    RGBColor(86, 180, 233),
-    RGBColor(0, 0, 0),
-];
-
-pub fn colour(k: usize) -> RGBColor {
-    COLOURS[k % COLOURS.len()]
-}
 
 /// One line of a plot.
 #[derive(Debug, Clone)]

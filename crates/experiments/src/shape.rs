@@ -366,6 +366,11 @@ pub fn report_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<V
     write_file_atomic(&dir.join("results.csv"), results_csv(&rows).as_bytes())?;
     let md = results_markdown(cfg, &rows, &ceiling, &untranslated, test.len());
     write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
+    crate::grid::link_results(
+        &cfg.runs,
+        "shape experiment: results",
+        &dir.join("results.md"),
+    );
     report("drawing the figures");
     noise_plot(&dir.join("metrics_vs_noise.png"), cfg, &rows)?;
     example_panel(

@@ -11,6 +11,7 @@ mod dice;
 mod scores;
 mod ssim;
 mod stats;
+mod units;
 
 pub use dice::{dice, dice_best_threshold, dice_per_label, ThresholdDice};
 pub use scores::{
@@ -19,6 +20,10 @@ pub use scores::{
 };
 pub use ssim::{ssim, ssim_gaussian};
 pub use stats::{mean_std, paired_t_test, wilcoxon_signed_rank, TTest, Wilcoxon};
+pub use units::{
+    dilate, mae_units, ms_ssim, ms_ssim_units, psnr_units, ssim_units, UnitRange, UnitScores,
+    MS_SSIM_WEIGHTS,
+};
 
 use medtrans_core::Slice;
 

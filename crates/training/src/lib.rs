@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod evaluation;
 pub mod inference;
 pub mod launches;
 pub mod nets;

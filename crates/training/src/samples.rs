@@ -5,7 +5,8 @@ use std::path::Path;
 
 /// Columns: x, G(x), [warped G(x)], y, |G(x) - y|, [|field|]. Images are
 /// in [-1, 1]; the error (0..2) and field magnitude (0..its maximum) are
-/// stretched to the same grey range.
+/// stretched to the same grey range. With R, the first row's field is also
+/// saved beside the grid (`NAME_field.npy`: rows then columns, in px).
 pub fn write_sample_grid(
     path: &Path,
     xs: &[&Slice],
@@ -46,5 +47,13 @@ pub fn write_sample_grid(
         rows.push(row);
     }
     write_png_gray(path, &montage(&rows, 2, -1.0), -1.0, 1.0)?;
+    // R's field of the first row, for the report's arrow plot.
+    if let (Some((_, fields)), Some(stem)) = (registered, path.file_stem()) {
+        let (dy, dx) = (&fields[0], &fields[1]);
+        let mut data = dy.data.clone();
+        data.extend_from_slice(&dx.data);
+        let npy = path.with_file_name(format!("{}_field.npy", stem.to_string_lossy()));
+        medtrans_io::write_npy(&npy, &[2, dy.height, dy.width], &data)?;
+    }
     Ok(())
 }

@@ -669,6 +669,7 @@ impl Trainer {
                 }
                 self.write_samples(&out.join(format!("samples/epoch_{epoch:03}.png")))?;
                 self.checkpoint(&out.join("checkpoints/last"), val)?;
+                self.write_report(&start, first, false, &bar);
             }
         }
         if let Some(p) = pending.take() {
@@ -677,6 +678,7 @@ impl Trainer {
         if !self.step.is_multiple_of(self.steps_per_epoch) {
             self.checkpoint(&out.join("checkpoints/last"), None)?;
         }
+        self.write_report(&start, first, true, &bar);
         bar.finish_and_clear();
         let done = self.step - first;
         Ok(RunSummary {
@@ -685,6 +687,38 @@ impl Trainer {
             run_dir: out,
             seconds_per_step: start.elapsed().as_secs_f64() / done.max(1) as f64,
         })
+    }
+}
+
+impl Trainer {
+    /// `progress.json` and `report.html` in the run folder. A report that
+    /// cannot be written (a full disk) is a warning: training goes on, and
+    /// `medtrans report` rebuilds it later.
+    fn write_report(
+        &self,
+        start: &std::time::Instant,
+        first: usize,
+        finished: bool,
+        bar: &indicatif::ProgressBar,
+    ) {
+        let out = &self.cfg.out;
+        let progress = medtrans_report::Progress {
+            step: self.step,
+            total_steps: self.total_steps(),
+            epoch: self.step / self.steps_per_epoch,
+            epochs: self.cfg.train.epochs,
+            seconds_per_step: start.elapsed().as_secs_f64() / (self.step - first).max(1) as f64,
+            device: self.cfg.train.device.clone(),
+            mode: self.cfg.mode.clone(),
+            finished: finished && self.step >= self.total_steps(),
+            updated_unix: medtrans_report::now_unix(),
+        };
+        let written = progress
+            .write(out)
+            .and_then(|_| medtrans_report::write_run_report(out));
+        if let Err(e) = written {
+            bar.suspend(|| tracing::warn!("the run's report was not updated: {e:#}"));
+        }
     }
 }
 
