@@ -115,11 +115,14 @@ impl RunData {
                 dir.display()
             );
         }
-        let name = dir
-            .canonicalize()
-            .unwrap_or_else(|_| dir.to_path_buf())
-            .file_name()
-            .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into());
+        // A folder named just "run" (the demo's) is named with its parent.
+        let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let last = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
+        let name = match (last(&abs), abs.parent().and_then(last)) {
+            (Some(n), Some(parent)) if n == "run" => format!("{parent}/{n}"),
+            (Some(n), _) => n,
+            (None, _) => dir.display().to_string(),
+        };
         let config_text = std::fs::read_to_string(dir.join("config.toml")).ok();
         let config = config_text
             .as_deref()
