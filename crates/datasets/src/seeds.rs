@@ -21,6 +21,9 @@ pub enum Stream {
     /// Misalignment noise and unpaired partners of the pairs of an epoch
     /// (index: the epoch); [`pair_seed`] splits it per pair.
     Pairs,
+    /// A loss term's or translator family's own draws in a training step
+    /// (index: the step); [`term_rng`] splits it per name.
+    Term,
 }
 
 impl Stream {
@@ -31,6 +34,7 @@ impl Stream {
             Stream::Device => 0x5eed,
             Stream::Pool => 0xd00d,
             Stream::Pairs => 0,
+            Stream::Term => 0x7e52,
         }
     }
 }
@@ -51,6 +55,17 @@ pub fn stream_seed(seed: u64, stream: Stream, index: u64) -> u64 {
 /// A generator for `stream` at `index`.
 pub fn stream_rng(seed: u64, stream: Stream, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(stream_seed(seed, stream, index))
+}
+
+/// The generator of the term or family called `name` in training step
+/// `step`: its own stream, whatever other terms draw, so that adding a term
+/// leaves the others' numbers unchanged, and a resumed run draws the same.
+pub fn term_rng(seed: u64, step: u64, name: &str) -> ChaCha8Rng {
+    // FNV-1a: a name's hash that no Rust release changes.
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    ChaCha8Rng::seed_from_u64(mix_seed(stream_seed(seed, Stream::Term, step) ^ h))
 }
 
 /// The generator of pair `i` in `epoch`: its noise, and its partner when

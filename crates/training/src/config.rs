@@ -29,6 +29,9 @@ pub const PRESETS: [(&str, &str); 7] = [
 pub struct TrainConfig {
     /// Free-form name of the mode, for logs; the loss weights define it.
     pub mode: String,
+    /// The translator family (`family::all`): how G translates and which
+    /// networks that takes. "cyclegan": ResNet/U-Net generators.
+    pub family: String,
     /// Run folder: checkpoints, logs, samples and the effective config.
     pub out: PathBuf,
     pub data: DataConfig,
@@ -219,6 +222,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             mode: "custom".into(),
+            family: crate::family::CYCLEGAN.name.into(),
             out: PathBuf::from("runs/run"),
             data: DataConfig::default(),
             generator: GeneratorConfig::default(),
@@ -375,6 +379,14 @@ impl TrainConfig {
     }
 
     fn check(&self) -> Result<()> {
+        let family = crate::family::get(&self.family)?;
+        (family.check)(self).map_err(|why| {
+            anyhow::anyhow!(
+                "family {:?} cannot run mode {:?}: {why}",
+                family.name,
+                self.mode
+            )
+        })?;
         let l = &self.loss;
         for (name, w) in [
             ("adversarial", l.adversarial),

@@ -2,16 +2,16 @@
 use crate::checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 use crate::config::TrainConfig;
 use crate::device::{device_from_name, read_f32};
-use crate::nets::{load_weights, Nets, G, R};
-use crate::tensors::{generate, stack, unstack};
-use crate::terms::generator;
+use crate::family::Family;
+use crate::nets::{Nets, R};
+use crate::tensors::{generate_with, stack, unstack};
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
 use medtrans_datasets::{mask_inside, mask_to_background, normalise, SliceDataset, SlicePipeline};
 use medtrans_io::{Slice, Volume};
 use medtrans_metrics::SliceScore;
-use medtrans_networks::{warp, Generator, RegistrationNet, Segmentor};
+use medtrans_networks::{warp, RegistrationNet, Segmentor};
 use medtrans_transforms::Normalization;
 use std::path::{Path, PathBuf};
 
@@ -28,7 +28,7 @@ impl RunNetworks {
     pub fn load(ckpt: &Path, device: &str) -> Result<Self> {
         let state = CheckpointState::load(ckpt)?;
         let device = device_from_name(device)?;
-        let mut nets = Nets::new(&state.config, state.model.size, &device);
+        let mut nets = Nets::new(&state.config, state.model.size, &device)?;
         nets.load_weights(ckpt)?;
         Ok(Self {
             state,
@@ -39,7 +39,7 @@ impl RunNetworks {
 
     /// G(x) for slices.
     pub fn translate(&self, xs: &[&Slice]) -> Result<Vec<Slice>> {
-        translate_with(&self.nets, xs, &self.device)
+        translate_with(&self.state.config, &self.nets, xs, &self.device)
     }
 
     /// R's view of (G(x), y); see [`register_with`].
@@ -80,10 +80,18 @@ impl RunNetworks {
 /// (rows, columns, in px) per image.
 pub type Registered = (Vec<Slice>, Vec<Slice>);
 
-/// G(x) for slices, without dropout, 8 at a time, on `device` (a plain
-/// device: the networks' own, without autodiff).
-pub fn translate_with(nets: &Nets, xs: &[&Slice], device: &Device) -> Result<Vec<Slice>> {
-    generate(&generator(nets, G).valid(), xs, 8, device)
+/// G(x) for slices through the run's translator family, without dropout,
+/// 8 at a time, on `device` (a plain device: the networks' own, without
+/// autodiff).
+pub fn translate_with(
+    cfg: &TrainConfig,
+    nets: &Nets,
+    xs: &[&Slice],
+    device: &Device,
+) -> Result<Vec<Slice>> {
+    let family = crate::family::get(&cfg.family)?;
+    let nets = nets.valid();
+    generate_with(|x| (family.translate)(&nets, x, None), xs, 8, device)
 }
 
 /// R's view of (G(x), y) for runs with R; `None` for modes without it.
@@ -105,9 +113,11 @@ pub fn register_with(
     )))
 }
 
-/// A trained translator G, ready for inference.
+/// A trained translator, ready for inference: the networks its family's
+/// translation reads, and nothing else of the run.
 pub struct Model {
-    pub g: Generator,
+    nets: Nets,
+    family: &'static Family,
     pub info: ModelInfo,
     pub config: TrainConfig,
     pub checkpoint: PathBuf,
@@ -116,16 +126,19 @@ pub struct Model {
 }
 
 impl Model {
-    /// Load G from a run folder (best checkpoint, else last) or a
-    /// checkpoint folder.
+    /// Load the translator from a run folder (best checkpoint, else last)
+    /// or a checkpoint folder.
     pub fn load(path: &Path, device: &str) -> Result<Self> {
         let ckpt = resolve_checkpoint(path)?;
         let state = CheckpointState::load(&ckpt)?;
         let device = device_from_name(device)?;
-        let mut g = state.config.generator.init(state.model.size, &device);
-        load_weights(&mut g, &ckpt.join("G.safetensors"))?;
+        let family = crate::family::get(&state.config.family)
+            .with_context(|| format!("{}: the run's translator family", ckpt.display()))?;
+        let mut nets = Nets::only(&state.config, state.model.size, &device, family.translators)?;
+        nets.load_weights(&ckpt)?;
         Ok(Self {
-            g: g.valid(),
+            nets,
+            family,
             info: state.model,
             config: state.config,
             checkpoint: ckpt,
@@ -144,7 +157,12 @@ impl Model {
                 bad.height
             );
         }
-        generate(&self.g, xs, batch, &self.device)
+        generate_with(
+            |x| (self.family.translate)(&self.nets, x, None),
+            xs,
+            batch,
+            &self.device,
+        )
     }
 
     /// Translate a whole volume slice by slice along the training axis.

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod evaluation;
+pub mod family;
 pub mod inference;
 pub mod launches;
 pub mod nets;
@@ -28,5 +29,5 @@ pub use pool::ImagePool;
 pub use predict::{
     fit_predictor, fit_predictor_stages, predict_with, FitOptions, PredictorModel, Stage,
 };
-pub use tensors::{generate, one_hot, stack, unstack};
+pub use tensors::{generate, generate_with, one_hot, stack, unstack};
 pub use trainer::{LossRow, PendingLosses, RunSummary, Trainer};

@@ -55,22 +55,11 @@ pub struct NetSpec {
     pub build: fn(&TrainConfig, usize, &Device) -> Box<dyn NetEntry>,
 }
 
-/// Every network medtrans trains, in the order they are built: building
+/// The networks any translator family may be trained with, built after
+/// the family's own (`family::Family::networks`) in this order: building
 /// draws initial weights from the device's random stream, so the order is
-/// part of a seeded run's trajectory. A new network is one row here.
+/// part of a seeded run's trajectory. A new shared network is one row here.
 pub const NETWORKS: &[NetSpec] = &[
-    NetSpec {
-        name: G,
-        role: Role::Generator,
-        wanted: |_| true,
-        build: |c, size, d| trained(G, c.generator.init(size, d), &c.optim),
-    },
-    NetSpec {
-        name: F,
-        role: Role::Generator,
-        wanted: TrainConfig::uses_cycle,
-        build: |c, size, d| trained(F, c.generator.reversed().init(size, d), &c.optim),
-    },
     NetSpec {
         name: D_B,
         role: Role::Discriminator,
@@ -143,7 +132,9 @@ pub struct Trained<M: Module> {
     pub name: &'static str,
 }
 
-pub(crate) fn trained<M: Module + 'static>(
+/// A network with its Adam (the run's `optim` settings), ready for a
+/// [`NetSpec`]'s `build`: parameters materialised, ids stable by name.
+pub fn trained<M: Module + 'static>(
     name: &'static str,
     net: M,
     o: &OptimConfig,
@@ -172,6 +163,9 @@ pub trait NetEntry {
     /// The same network with its weights cast to `dtype` inside the
     /// autodiff graph, for one step's passes.
     fn cast_view(&self, dtype: FloatDType) -> Box<dyn NetEntry>;
+    /// The same network on the inner (non-autodiff) backend, its Adam
+    /// state left behind.
+    fn valid(&self) -> Box<dyn NetEntry>;
     fn save(&self, dir: &Path) -> Result<()>;
     /// The weights alone, for inference.
     fn load_weights(&mut self, dir: &Path) -> Result<()>;
@@ -231,6 +225,14 @@ impl<M: Module + 'static> NetEntry for Trained<M> {
     fn cast_view(&self, dtype: FloatDType) -> Box<dyn NetEntry> {
         Box::new(Trained {
             net: cast_weights(self.net.clone(), dtype),
+            optim: self.optim.clone(),
+            name: self.name,
+        })
+    }
+
+    fn valid(&self) -> Box<dyn NetEntry> {
+        Box::new(Trained {
+            net: self.net.valid(),
             optim: self.optim.clone(),
             name: self.name,
         })
@@ -320,14 +322,49 @@ pub struct Nets {
 }
 
 impl Nets {
-    /// Build every network the config calls for, for `size` px images.
-    pub fn new(cfg: &TrainConfig, size: usize, device: &Device) -> Self {
-        let entries = NETWORKS
+    /// Build every network the config calls for, for `size` px images: the
+    /// family's, then the shared ones.
+    pub fn new(cfg: &TrainConfig, size: usize, device: &Device) -> Result<Self> {
+        Self::build(cfg, size, device, |_| true)
+    }
+
+    /// Only the networks called `names` (those the config has), e.g. the
+    /// translators inference needs.
+    pub fn only(cfg: &TrainConfig, size: usize, device: &Device, names: &[&str]) -> Result<Self> {
+        Self::build(cfg, size, device, |n| names.contains(&n))
+    }
+
+    fn build(
+        cfg: &TrainConfig,
+        size: usize,
+        device: &Device,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Self> {
+        let family = crate::family::get(&cfg.family)?;
+        let entries = family
+            .networks
             .iter()
-            .filter(|s| (s.wanted)(cfg))
+            .chain(NETWORKS)
+            .filter(|s| keep(s.name) && (s.wanted)(cfg))
             .map(|s| (s.role, (s.build)(cfg, size, device)))
             .collect();
-        Self { entries }
+        Ok(Self { entries })
+    }
+
+    /// The same networks on the inner (non-autodiff) backend: what a
+    /// translation outside the training graph runs on.
+    pub fn valid(&self) -> Nets {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(role, e)| (*role, e.valid()))
+            .collect();
+        Nets { entries }
+    }
+
+    /// Whether any network learns in the step of `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.entries.iter().any(|(r, _)| *r == role)
     }
 
     /// The network called `name`, if the run has it and it is an `M`.

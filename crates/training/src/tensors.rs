@@ -48,10 +48,20 @@ pub fn unstack(t: Tensor<4>, what: &str) -> Result<Vec<Slice>> {
 /// before the previous one is read back, so a GPU never waits for the host
 /// between batches.
 pub fn generate(g: &Generator, xs: &[&Slice], batch: usize, device: &Device) -> Result<Vec<Slice>> {
+    generate_with(|x| g.forward(x), xs, batch, device)
+}
+
+/// [`generate`] through any translation `f` of a batch.
+pub fn generate_with(
+    f: impl Fn(Tensor<4>) -> Tensor<4>,
+    xs: &[&Slice],
+    batch: usize,
+    device: &Device,
+) -> Result<Vec<Slice>> {
     let mut out = Vec::with_capacity(xs.len());
     let mut pending: Option<Tensor<4>> = None;
     for c in xs.chunks(batch.max(1)) {
-        let next = g.forward(stack(c, device));
+        let next = f(stack(c, device));
         if let Some(p) = pending.replace(next) {
             out.extend(unstack(p, "the generator's forward pass")?);
         }

@@ -10,6 +10,7 @@
 use crate::config::{CycleDirection, LossConfig, TrainConfig};
 use crate::nets::{Nets, D_A, D_B, F, G, P, R, S_A, S_B};
 use crate::pool::ImagePool;
+use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::TensorData;
@@ -41,18 +42,38 @@ impl<C> Term<C> {
     }
 }
 
-/// Weighted values of every enabled term, in table order.
+/// Weighted values of every enabled term, table by table in order.
 pub fn weighted<C: Fn(&mut Ctx) -> Tensor<1>, Ctx>(
-    table: &[Term<C>],
+    tables: &[&[Term<C>]],
     cfg: &TrainConfig,
     nets: &Nets,
     ctx: &mut Ctx,
 ) -> Vec<(&'static str, Tensor<1>)> {
-    table
+    tables
         .iter()
+        .flat_map(|t| t.iter())
         .filter(|t| t.enabled(cfg, nets))
         .map(|t| (t.name, (t.compute)(ctx) * (t.weight)(&cfg.loss)))
         .collect()
+}
+
+/// Where a training step is: what terms and families that draw random
+/// numbers (MUNIT's style codes) seed their own streams from, so that runs
+/// repeat and a resumed run draws what the uninterrupted one drew.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepContext {
+    /// Steps done before this one.
+    pub step: usize,
+    pub epoch: usize,
+    /// The run's seed (`train.seed`).
+    pub seed: u64,
+}
+
+impl StepContext {
+    /// The stream of the term or family called `name` in this step.
+    pub fn rng(&self, name: &str) -> ChaCha8Rng {
+        medtrans_datasets::seeds::term_rng(self.seed, self.step as u64, name)
+    }
 }
 
 /// The generator step's tensors: the batch, G(x), and what other terms
@@ -60,6 +81,7 @@ pub fn weighted<C: Fn(&mut Ctx) -> Tensor<1>, Ctx>(
 pub struct GeneratorStep<'a> {
     pub cfg: &'a TrainConfig,
     pub nets: &'a Nets,
+    pub ctx: StepContext,
     pub x: Tensor<4>,
     pub y: Tensor<4>,
     /// G(x).
@@ -140,11 +162,21 @@ fn zero(like: &Tensor<4>) -> Tensor<1> {
 }
 
 impl<'a> GeneratorStep<'a> {
-    pub fn new(cfg: &'a TrainConfig, nets: &'a Nets, x: Tensor<4>, y: Tensor<4>) -> Self {
-        let fake_b = generator(nets, G).forward(x.clone());
-        Self {
+    /// The step's translation G(x), through the run's family.
+    pub fn new(
+        cfg: &'a TrainConfig,
+        nets: &'a Nets,
+        ctx: StepContext,
+        x: Tensor<4>,
+        y: Tensor<4>,
+    ) -> Result<Self> {
+        let family = crate::family::get(&cfg.family)?;
+        let mut rng = ctx.rng(family.name);
+        let fake_b = (family.translate)(nets, x.clone(), Some(&mut rng));
+        Ok(Self {
             cfg,
             nets,
+            ctx,
             x,
             y,
             fake_b,
@@ -153,7 +185,7 @@ impl<'a> GeneratorStep<'a> {
             labels_a: None,
             labels_b: None,
             slice_labels_a: SampleLabels::default(),
-        }
+        })
     }
 
     /// The batch's one-hot label maps (of x, of y): terms with segmentors

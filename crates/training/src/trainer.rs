@@ -7,13 +7,13 @@ use crate::checkpoint::{
 use crate::config::{OnNan, Precision, TrainConfig};
 use crate::device::{device_from_name, read_f32};
 use crate::inference::{register_with, score_slices, translate_with, Registered};
-use crate::nets::{Nets, Role, D_B, G, P, S_A, S_B};
+use crate::nets::{Nets, Role, P, S_A, S_B};
 use crate::pool::ImagePool;
 use crate::predict::predict_with;
 use crate::samples::write_sample_grid;
 use crate::tensors::{one_hot, stack};
 use crate::terms::{
-    generator, weighted, DiscriminatorStep, GeneratorStep, SampleLabels, DISCRIMINATOR_TERMS,
+    weighted, DiscriminatorStep, GeneratorStep, SampleLabels, StepContext, DISCRIMINATOR_TERMS,
     GENERATOR_TERMS,
 };
 use anyhow::{bail, Context, Result};
@@ -218,7 +218,7 @@ impl Trainer {
                 )
             })?;
         }
-        let nets = Nets::new(&cfg, w, &device);
+        let nets = Nets::new(&cfg, w, &device)?;
         let info = ModelInfo::from_dataset(&train);
         let spe = if cfg.train.steps_per_epoch > 0 {
             cfg.train.steps_per_epoch
@@ -358,10 +358,17 @@ impl Trainer {
         // --- generators and R: the weighted sum of the enabled terms -----
         let g_view = view(&self.nets);
         let nets = g_view.as_ref().unwrap_or(&self.nets);
-        let mut g_step = GeneratorStep::new(&self.cfg, nets, x.clone(), y.clone())
+        let family = crate::family::get(&self.cfg.family)?;
+        let ctx = StepContext {
+            step,
+            epoch,
+            seed: self.cfg.train.seed,
+        };
+        let mut g_step = GeneratorStep::new(&self.cfg, nets, ctx, x.clone(), y.clone())?
             .with_labels(labels_a, labels_b);
         g_step.slice_labels_a = slice_labels_a.clone();
-        let mut terms = weighted(GENERATOR_TERMS, &self.cfg, nets, &mut g_step);
+        let tables = [GENERATOR_TERMS, family.generator_terms];
+        let mut terms = weighted(&tables, &self.cfg, nets, &mut g_step);
         if terms.is_empty() {
             bail!("every loss weight is 0: nothing to train");
         }
@@ -377,10 +384,14 @@ impl Trainer {
         let mut rng = stream_rng(self.cfg.train.seed, Stream::Pool, step as u64);
         let d_view = view(&self.nets);
         let nets = d_view.as_ref().unwrap_or(&self.nets);
-        let fake_b = if self.cfg.train.regenerate_fake && self.nets.has(D_B) {
+        let fake_b = if self.cfg.train.regenerate_fake && self.nets.has_role(Role::Discriminator) {
             // G after its step; inference only: no autodiff graph.
-            let g = generator(nets, G).valid();
-            Tensor::from_inner(g.forward(x.clone().inner()))
+            let mut rng = ctx.rng(family.name);
+            Tensor::from_inner((family.translate)(
+                &nets.valid(),
+                x.clone().inner(),
+                Some(&mut rng),
+            ))
         } else {
             fake_b.detach()
         };
@@ -397,7 +408,8 @@ impl Trainer {
             slice_labels_a,
             slice_labels_b,
         };
-        let d_terms = weighted(DISCRIMINATOR_TERMS, &self.cfg, nets, &mut d_step);
+        let tables = [DISCRIMINATOR_TERMS, family.discriminator_terms];
+        let d_terms = weighted(&tables, &self.cfg, nets, &mut d_step);
         drop(d_step);
         drop(d_view);
         if !d_terms.is_empty() {
@@ -429,7 +441,7 @@ impl Trainer {
 
     /// G(x) for slices, on the plain device and without dropout.
     pub fn translate(&self, xs: &[&Slice]) -> Result<Vec<Slice>> {
-        translate_with(&self.nets, xs, &self.device.clone().inner())
+        translate_with(&self.cfg, &self.nets, xs, &self.device.clone().inner())
     }
 
     /// NMAE, PSNR and SSIM of G(x) against the aligned target on the

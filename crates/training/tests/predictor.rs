@@ -10,8 +10,8 @@ use medtrans_io::{read_volume, Slice};
 use medtrans_networks::{Generator, Predictor, PredictorTask};
 use medtrans_training::nets::{Nets, G, P};
 use medtrans_training::terms::{
-    prediction_loss, weighted, DiscriminatorStep, GeneratorStep, SampleLabels, DISCRIMINATOR_TERMS,
-    GENERATOR_TERMS,
+    prediction_loss, weighted, DiscriminatorStep, GeneratorStep, SampleLabels, StepContext,
+    DISCRIMINATOR_TERMS, GENERATOR_TERMS,
 };
 use medtrans_training::{read_f32, stack, ImagePool, PredictorModel, TrainConfig, Trainer};
 use rand::SeedableRng;
@@ -206,14 +206,15 @@ fn guidance_reaches_g_through_a_frozen_p_and_p_learns_only_in_its_own_step() {
     cfg.predictor.label_std = Some(250.0);
     let device = Device::flex().autodiff();
     device.seed(4);
-    let nets = Nets::new(&cfg, 32, &device);
+    let nets = Nets::new(&cfg, 32, &device).unwrap();
     let (x, y, labels) = labelled_batch(&cfg, &device);
     assert_eq!(labels.index, vec![0, 1]);
 
     // The guidance term is lambda times P's MSE on standardised labels.
-    let mut step = GeneratorStep::new(&cfg, &nets, x.clone(), y.clone());
+    let mut step =
+        GeneratorStep::new(&cfg, &nets, StepContext::default(), x.clone(), y.clone()).unwrap();
     step.slice_labels_a = labels.clone();
-    let terms = weighted(GENERATOR_TERMS, &cfg, &nets, &mut step);
+    let terms = weighted(&[GENERATOR_TERMS], &cfg, &nets, &mut step);
     let guidance = terms.iter().find(|t| t.0 == "guidance").unwrap().1.clone();
     let g: &Generator = nets.get(G).unwrap();
     let p: &Predictor = nets.get(P).unwrap();

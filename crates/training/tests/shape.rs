@@ -9,7 +9,7 @@ use medtrans_io::{read_npy, write_npy, Slice};
 use medtrans_networks::{Generator, Segmentor};
 use medtrans_training::config::CycleDirection;
 use medtrans_training::nets::{Nets, F, G, S_A, S_B};
-use medtrans_training::terms::{weighted, GeneratorStep, GENERATOR_TERMS};
+use medtrans_training::terms::{weighted, GeneratorStep, StepContext, GENERATOR_TERMS};
 use medtrans_training::{one_hot, read_f32, stack, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 
@@ -139,9 +139,10 @@ fn the_shape_term_is_the_segmentors_cross_entropy_on_the_translations() {
     let cfg = shape_config(dir.path(), &[]);
     let device = Device::flex().autodiff();
     device.seed(3);
-    let nets = Nets::new(&cfg, 32, &device);
+    let nets = Nets::new(&cfg, 32, &device).unwrap();
     let (x, y, la, lb) = batch(&cfg, &device);
-    let mut step = GeneratorStep::new(&cfg, &nets, x.clone(), y.clone())
+    let mut step = GeneratorStep::new(&cfg, &nets, StepContext::default(), x.clone(), y.clone())
+        .unwrap()
         .with_labels(Some(la.clone()), Some(lb.clone()));
     let got = scalar(shape_term(&mut step));
     let g: &Generator = nets.get(G).unwrap();
@@ -167,9 +168,11 @@ fn the_shape_term_sends_gradients_into_the_generators() {
         );
         let device = Device::flex().autodiff();
         device.seed(3);
-        let nets = Nets::new(&cfg, 32, &device);
+        let nets = Nets::new(&cfg, 32, &device).unwrap();
         let (x, y, la, lb) = batch(&cfg, &device);
-        let mut step = GeneratorStep::new(&cfg, &nets, x, y).with_labels(Some(la), Some(lb));
+        let mut step = GeneratorStep::new(&cfg, &nets, StepContext::default(), x, y)
+            .unwrap()
+            .with_labels(Some(la), Some(lb));
         let grads = shape_term(&mut step).backward();
         let g: &Generator = nets.get(G).unwrap();
         let f: &Generator = nets.get(F).unwrap();
@@ -212,10 +215,11 @@ fn the_asymmetric_loss_keeps_only_the_target_cycle_at_twice_the_weight() {
         set.push(&d);
         let cfg = small_config("asymmetric", &dir.path().join(direction), &set);
         device.seed(5);
-        let nets = Nets::new(&cfg, 32, &device);
+        let nets = Nets::new(&cfg, 32, &device).unwrap();
         let (x, y, _, _) = batch(&shape_config(&dir.path().join("l"), &[]), &device);
-        let mut step = GeneratorStep::new(&cfg, &nets, x.clone(), y.clone());
-        let terms = weighted(GENERATOR_TERMS, &cfg, &nets, &mut step);
+        let mut step =
+            GeneratorStep::new(&cfg, &nets, StepContext::default(), x.clone(), y.clone()).unwrap();
+        let terms = weighted(&[GENERATOR_TERMS], &cfg, &nets, &mut step);
         let value = |name: &str| {
             terms
                 .iter()

@@ -1,0 +1,122 @@
+//! Translator families: how a batch of domain A becomes a translation into
+//! domain B, which networks that takes, and the loss terms that come with
+//! them. The training step (`GeneratorStep`) and inference (`translate`,
+//! `evaluate`, `predict`, the demo) both go through the run's family, so a
+//! new generator family (UNIT, MUNIT, NICE-GAN) is its own file and one
+//! [`register`] call: its networks, its terms, its `translate`.
+//!
+//! A network belongs to the step its role names (`nets::Role`), whoever
+//! uses it: a family may use a discriminator-role network in its
+//! translation (NICE-GAN's encoder is the discriminator's first layers);
+//! the generator step's gradients pass through it to the generator's
+//! weights, and only the discriminator step updates it.
+use crate::config::TrainConfig;
+use crate::nets::{trained, NetSpec, Nets, Role, F, G};
+use crate::terms::{generator, DiscriminatorTerm, GeneratorTerm};
+use anyhow::{bail, Result};
+use burn::tensor::Tensor;
+use rand_chacha::ChaCha8Rng;
+use std::sync::RwLock;
+
+/// A translator family.
+pub struct Family {
+    /// Its name in `family = "..."` of a config.
+    pub name: &'static str,
+    /// One line for `--help` and errors: what it is and which paper.
+    pub about: &'static str,
+    /// The networks it brings, built before the shared ones (D, R, ...) in
+    /// this order: building draws initial weights from the seeded device,
+    /// so the order is part of a run's trajectory.
+    pub networks: &'static [NetSpec],
+    /// The networks its translation reads, all that inference loads.
+    pub translators: &'static [&'static str],
+    /// Its own loss terms, after the shared ones (`terms`).
+    pub generator_terms: &'static [GeneratorTerm],
+    pub discriminator_terms: &'static [DiscriminatorTerm],
+    /// A batch `[N, C, H, W]` of domain A into domain B. `rng` is the
+    /// step's stream for this family during training (for random codes,
+    /// such as MUNIT's styles) and `None` at inference, which must be
+    /// deterministic.
+    pub translate: fn(&Nets, Tensor<4>, Option<&mut ChaCha8Rng>) -> Tensor<4>,
+    /// What the family cannot do under a config (a mode it does not
+    /// support, sizes that do not fit): the reason, naming the field.
+    pub check: fn(&TrainConfig) -> std::result::Result<(), String>,
+}
+
+impl std::fmt::Debug for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// CycleGAN's family (and pix2pix's, and RegGAN's): a generator G: A -> B,
+/// ResNet or U-Net (`generator.kind`), and for cycle modes F: B -> A of the
+/// same architecture (Zhu et al. 2017; Isola et al. 2017; Kong et al.
+/// 2021). Its cycle, identity and shape terms live with the shared terms,
+/// switched on by F's presence.
+pub const CYCLEGAN: Family = Family {
+    name: "cyclegan",
+    about: "ResNet or U-Net generators G (and F for the cycle): pix2pix, CycleGAN, RegGAN",
+    networks: &[
+        NetSpec {
+            name: G,
+            role: Role::Generator,
+            wanted: |_| true,
+            build: |c, size, d| trained(G, c.generator.init(size, d), &c.optim),
+        },
+        NetSpec {
+            name: F,
+            role: Role::Generator,
+            wanted: TrainConfig::uses_cycle,
+            build: |c, size, d| trained(F, c.generator.reversed().init(size, d), &c.optim),
+        },
+    ],
+    translators: &[G],
+    generator_terms: &[],
+    discriminator_terms: &[],
+    translate: |nets, x, _| generator(nets, G).forward(x),
+    check: |_| Ok(()),
+};
+
+static REGISTRY: RwLock<Vec<&'static Family>> = RwLock::new(Vec::new());
+
+/// Every family: the shipped ones, then those registered.
+pub fn all() -> Vec<&'static Family> {
+    let mut out = vec![&CYCLEGAN];
+    out.extend(
+        REGISTRY
+            .read()
+            .expect("the family registry")
+            .iter()
+            .copied(),
+    );
+    out
+}
+
+/// Make a family available to configs by its name (for families defined
+/// outside this crate, and tests). A name already taken is refused.
+pub fn register(family: &'static Family) -> Result<()> {
+    if all().iter().any(|f| f.name == family.name) {
+        bail!(
+            "a translator family named {:?} is already registered",
+            family.name
+        );
+    }
+    REGISTRY.write().expect("the family registry").push(family);
+    Ok(())
+}
+
+/// The family called `name`, or an error listing the known ones.
+pub fn get(name: &str) -> Result<&'static Family> {
+    let all = all();
+    match all.iter().find(|f| f.name == name) {
+        Some(f) => Ok(f),
+        None => bail!(
+            "family = {name:?} is not a translator family; the known ones are {}",
+            all.iter()
+                .map(|f| format!("{:?} ({})", f.name, f.about))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
