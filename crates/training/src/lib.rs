@@ -3,6 +3,7 @@
 //! One [`Trainer`] runs every mode; a mode is a [`TrainConfig`] whose loss
 //! weights switch terms (and the networks they need) on. Presets for the
 //! papers' modes ship in `configs/`.
+pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
@@ -17,6 +18,7 @@ mod samples;
 mod tensors;
 pub mod terms;
 mod trainer;
+pub mod validation;
 
 pub use checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 pub use config::{TrainConfig, PRESETS};

@@ -46,6 +46,25 @@ pub enum Role {
     Predictor,
 }
 
+impl Role {
+    /// The learning rate of the networks of this role in `epoch`: the
+    /// predictor learns at its own rate (`predictor.lr`), the rest at
+    /// `optim.lr`, both on the schedule's decay.
+    pub fn lr(self, cfg: &TrainConfig, epoch: usize) -> f64 {
+        let base = match self {
+            Role::Predictor => cfg.predictor.lr,
+            Role::Generator | Role::Discriminator => cfg.optim.lr,
+        };
+        base * cfg.lr_factor(epoch)
+    }
+
+    /// Every role's learning rate times `factor` (a NaN rollback).
+    pub fn scale_learning_rates(cfg: &mut TrainConfig, factor: f64) {
+        cfg.optim.lr *= factor;
+        cfg.predictor.lr *= factor;
+    }
+}
+
 /// One kind of network a run may have: its name (also its checkpoint file
 /// stem), its role, when a config calls for it, and how to build it.
 pub struct NetSpec {
@@ -442,6 +461,16 @@ impl Nets {
         for (_, e) in &mut self.entries {
             let name = e.name();
             e.load(dir).with_context(|| format!("loading {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Pretrained weights the config names, before training: the
+    /// segmentors of `segmentor.init_from`.
+    pub fn load_pretrained(&mut self, cfg: &TrainConfig) -> Result<()> {
+        if let (true, Some(dir)) = (cfg.uses_segmentors(), &cfg.segmentor.init_from) {
+            let ckpt = crate::checkpoint::resolve_checkpoint(dir).context("segmentor.init_from")?;
+            self.load_weights_of(&[S_A, S_B], &ckpt)?;
         }
         Ok(())
     }

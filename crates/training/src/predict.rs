@@ -236,3 +236,49 @@ pub fn fit_predictor_stages(
     }
     Ok(net.valid())
 }
+
+/// The predictor's validation score: `mse` (label units squared) for a
+/// regression, `accuracy` for a classification.
+pub fn score_name(cfg: &TrainConfig) -> &'static str {
+    match cfg.predictor.task {
+        PredictorTask::Regression => "mse",
+        PredictorTask::Classification => "accuracy",
+    }
+}
+
+/// P's score on the validation split's labelled target slices: their
+/// count and the MSE (label units squared) or the accuracy.
+pub fn validate(
+    nets: &crate::nets::Nets,
+    cfg: &TrainConfig,
+    val: &medtrans_datasets::SliceDataset,
+    device: &Device,
+) -> Result<Option<(usize, f64)>> {
+    let (Some(p), Some(labels)) = (nets.get::<Predictor>(P), &val.slice_labels_b) else {
+        return Ok(None);
+    };
+    let (xs, ys): (Vec<&Slice>, Vec<f32>) = val
+        .b
+        .iter()
+        .zip(labels)
+        .filter(|(_, v)| !v.is_nan())
+        .map(|(s, &v)| (s, v))
+        .unzip();
+    if xs.is_empty() {
+        return Ok(None);
+    }
+    let task = cfg.predictor.task;
+    let pred = predict_with(&p.valid(), task, &xs, 8, device)?;
+    let per: Vec<f64> = pred
+        .iter()
+        .zip(&ys)
+        .map(|(p, &y)| match task {
+            PredictorTask::Regression => (p[0] as f64 - y as f64).powi(2),
+            PredictorTask::Classification => {
+                let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b]));
+                (best == Some(y as usize)) as u8 as f64
+            }
+        })
+        .collect();
+    Ok(Some((xs.len(), per.iter().sum::<f64>() / per.len() as f64)))
+}

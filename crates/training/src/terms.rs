@@ -7,6 +7,7 @@
 //!
 //! The rows' order is the order of `losses.csv`'s columns and of the
 //! forward passes, so it is part of a seeded run's trajectory.
+use crate::batch::Batch;
 use crate::config::{CycleDirection, LossConfig, TrainConfig};
 use crate::nets::{Nets, D_A, D_B, F, G, P, R, S_A, S_B};
 use crate::pool::ImagePool;
@@ -88,12 +89,9 @@ pub struct GeneratorStep<'a> {
     pub fake_b: Tensor<4>,
     fake_a: Option<Tensor<4>>,
     field: Option<Tensor<4>>,
-    /// One-hot label maps `[N, classes, H, W]` of x and y, for runs with
-    /// segmentors.
-    labels_a: Option<Tensor<4>>,
-    labels_b: Option<Tensor<4>>,
-    /// The batch's per-slice predictor labels of x.
-    pub slice_labels_a: SampleLabels,
+    /// The batch, with its optional parts (label maps, slice labels); `x`
+    /// and `y` are its images.
+    pub batch: &'a Batch,
 }
 
 /// The labelled samples of a batch (per-slice predictor labels): their
@@ -167,37 +165,33 @@ impl<'a> GeneratorStep<'a> {
         cfg: &'a TrainConfig,
         nets: &'a Nets,
         ctx: StepContext,
-        x: Tensor<4>,
-        y: Tensor<4>,
+        batch: &'a Batch,
     ) -> Result<Self> {
         let family = crate::family::get(&cfg.family)?;
         let mut rng = ctx.rng(family.name);
+        let (x, y) = (batch.x.clone(), batch.y.clone());
         let fake_b = (family.translate)(nets, x.clone(), Some(&mut rng));
         Ok(Self {
             cfg,
             nets,
             ctx,
+            batch,
             x,
             y,
             fake_b,
             fake_a: None,
             field: None,
-            labels_a: None,
-            labels_b: None,
-            slice_labels_a: SampleLabels::default(),
         })
     }
 
     /// The batch's one-hot label maps (of x, of y): terms with segmentors
     /// need them.
-    pub fn with_labels(mut self, a: Option<Tensor<4>>, b: Option<Tensor<4>>) -> Self {
-        self.labels_a = a;
-        self.labels_b = b;
-        self
-    }
-
     fn labels(&self, b: bool) -> Tensor<4> {
-        let l = if b { &self.labels_b } else { &self.labels_a };
+        let l = if b {
+            &self.batch.labels_b
+        } else {
+            &self.batch.labels_a
+        };
         l.clone()
             .expect("the trainer checks that runs with segmentors have labels")
     }
@@ -400,7 +394,7 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
         needs: &[P],
         compute: |s| {
             let p = predictor(s.nets).clone().no_grad();
-            prediction_loss(&p, s.cfg.predictor.task, &s.fake_b, &s.slice_labels_a)
+            prediction_loss(&p, s.cfg.predictor.task, &s.fake_b, &s.batch.slice_labels_a)
                 .unwrap_or_else(|| zero(&s.fake_b))
         },
     },
@@ -419,9 +413,8 @@ pub struct DiscriminatorStep<'a> {
     pub pool_a: &'a mut ImagePool,
     pub pool_b: &'a mut ImagePool,
     pub rng: &'a mut ChaCha8Rng,
-    /// The batch's per-slice predictor labels of x and of y.
-    pub slice_labels_a: SampleLabels,
-    pub slice_labels_b: SampleLabels,
+    /// The batch, with its optional parts (per-slice labels for P).
+    pub batch: &'a Batch,
 }
 
 /// The discriminator step's terms; the discriminators (and the predictor)
@@ -461,8 +454,8 @@ pub const DISCRIMINATOR_TERMS: &[DiscriminatorTerm] = &[
         needs: &[P],
         compute: |s| {
             let (p, task) = (predictor(s.nets), s.cfg.predictor.task);
-            let on_fake = prediction_loss(p, task, &s.fake_b, &s.slice_labels_a);
-            let on_real = prediction_loss(p, task, &s.y, &s.slice_labels_b);
+            let on_fake = prediction_loss(p, task, &s.fake_b, &s.batch.slice_labels_a);
+            let on_real = prediction_loss(p, task, &s.y, &s.batch.slice_labels_b);
             match (on_fake, on_real) {
                 (Some(a), Some(b)) => a + b,
                 (Some(a), None) | (None, Some(a)) => a,

@@ -8,6 +8,7 @@ use common::{demo_data, grad_sum, term};
 use medtrans_datasets::{prepare, PairOptions, PrepareSpec, SliceDataset, SplitSpec, SubjectSpec};
 use medtrans_io::{read_volume, Slice};
 use medtrans_networks::{Generator, Predictor, PredictorTask};
+use medtrans_training::batch::Batch;
 use medtrans_training::nets::{Nets, G, P};
 use medtrans_training::terms::{
     prediction_loss, weighted, DiscriminatorStep, GeneratorStep, SampleLabels, StepContext,
@@ -211,9 +212,11 @@ fn guidance_reaches_g_through_a_frozen_p_and_p_learns_only_in_its_own_step() {
     assert_eq!(labels.index, vec![0, 1]);
 
     // The guidance term is lambda times P's MSE on standardised labels.
-    let mut step =
-        GeneratorStep::new(&cfg, &nets, StepContext::default(), x.clone(), y.clone()).unwrap();
-    step.slice_labels_a = labels.clone();
+    let b = Batch {
+        slice_labels_a: labels.clone(),
+        ..Batch::images(x.clone(), y.clone())
+    };
+    let mut step = GeneratorStep::new(&cfg, &nets, StepContext::default(), &b).unwrap();
     let terms = weighted(&[GENERATOR_TERMS], &cfg, &nets, &mut step);
     let guidance = terms.iter().find(|t| t.0 == "guidance").unwrap().1.clone();
     let g: &Generator = nets.get(G).unwrap();
@@ -237,9 +240,15 @@ fn guidance_reaches_g_through_a_frozen_p_and_p_learns_only_in_its_own_step() {
     // P's own step: gradients for P, none for G (its output is detached).
     let (mut pool_a, mut pool_b) = (ImagePool::new(0), ImagePool::new(0));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let db = Batch {
+        slice_labels_a: labels.clone(),
+        slice_labels_b: SampleLabels::of([None, Some(900.0)]),
+        ..Batch::images(x.clone(), y.clone())
+    };
     let mut d_step = DiscriminatorStep {
         cfg: &cfg,
         nets: &nets,
+        batch: &db,
         x: x.clone(),
         y: y.clone(),
         fake_b: g.forward(x.clone()).detach(),
@@ -247,8 +256,6 @@ fn guidance_reaches_g_through_a_frozen_p_and_p_learns_only_in_its_own_step() {
         pool_a: &mut pool_a,
         pool_b: &mut pool_b,
         rng: &mut rng,
-        slice_labels_a: labels.clone(),
-        slice_labels_b: SampleLabels::of([None, Some(900.0)]),
     };
     let pred = DISCRIMINATOR_TERMS
         .iter()

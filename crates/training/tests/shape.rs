@@ -7,6 +7,7 @@ use common::{dataset, grad_sum, small_config, term};
 use medtrans_datasets::{PairOptions, Pairing, SliceDataset};
 use medtrans_io::{read_npy, write_npy, Slice};
 use medtrans_networks::{Generator, Segmentor};
+use medtrans_training::batch::Batch;
 use medtrans_training::config::CycleDirection;
 use medtrans_training::nets::{Nets, F, G, S_A, S_B};
 use medtrans_training::terms::{weighted, GeneratorStep, StepContext, GENERATOR_TERMS};
@@ -141,9 +142,12 @@ fn the_shape_term_is_the_segmentors_cross_entropy_on_the_translations() {
     device.seed(3);
     let nets = Nets::new(&cfg, 32, &device).unwrap();
     let (x, y, la, lb) = batch(&cfg, &device);
-    let mut step = GeneratorStep::new(&cfg, &nets, StepContext::default(), x.clone(), y.clone())
-        .unwrap()
-        .with_labels(Some(la.clone()), Some(lb.clone()));
+    let b = Batch {
+        labels_a: Some(la.clone()),
+        labels_b: Some(lb.clone()),
+        ..Batch::images(x.clone(), y.clone())
+    };
+    let mut step = GeneratorStep::new(&cfg, &nets, StepContext::default(), &b).unwrap();
     let got = scalar(shape_term(&mut step));
     let g: &Generator = nets.get(G).unwrap();
     let f: &Generator = nets.get(F).unwrap();
@@ -170,9 +174,12 @@ fn the_shape_term_sends_gradients_into_the_generators() {
         device.seed(3);
         let nets = Nets::new(&cfg, 32, &device).unwrap();
         let (x, y, la, lb) = batch(&cfg, &device);
-        let mut step = GeneratorStep::new(&cfg, &nets, StepContext::default(), x, y)
-            .unwrap()
-            .with_labels(Some(la), Some(lb));
+        let b = Batch {
+            labels_a: Some(la),
+            labels_b: Some(lb),
+            ..Batch::images(x, y)
+        };
+        let mut step = GeneratorStep::new(&cfg, &nets, StepContext::default(), &b).unwrap();
         let grads = shape_term(&mut step).backward();
         let g: &Generator = nets.get(G).unwrap();
         let f: &Generator = nets.get(F).unwrap();
@@ -217,8 +224,8 @@ fn the_asymmetric_loss_keeps_only_the_target_cycle_at_twice_the_weight() {
         device.seed(5);
         let nets = Nets::new(&cfg, 32, &device).unwrap();
         let (x, y, _, _) = batch(&shape_config(&dir.path().join("l"), &[]), &device);
-        let mut step =
-            GeneratorStep::new(&cfg, &nets, StepContext::default(), x.clone(), y.clone()).unwrap();
+        let b = Batch::images(x.clone(), y.clone());
+        let mut step = GeneratorStep::new(&cfg, &nets, StepContext::default(), &b).unwrap();
         let terms = weighted(&[GENERATOR_TERMS], &cfg, &nets, &mut step);
         let value = |name: &str| {
             terms

@@ -1,5 +1,6 @@
 //! The one trainer. Every mode is a set of loss weights (see `config`):
 //! this file never asks which mode it runs, only which terms are on.
+use crate::batch::Batch;
 use crate::checkpoint::{
     last_checkpoint, load_pool, save_pool, settle_last_checkpoint, write_atomic, CheckpointState,
     ModelInfo, FORMAT_VERSION,
@@ -7,23 +8,20 @@ use crate::checkpoint::{
 use crate::config::{OnNan, Precision, TrainConfig};
 use crate::device::{device_from_name, read_f32};
 use crate::inference::{register_with, score_slices, translate_with, Registered};
-use crate::nets::{Nets, Role, P, S_A, S_B};
+use crate::nets::{Nets, Role};
 use crate::pool::ImagePool;
-use crate::predict::predict_with;
 use crate::samples::write_sample_grid;
-use crate::tensors::{one_hot, stack};
+
 use crate::terms::{
-    weighted, DiscriminatorStep, GeneratorStep, SampleLabels, StepContext, DISCRIMINATOR_TERMS,
-    GENERATOR_TERMS,
+    weighted, DiscriminatorStep, GeneratorStep, StepContext, DISCRIMINATOR_TERMS, GENERATOR_TERMS,
 };
+use crate::validation::NET_VALIDATIONS;
 use anyhow::{bail, Context, Result};
-use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use medtrans_datasets::seeds::{stream_rng, stream_seed, Stream};
-use medtrans_datasets::{Pair, PairOptions, Pairing, SliceDataset};
+use medtrans_datasets::{PairOptions, Pairing, SliceDataset};
 use medtrans_io::Slice;
 use medtrans_metrics::{metric_keys_csv, Metric, Summary};
-use medtrans_networks::{Predictor, PredictorConfig, PredictorTask};
 use rand::seq::SliceRandom;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -117,11 +115,8 @@ impl Trainer {
     /// Set up a new run from a config: opens the data, builds the networks.
     pub fn new(cfg: TrainConfig) -> Result<Self> {
         let mut t = Self::build(cfg)?;
-        if let (true, Some(dir)) = (t.cfg.uses_segmentors(), &t.cfg.segmentor.init_from) {
-            // Pretrained segmentors: their weights, this run's fresh Adam.
-            let ckpt = crate::checkpoint::resolve_checkpoint(dir).context("segmentor.init_from")?;
-            t.nets.load_weights_of(&[S_A, S_B], &ckpt)?;
-        }
+        // Pretrained networks (segmentors): their weights, this run's fresh Adam.
+        t.nets.load_pretrained(&t.cfg)?;
         Ok(t)
     }
 
@@ -154,70 +149,7 @@ impl Trainer {
             );
         }
         let val = open_validation(&cfg)?;
-        let (w, h) = train.dims();
-        if w != h {
-            bail!("{}: slices are {w}x{h}; training needs square slices (medtrans prepare makes them)", cfg.data.path.display());
-        }
-        let g = &cfg.generator;
-        if (g.in_channels, g.out_channels) != (1, 1) {
-            bail!(
-                "{}: its slices have one channel, but generator.in_channels = {} and generator.out_channels = {}",
-                cfg.data.path.display(),
-                g.in_channels,
-                g.out_channels
-            );
-        }
-        let m = cfg.generator.size_multiple(w);
-        if w % m != 0 || w < 16 {
-            bail!("{}: {w} px slices do not fit this generator (the side must be a multiple of {m}, at least 16)", cfg.data.path.display());
-        }
-        if let Some(v) = &val {
-            if v.dims() != (w, h) {
-                bail!(
-                    "{}: the {} split has {:?} px slices, the {} split {w}x{h}",
-                    cfg.data.path.display(),
-                    cfg.data.val_split,
-                    v.dims(),
-                    cfg.data.train_split
-                );
-            }
-        }
-        if cfg.generator.kind == medtrans_networks::GeneratorKind::Unet
-            && cfg.generator.levels == 0
-            && w.ilog2() < 5
-        {
-            bail!("the U-Net needs slices of at least 32 px; these are {w} px");
-        }
-        if cfg.uses_segmentors() && (!w.is_power_of_two() || w < 32) {
-            bail!("{}: the segmentors (U-Nets) need slices of a power-of-two size of at least 32 px; these are {w} px", cfg.data.path.display());
-        }
-        if cfg.uses_segmentors() {
-            check_labels(&train, cfg.segmentor.classes).with_context(|| {
-                format!(
-                    "loss.shape and loss.segmentation need label maps in {}",
-                    cfg.data.path.display()
-                )
-            })?;
-        }
-        if cfg.uses_predictor() {
-            let labelled_a = train
-                .slice_labels_a
-                .as_ref()
-                .is_some_and(|l| l.iter().any(|v| !v.is_nan()));
-            if cfg.loss.guidance > 0.0 && !labelled_a {
-                bail!(
-                    "{}: loss.guidance > 0 needs labelled A (source) slices, but the {} split has none: guidance would do nothing",
-                    cfg.data.path.display(),
-                    cfg.data.train_split
-                );
-            }
-            check_slice_labels(&train, &mut cfg.predictor).with_context(|| {
-                format!(
-                    "loss.prediction and loss.guidance need per-slice labels in {} (medtrans prepare --slice-labels)",
-                    cfg.data.path.display()
-                )
-            })?;
-        }
+        let w = check_data(&mut cfg, &train, val.as_ref())?;
         let nets = Nets::new(&cfg, w, &device)?;
         let info = ModelInfo::from_dataset(&train);
         let spe = if cfg.train.steps_per_epoch > 0 {
@@ -320,7 +252,7 @@ impl Trainer {
     pub fn submit_step(&mut self) -> Result<PendingLosses> {
         let step = self.step;
         let (epoch, idx) = self.batch_indices(step);
-        let lr = self.cfg.optim.lr * self.cfg.lr_factor(epoch);
+        let lr = Role::Generator.lr(&self.cfg, epoch);
         // Dropout and any other device randomness replay on resume.
         self.device.seed(stream_seed(
             self.cfg.train.seed,
@@ -332,22 +264,7 @@ impl Trainer {
             .iter()
             .map(|&i| self.train.pair(i, epoch as u64, &opts))
             .collect();
-        let x = stack(
-            &pairs.iter().map(|p| &p.a).collect::<Vec<_>>(),
-            &self.device,
-        );
-        let y = stack(
-            &pairs.iter().map(|p| &p.b).collect::<Vec<_>>(),
-            &self.device,
-        );
-        let labels = |side: fn(&Pair) -> &Option<Slice>| {
-            let maps: Option<Vec<&Slice>> = pairs.iter().map(|p| side(p).as_ref()).collect();
-            maps.filter(|_| self.cfg.uses_segmentors())
-                .map(|m| one_hot(&m, self.cfg.segmentor.classes, &self.device))
-        };
-        let (labels_a, labels_b) = (labels(|p| &p.a_labels), labels(|p| &p.b_labels));
-        let slice_labels_a = SampleLabels::of(pairs.iter().map(|p| p.a_slice_label));
-        let slice_labels_b = SampleLabels::of(pairs.iter().map(|p| p.b_slice_label));
+        let batch = Batch::of(&pairs, &self.cfg, &self.device);
         // Mixed precision: each pass runs through a half-precision view of
         // the networks, made after the last update; Adam steps the f32
         // originals (`Nets::cast_view`).
@@ -364,9 +281,7 @@ impl Trainer {
             epoch,
             seed: self.cfg.train.seed,
         };
-        let mut g_step = GeneratorStep::new(&self.cfg, nets, ctx, x.clone(), y.clone())?
-            .with_labels(labels_a, labels_b);
-        g_step.slice_labels_a = slice_labels_a.clone();
+        let mut g_step = GeneratorStep::new(&self.cfg, nets, ctx, &batch)?;
         let tables = [GENERATOR_TERMS, family.generator_terms];
         let mut terms = weighted(&tables, &self.cfg, nets, &mut g_step);
         if terms.is_empty() {
@@ -389,7 +304,7 @@ impl Trainer {
             let mut rng = ctx.rng(family.name);
             Tensor::from_inner((family.translate)(
                 &nets.valid(),
-                x.clone().inner(),
+                batch.x.clone().inner(),
                 Some(&mut rng),
             ))
         } else {
@@ -398,15 +313,14 @@ impl Trainer {
         let mut d_step = DiscriminatorStep {
             cfg: &self.cfg,
             nets,
-            x,
-            y,
+            batch: &batch,
+            x: batch.x.clone(),
+            y: batch.y.clone(),
             fake_b,
             fake_a: fake_a.map(|t| t.detach()),
             pool_a: &mut self.pool_a,
             pool_b: &mut self.pool_b,
             rng: &mut rng,
-            slice_labels_a,
-            slice_labels_b,
         };
         let tables = [DISCRIMINATOR_TERMS, family.discriminator_terms];
         let d_terms = weighted(&tables, &self.cfg, nets, &mut d_step);
@@ -414,9 +328,10 @@ impl Trainer {
         drop(d_view);
         if !d_terms.is_empty() {
             let mut grads = scaled(sum(&d_terms), scale).backward();
-            self.nets.step(Role::Discriminator, lr, &mut grads, scale);
-            let lr_p = self.cfg.predictor.lr * self.cfg.lr_factor(epoch);
-            self.nets.step(Role::Predictor, lr_p, &mut grads, scale);
+            for role in [Role::Discriminator, Role::Predictor] {
+                self.nets
+                    .step(role, role.lr(&self.cfg, epoch), &mut grads, scale);
+            }
         }
         terms.extend(d_terms);
 
@@ -454,41 +369,6 @@ impl Trainer {
         let mut fakes = self.translate(&xs)?;
         crate::inference::mask_outside(&mut fakes, val);
         Ok(Summary::of(&score_slices(val, &fakes)))
-    }
-
-    /// P's score on the validation split's labelled target slices: their
-    /// count and the MSE (label units squared) or the accuracy.
-    pub fn validate_predictor(&self) -> Result<Option<(usize, f64)>> {
-        let (Some(val), Some(p)) = (self.val.as_ref(), self.nets.get::<Predictor>(P)) else {
-            return Ok(None);
-        };
-        let Some(labels) = &val.slice_labels_b else {
-            return Ok(None);
-        };
-        let (xs, ys): (Vec<&Slice>, Vec<f32>) = val
-            .b
-            .iter()
-            .zip(labels)
-            .filter(|(_, v)| !v.is_nan())
-            .map(|(s, &v)| (s, v))
-            .unzip();
-        if xs.is_empty() {
-            return Ok(None);
-        }
-        let task = self.cfg.predictor.task;
-        let pred = predict_with(&p.valid(), task, &xs, 8, &self.device.clone().inner())?;
-        let per: Vec<f64> = pred
-            .iter()
-            .zip(&ys)
-            .map(|(p, &y)| match task {
-                PredictorTask::Regression => (p[0] as f64 - y as f64).powi(2),
-                PredictorTask::Classification => {
-                    let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b]));
-                    (best == Some(y as usize)) as u8 as f64
-                }
-            })
-            .collect();
-        Ok(Some((xs.len(), per.iter().sum::<f64>() / per.len() as f64)))
     }
 
     fn checkpoint(&self, dir: &Path, val: Option<Summary>) -> Result<()> {
@@ -596,8 +476,7 @@ impl Trainer {
             let state = CheckpointState::load(&ckpt)?;
             self.restore(&ckpt, &state)?;
             let f = self.cfg.train.nan_lr_factor;
-            self.cfg.optim.lr *= f;
-            self.cfg.predictor.lr *= f;
+            Role::scale_learning_rates(&mut self.cfg, f);
             tracing::warn!(
                 "{err}; rolled back to step {} (rollback {rollbacks} of {}), optim.lr now {:e}",
                 self.step,
@@ -620,14 +499,17 @@ impl Trainer {
         };
         let mut log = LossLog::open(&out.join("losses.csv"), self.step)?;
         let mut val_log = ValLog::open(&out.join("validation.csv"), self.step)?;
-        let mut pred_log = match self.nets.has(P) && self.val.is_some() {
-            true => Some(PredictorLog::open(
-                &out.join("predictor_validation.csv"),
-                self.step,
-                self.cfg.predictor.task,
-            )?),
-            false => None,
-        };
+        // The networks' own validations (the predictor's error), each in
+        // its CSV beside validation.csv.
+        let mut net_logs = Vec::new();
+        if self.val.is_some() {
+            for v in NET_VALIDATIONS.iter().filter(|v| self.nets.has(v.network)) {
+                net_logs.push((
+                    v,
+                    NetValLog::open(&out.join(v.file), self.step, (v.score)(&self.cfg))?,
+                ));
+            }
+        }
         let bar = progress(total as u64, self.step as u64, quiet);
         let start = std::time::Instant::now();
         let first = self.step;
@@ -672,12 +554,19 @@ impl Trainer {
                     }
                 }
                 last_val = val.or(last_val);
-                if let (Some(log), Some((n, score))) = (&mut pred_log, self.validate_predictor()?) {
-                    writeln!(log.0, "{epoch},{},{n},{score}", self.step)?;
-                    bar.println(format!(
-                        "epoch {epoch}: predictor val {} {score:.4} ({n} slices)",
-                        log.1
-                    ));
+                for (v, log) in &mut net_logs {
+                    let val = self
+                        .val
+                        .as_ref()
+                        .expect("logs exist with a validation split");
+                    let inner = self.device.clone().inner();
+                    if let Some((n, score)) = (v.run)(&self.nets, &self.cfg, val, &inner)? {
+                        log.write(epoch, self.step, n, score)?;
+                        bar.println(format!(
+                            "epoch {epoch}: {} val {} {score:.4} ({n} slices)",
+                            v.label, log.score
+                        ));
+                    }
                 }
                 self.write_samples(&out.join(format!("samples/epoch_{epoch:03}.png")))?;
                 self.checkpoint(&out.join("checkpoints/last"), val)?;
@@ -702,38 +591,6 @@ impl Trainer {
     }
 }
 
-impl Trainer {
-    /// `progress.json` and `report.html` in the run folder. A report that
-    /// cannot be written (a full disk) is a warning: training goes on, and
-    /// `medtrans report` rebuilds it later.
-    fn write_report(
-        &self,
-        start: &std::time::Instant,
-        first: usize,
-        finished: bool,
-        bar: &indicatif::ProgressBar,
-    ) {
-        let out = &self.cfg.out;
-        let progress = medtrans_report::Progress {
-            step: self.step,
-            total_steps: self.total_steps(),
-            epoch: self.step / self.steps_per_epoch,
-            epochs: self.cfg.train.epochs,
-            seconds_per_step: start.elapsed().as_secs_f64() / (self.step - first).max(1) as f64,
-            device: self.cfg.train.device.clone(),
-            mode: self.cfg.mode.clone(),
-            finished: finished && self.step >= self.total_steps(),
-            updated_unix: medtrans_report::now_unix(),
-        };
-        let written = progress
-            .write(out)
-            .and_then(|_| medtrans_report::write_run_report(out));
-        if let Err(e) = written {
-            bar.suspend(|| tracing::warn!("the run's report was not updated: {e:#}"));
-        }
-    }
-}
-
 /// The sum of weighted terms, in order.
 /// A loss times the loss scale, for the backward pass alone.
 fn scaled(loss: Tensor<1>, scale: f64) -> Tensor<1> {
@@ -752,207 +609,7 @@ fn sum(terms: &[(&'static str, Tensor<1>)]) -> Tensor<1> {
         .expect("at least one term")
 }
 
-/// Both domains' label maps are present and hold classes 0..classes.
-fn check_labels(ds: &SliceDataset, classes: usize) -> Result<()> {
-    let dir = ds.root.join(&ds.split);
-    for (name, maps) in [
-        ("A_labels.npy", &ds.labels_a),
-        ("B_labels.npy", &ds.labels_b),
-    ] {
-        let Some(maps) = maps else {
-            bail!("{} is missing", dir.join(name).display());
-        };
-        let top = maps
-            .iter()
-            .flat_map(|m| m.data.iter())
-            .fold(0f32, |a, &b| a.max(b));
-        if top as usize >= classes {
-            bail!(
-                "{} holds class {top}, but segmentor.classes = {classes} (classes are 0..{})",
-                dir.join(name).display(),
-                classes - 1
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The training split's per-slice labels must exist and fit the task; a
-/// regression's label mean and spread are filled in where not given.
-fn check_slice_labels(ds: &SliceDataset, p: &mut PredictorConfig) -> Result<()> {
-    let dir = ds.root.join(&ds.split);
-    let labelled: Vec<f32> = [&ds.slice_labels_a, &ds.slice_labels_b]
-        .into_iter()
-        .flatten()
-        .flatten()
-        .copied()
-        .filter(|v| !v.is_nan())
-        .collect();
-    if labelled.is_empty() {
-        bail!(
-            "{} has no labelled slice (A_slice_labels.npy or B_slice_labels.npy)",
-            dir.display()
-        );
-    }
-    match p.task {
-        PredictorTask::Classification => {
-            if let Some(v) = labelled
-                .iter()
-                .find(|v| !(v.fract() == 0.0 && **v >= 0.0 && (**v as usize) < p.classes))
-            {
-                bail!(
-                    "{} holds the label {v}, but predictor.classes = {} (classes are 0..{})",
-                    dir.display(),
-                    p.classes,
-                    p.classes - 1
-                );
-            }
-        }
-        PredictorTask::Regression => p.fill_label_scale(&labelled),
-    }
-    Ok(())
-}
-
-/// The validation split, or None (with a warning) when the dataset has
-/// none; any other problem with it is an error.
-fn open_validation(cfg: &TrainConfig) -> Result<Option<SliceDataset>> {
-    let split = &cfg.data.val_split;
-    if !SliceDataset::has_split(&cfg.data.path, split) {
-        tracing::warn!(
-            "{}: no {split} split; training without validation or a best checkpoint",
-            cfg.data.path.display()
-        );
-        return Ok(None);
-    }
-    let v = SliceDataset::open(&cfg.data.path, split)
-        .with_context(|| format!("opening the {split} split of {}", cfg.data.path.display()))?;
-    Ok((!v.is_empty()).then_some(v))
-}
-
-fn progress(total: u64, pos: u64, quiet: bool) -> indicatif::ProgressBar {
-    if quiet {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} train [{bar:30}] {pos}/{len} {per_sec} ETA {eta} | {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_position(pos);
-    bar
-}
-
-/// CSV files that a resumed run continues: rows past the checkpoint are
-/// dropped so the log matches an uninterrupted run.
-fn reopen_csv(path: &Path, resume_step: usize, step_col: usize) -> Result<(std::fs::File, bool)> {
-    let mut has_header = false;
-    if resume_step == 0 {
-        // A new run: an old log there is stale.
-        if path.exists() {
-            std::fs::remove_file(path).with_context(|| format!("replacing {}", path.display()))?;
-        }
-    } else if path.exists() {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut keep = String::new();
-        let columns = text.lines().next().map_or(0, |h| h.split(',').count());
-        for (i, line) in text.lines().enumerate() {
-            let step: Option<usize> = line.split(',').nth(step_col).and_then(|s| s.parse().ok());
-            // A row cut short by a kill has fewer columns: dropped.
-            let whole = line.split(',').count() == columns;
-            if i == 0 || (whole && step.is_some_and(|s| s <= resume_step)) {
-                has_header |= i == 0;
-                keep.push_str(line);
-                keep.push('\n');
-            }
-        }
-        medtrans_io::write_file_atomic(path, keep.as_bytes())?;
-    }
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    Ok((f, has_header))
-}
-
-struct LossLog {
-    file: std::fs::File,
-    has_header: bool,
-}
-
-impl LossLog {
-    fn open(path: &Path, resume_step: usize) -> Result<Self> {
-        let (file, has_header) = reopen_csv(path, resume_step, 0)?;
-        Ok(Self { file, has_header })
-    }
-
-    fn write(&mut self, step: usize, epoch: usize, row: &LossRow) -> Result<()> {
-        if !self.has_header {
-            let names: Vec<&str> = row.iter().map(|r| r.0).collect();
-            writeln!(self.file, "step,epoch,{}", names.join(","))?;
-            self.has_header = true;
-        }
-        let vals: Vec<String> = row.iter().map(|r| format!("{:.7e}", r.1)).collect();
-        writeln!(self.file, "{step},{epoch},{}", vals.join(","))?;
-        Ok(())
-    }
-}
-
-struct ValLog {
-    file: std::fs::File,
-}
-
-impl ValLog {
-    fn open(path: &Path, resume_step: usize) -> Result<Self> {
-        let (mut file, has_header) = reopen_csv(path, resume_step, 1)?;
-        if !has_header {
-            writeln!(file, "epoch,step,{}", metric_keys_csv())?;
-        }
-        Ok(Self { file })
-    }
-
-    fn write(&mut self, epoch: usize, step: usize, v: &Summary) -> Result<()> {
-        writeln!(self.file, "{epoch},{step},{}", v.means_csv())?;
-        Ok(())
-    }
-}
-
-/// `predictor_validation.csv`: P's validation score per epoch, and the
-/// score's name.
-struct PredictorLog(std::fs::File, &'static str);
-
-impl PredictorLog {
-    fn open(path: &Path, resume_step: usize, task: PredictorTask) -> Result<Self> {
-        let (mut file, has_header) = reopen_csv(path, resume_step, 1)?;
-        let name = match task {
-            PredictorTask::Regression => "mse",
-            PredictorTask::Classification => "accuracy",
-        };
-        if !has_header {
-            writeln!(file, "epoch,step,slices,{name}")?;
-        }
-        Ok(Self(file, name))
-    }
-}
-
-/// `target` as a path relative to `base` (both absolute), through their
-/// common ancestor; `None` when they share nothing but the root.
-fn relative_path(base: &Path, target: &Path) -> Option<PathBuf> {
-    let (b, t): (Vec<_>, Vec<_>) = (base.components().collect(), target.components().collect());
-    let common = b.iter().zip(&t).take_while(|(x, y)| x == y).count();
-    if common <= 1 {
-        return None;
-    }
-    let mut rel = PathBuf::new();
-    for _ in common..b.len() {
-        rel.push("..");
-    }
-    for c in &t[common..] {
-        rel.push(c.as_os_str());
-    }
-    Some(rel)
-}
+mod checks;
+mod logs;
+use checks::{check_data, open_validation};
+use logs::{progress, relative_path, LossLog, NetValLog, ValLog};
