@@ -201,6 +201,11 @@ fn claims_are_judged_from_the_means() {
     assert_eq!(c.len(), 4);
     assert!(c.iter().all(|l| l.contains("**holds**")), "{c:?}");
     assert!(c[1].contains("-10.00 dB"), "{}", c[1]);
+    assert!(
+        c[1].contains("by more than 1 dB **holds**; by the paper's size (about 10 dB from 0 to 5) **holds** (100 % of it)"),
+        "{}",
+        c[1]
+    );
 
     // CycleGAN wins at level 2 only; RegGAN spreads 2 dB; claim 1 fails.
     for r in rows.iter_mut() {
@@ -316,6 +321,25 @@ fn unpaired_ranking_is_judged_per_level() {
         "{}",
         c[0]
     );
+    // A lead inside the seed noise is no win: the ranking is not shown.
+    assert!(
+        c[0].contains("**not shown**: C - Pix2Pix lies within the seed noise"),
+        "{}",
+        c[0]
+    );
+    // The published case: C+R 0.03 dB above C with seed stds of 0.4 dB is
+    // a tie, not "holds".
+    let mut cr = seeded[1].clone();
+    cr.mode = "cycle+reg".into();
+    cr.scores = Summary::from_parts(10, [0.139, 14.03, 0.8], [0.01, 0.5, 0.01]);
+    cr.psnr_by_run = vec![(1, 13.63), (2, 14.03), (3, 14.43)];
+    seeded[3] = cr;
+    let c = check_unpaired_claims(&seeded);
+    assert!(
+        c[1].contains("C+R > C: **tie** (within the seed noise)") && c[1].contains("+0.03 dB"),
+        "{}",
+        c[1]
+    );
 }
 
 /// An unpaired sweep: its runs sit beside paired ones without colliding,
@@ -348,4 +372,112 @@ set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
     );
     assert!(!md.contains("RegGAN at noise 5"), "{md}");
     assert!(!dir.path().join("results/registration.csv").exists());
+}
+
+/// A published sweep's cells, from its results.csv (means) and the "PSNR by
+/// seed" column of its results.md (each run's mean, to two decimals).
+fn published_rows(dir: &std::path::Path) -> Vec<SweepRow> {
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    let mut lines = md
+        .lines()
+        .skip_while(|l| !l.starts_with("| mode | noise |"));
+    let head: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect();
+    let by_seed = head.iter().position(|c| c == "PSNR by seed");
+    let table: Vec<Vec<String>> = lines
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .collect();
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            let f = |k: usize| c[k].parse::<f64>().unwrap();
+            let (mode, level) = (c[0].to_string(), c[1].parse::<u32>().unwrap());
+            let cell = table
+                .iter()
+                .find(|r| r[1] == mode && r[2] == level.to_string())
+                .unwrap_or_else(|| panic!("{mode} {level} in {}", dir.display()));
+            let psnr_by_run = match by_seed {
+                Some(k) => cell[k]
+                    .split(" / ")
+                    .map(|s| {
+                        let (seed, v) = s.split_once(": ").unwrap();
+                        (seed.parse().unwrap(), v.parse().unwrap())
+                    })
+                    .collect(),
+                None => vec![(1, f(5))],
+            };
+            SweepRow {
+                mode,
+                noise_level: level,
+                scores: Summary::from_parts(
+                    c[2].parse().unwrap(),
+                    [f(3), f(5), f(7)],
+                    [f(4), f(6), f(8)],
+                ),
+                psnr_by_run,
+            }
+        })
+        .collect()
+}
+
+/// Every published sweep's verdicts are what the checker says of its
+/// committed numbers. `MEDTRANS_BLESS=1` rewrites them (the runs behind
+/// the pages are not kept, so the tables stay as they were published).
+#[test]
+fn published_verdicts_follow_the_checker() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/results");
+    let mut checked = 0;
+    for e in std::fs::read_dir(&root).unwrap() {
+        let dir = e.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("noise-sweep") {
+            continue;
+        }
+        let rows = published_rows(&dir);
+        let claims = if name.contains("unpaired") {
+            check_unpaired_claims(&rows)
+        } else {
+            check_claims(&rows)
+        };
+        let md_path = dir.join("results.md");
+        let md = std::fs::read_to_string(&md_path).unwrap();
+        let heading = "## The paper's claims, checked automatically\n\n";
+        let start = md.find(heading).unwrap() + heading.len();
+        let end = start + md[start..].find("\n\n").unwrap();
+        let published: Vec<&str> = md[start..end].lines().collect();
+        assert_eq!(published.len(), claims.len(), "{}", md_path.display());
+        // The verdicts (the bold words) must agree; numbers recomputed from
+        // the CSV's rounded means may differ in a last digit, so a line is
+        // rewritten only where its verdict changed.
+        let verdicts = |l: &str| -> Vec<String> {
+            l.split("**").skip(1).step_by(2).map(String::from).collect()
+        };
+        let mut lines: Vec<String> = Vec::new();
+        for (old, new) in published.iter().zip(&claims) {
+            let same = verdicts(old) == verdicts(new)
+                && old.contains(" not run") == new.contains(" not run");
+            lines.push(if same { old.to_string() } else { new.clone() });
+            if std::env::var_os("MEDTRANS_BLESS").is_none() {
+                assert!(
+                    same,
+                    "{}: published {old:?}, the checker says {new:?}",
+                    md_path.display()
+                );
+            }
+        }
+        if std::env::var_os("MEDTRANS_BLESS").is_some() {
+            let new = format!("{}{}{}", &md[..start], lines.join("\n"), &md[end..]);
+            std::fs::write(&md_path, new).unwrap();
+        }
+        checked += 1;
+    }
+    assert!(checked >= 6, "{checked} sweeps");
 }
