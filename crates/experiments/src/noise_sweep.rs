@@ -14,6 +14,7 @@ use medtrans_training::{RunNetworks, SliceScore, TrainConfig};
 use medtrans_transforms::{ideal_field, percentile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -334,6 +335,23 @@ pub fn report_noise_sweep(
                 .push((mode.clone(), fakes));
         }
     }
+    // Every run's slice scores, so that any p-value over slices can be
+    // recomputed from the committed results.
+    let mut per_slice = String::from("mode,noise_level,seed,subject,slice,nmae,psnr,ssim\n");
+    for ((mode, level), runs) in &scored {
+        for (seed, scores) in runs {
+            for s in scores {
+                let _ = writeln!(
+                    per_slice,
+                    "{mode},{level},{seed},{},{},{:.6},{:.4},{:.6}",
+                    s.subject, s.slice, s.nmae, s.psnr, s.ssim
+                );
+            }
+        }
+    }
+    std::fs::create_dir_all(&cfg.results)
+        .with_context(|| format!("creating {}", cfg.results.display()))?;
+    medtrans_io::write_file_atomic(&cfg.results.join("per_slice.csv"), per_slice.as_bytes())?;
     let rows: Vec<SweepRow> = cfg
         .cells()
         .into_iter()

@@ -322,6 +322,9 @@ pub fn report_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<V
     let mut rows = Vec::new();
     let mut examples: Vec<(String, Vec<Slice>)> = Vec::new();
     let mut done = 0;
+    // Every run's slice scores and Dice, so that every p-value over slices
+    // can be recomputed from the committed results.
+    let mut per_slice = String::from("cell,noise,seed,slice,nmae,psnr,ssim,dice\n");
     for c in cfg.cells() {
         let mut scores: Vec<SliceScore> = Vec::new();
         let mut dice = Vec::new();
@@ -333,8 +336,21 @@ pub fn report_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<V
             }
             done += 1;
             let (fakes, s) = score_run(&dir, cfg.device(), &test)?;
-            scores.extend(s);
             let (d, by) = dice_of(&fakes)?;
+            for sc in &s {
+                let _ = writeln!(
+                    per_slice,
+                    "{},{},{seed},{},{:.6},{:.4},{:.6},{:.6}",
+                    c.label(),
+                    c.noise,
+                    sc.slice,
+                    sc.nmae,
+                    sc.psnr,
+                    sc.ssim,
+                    d.get(sc.position).copied().unwrap_or(f64::NAN)
+                );
+            }
+            scores.extend(s);
             for b in by {
                 for k in 0..3 {
                     by_class[k].extend(b[k]);
@@ -364,6 +380,7 @@ pub fn report_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<V
     let dir = &cfg.results;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     write_file_atomic(&dir.join("results.csv"), results_csv(&rows).as_bytes())?;
+    write_file_atomic(&dir.join("per_slice.csv"), per_slice.as_bytes())?;
     let md = results_markdown(cfg, &rows, &ceiling, &untranslated, test.len());
     write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
     crate::grid::link_results(

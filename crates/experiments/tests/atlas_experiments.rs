@@ -136,7 +136,12 @@ fn shape_builds_labelled_unpaired_data_and_scores_with_one_reference_segmentor()
     let md = std::fs::read_to_string(cfg.results.join("results.md")).unwrap();
     assert!(md.contains("| cycle + shape 1 | 0 | 1 |"), "{md}");
     assert!(md.contains("reference segmentor scores Dice"), "{md}");
-    for f in ["results.csv", "metrics_vs_noise.png", "examples.png"] {
+    for f in [
+        "results.csv",
+        "per_slice.csv",
+        "metrics_vs_noise.png",
+        "examples.png",
+    ] {
         assert!(cfg.results.join(f).is_file(), "{f} missing");
     }
 }

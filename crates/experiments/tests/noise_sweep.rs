@@ -47,6 +47,11 @@ set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
         .all(|r| r.scores.slices > 0 && r.psnr().is_finite()));
     assert!(dir.path().join("runs/reggan-noise3/losses.csv").is_file());
     let md = std::fs::read_to_string(dir.path().join("results/results.md")).unwrap();
+    // Every run's slice scores are committed beside the table.
+    let per = std::fs::read_to_string(dir.path().join("results/per_slice.csv")).unwrap();
+    assert!(per.starts_with("mode,noise_level,seed,subject,slice,nmae,psnr,ssim\n"));
+    let slices: usize = rows.iter().map(|r| r.scores.slices).sum();
+    assert_eq!(per.lines().count(), 1 + slices, "{per}");
     let table = md.split("## The paper's claims").next().unwrap();
     assert_eq!(
         table
