@@ -26,15 +26,30 @@ pub struct RunNetworks {
 impl RunNetworks {
     /// The networks of a checkpoint folder.
     pub fn load(ckpt: &Path, device: &str) -> Result<Self> {
+        Self::load_only(ckpt, device, None)
+    }
+
+    /// The networks called `names` of a checkpoint folder (all with
+    /// `None`): what every inference loads through, a translator's
+    /// networks or a predictor alone.
+    pub fn load_only(ckpt: &Path, device: &str, names: Option<&[&str]>) -> Result<Self> {
         let state = CheckpointState::load(ckpt)?;
         let device = device_from_name(device)?;
-        let mut nets = Nets::new(&state.config, state.model.size, &device)?;
+        let (cfg, size) = (&state.config, state.model.size);
+        let mut nets = match names {
+            Some(names) => Nets::only(cfg, size, &device, names)?,
+            None => Nets::new(cfg, size, &device)?,
+        };
         nets.load_weights(ckpt)?;
         Ok(Self {
             state,
             nets,
             device,
         })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// G(x) for slices.
@@ -116,13 +131,12 @@ pub fn register_with(
 /// A trained translator, ready for inference: the networks its family's
 /// translation reads, and nothing else of the run.
 pub struct Model {
-    nets: Nets,
+    run: RunNetworks,
     family: &'static Family,
     pub info: ModelInfo,
     pub config: TrainConfig,
     pub checkpoint: PathBuf,
     pub step: usize,
-    device: Device,
 }
 
 impl Model {
@@ -131,19 +145,16 @@ impl Model {
     pub fn load(path: &Path, device: &str) -> Result<Self> {
         let ckpt = resolve_checkpoint(path)?;
         let state = CheckpointState::load(&ckpt)?;
-        let device = device_from_name(device)?;
         let family = crate::family::get(&state.config.family)
             .with_context(|| format!("{}: the run's translator family", ckpt.display()))?;
-        let mut nets = Nets::only(&state.config, state.model.size, &device, family.translators)?;
-        nets.load_weights(&ckpt)?;
+        let run = RunNetworks::load_only(&ckpt, device, Some(family.translators))?;
         Ok(Self {
-            nets,
             family,
-            info: state.model,
-            config: state.config,
+            info: run.state.model.clone(),
+            config: run.state.config.clone(),
+            step: run.state.step,
             checkpoint: ckpt,
-            step: state.step,
-            device,
+            run,
         })
     }
 
@@ -158,10 +169,10 @@ impl Model {
             );
         }
         generate_with(
-            |x| (self.family.translate)(&self.nets, x, None),
+            |x| (self.family.translate)(&self.run.nets, x, None),
             xs,
             batch,
-            &self.device,
+            &self.run.device,
         )
     }
 
@@ -182,32 +193,27 @@ impl Model {
         ) else {
             bail!("{}: this model was trained on slices without intensity calibration (no `medtrans prepare` manifest), so volumes cannot be mapped to and from its range", self.checkpoint.display());
         };
-        // The pipeline `prepare` ran on the training volumes, and back.
-        let (src, mvol) = normalised_input(vol, mask, norm)?;
         let mut out = vol.clone();
         out.data.fill(target.inverse(-1.0));
-        let depth = vol.shape()[axis];
-        let pipe = SlicePipeline::new(&src, axis, self.info.size);
-        let chunk = batch.max(1);
-        let mut done = 0;
-        for start in (0..depth).step_by(chunk) {
-            let idx: Vec<usize> = (start..(start + chunk).min(depth)).collect();
-            let mut inputs = Vec::with_capacity(idx.len());
-            let mut masks = Vec::with_capacity(idx.len());
-            for &k in &idx {
-                let ms = mvol.as_ref().map(|m| Slice::from_plane(m, axis, k));
-                let fitted = ms.as_ref().map(|m| pipe.fit_mask(m));
-                inputs.push(pipe.forward(&Slice::from_plane(&src, axis, k), fitted.as_ref()));
-                masks.push(ms);
-            }
-            let fakes = self.translate_slices(&inputs.iter().collect::<Vec<_>>(), chunk)?;
-            for ((&k, fake), ms) in idx.iter().zip(fakes).zip(masks) {
-                pipe.inverse(&fake, &target, ms.as_ref())
-                    .write_plane(&mut out, axis, k);
-            }
-            done += idx.len();
-            progress(done, depth);
-        }
+        let info = &self.info;
+        slice_batches(
+            vol,
+            mask,
+            norm,
+            axis,
+            info.size,
+            batch,
+            progress,
+            |pipe, idx, inputs, masks| {
+                let fakes =
+                    self.translate_slices(&inputs.iter().collect::<Vec<_>>(), batch.max(1))?;
+                for ((&k, fake), ms) in idx.iter().zip(fakes).zip(masks) {
+                    pipe.inverse(&fake, &target, ms.as_ref())
+                        .write_plane(&mut out, axis, k);
+                }
+                Ok(())
+            },
+        )?;
         Ok(out.data)
     }
 
@@ -233,6 +239,44 @@ impl Model {
         mask_outside(&mut fakes, ds);
         Ok(fakes)
     }
+}
+
+/// The one volume loop of inference (`translate`, `predict`): the volume
+/// normalised as `prepare` normalised the training volumes (within `mask`),
+/// cut into planes along `axis`, each fitted into the model's square by the
+/// same `SlicePipeline` `prepare` uses, and handed to `f` `batch` planes at
+/// a time with their indices and (unfitted) mask planes.
+#[allow(clippy::too_many_arguments)]
+pub fn slice_batches(
+    vol: &Volume,
+    mask: Option<&Volume>,
+    norm: &Normalization,
+    axis: usize,
+    size: usize,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+    mut f: impl FnMut(&SlicePipeline, &[usize], Vec<Slice>, Vec<Option<Slice>>) -> Result<()>,
+) -> Result<()> {
+    let (src, mvol) = normalised_input(vol, mask, norm)?;
+    let depth = vol.shape()[axis];
+    let pipe = SlicePipeline::new(&src, axis, size);
+    let chunk = batch.max(1);
+    let mut done = 0;
+    for start in (0..depth).step_by(chunk) {
+        let idx: Vec<usize> = (start..(start + chunk).min(depth)).collect();
+        let mut inputs = Vec::with_capacity(idx.len());
+        let mut masks = Vec::with_capacity(idx.len());
+        for &k in &idx {
+            let ms = mvol.as_ref().map(|m| Slice::from_plane(m, axis, k));
+            let fitted = ms.as_ref().map(|m| pipe.fit_mask(m));
+            inputs.push(pipe.forward(&Slice::from_plane(&src, axis, k), fitted.as_ref()));
+            masks.push(ms);
+        }
+        f(&pipe, &idx, inputs, masks)?;
+        done += idx.len();
+        progress(done, depth);
+    }
+    Ok(())
 }
 
 /// A volume scaled to [-1, 1] as `prepare` scaled its training volumes

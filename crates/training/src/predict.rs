@@ -4,14 +4,13 @@
 use crate::checkpoint::{last_checkpoint, resolve_checkpoint, CheckpointState, ModelInfo};
 use crate::config::TrainConfig;
 use crate::device::{device_from_name, read_f32};
-use crate::inference::normalised_input;
-use crate::nets::{load_weights, net_of, trained, P};
+use crate::inference::slice_batches;
+use crate::nets::{net_of, trained, P};
 use crate::tensors::stack;
 use crate::terms::{prediction_loss, SampleLabels};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
-use medtrans_datasets::SlicePipeline;
 use medtrans_io::{Slice, Volume};
 use medtrans_networks::{Predictor, PredictorTask};
 use medtrans_transforms::Augment;
@@ -46,18 +45,20 @@ impl PredictorModel {
                 ckpt.display()
             );
         }
-        let device = device_from_name(device)?;
-        let cfg = &state.config;
-        let mut p = cfg.predictor.init(cfg.generator.out_channels, &device);
-        load_weights(&mut p, &ckpt.join(format!("{P}.safetensors")))?;
+        let run = crate::inference::RunNetworks::load_only(&ckpt, device, Some(&[P]))?;
+        let p = run
+            .nets
+            .get::<Predictor>(P)
+            .context("the checkpoint's predictor")?
+            .valid();
         Ok(Self {
-            p: p.valid(),
-            task: cfg.predictor.task,
+            p,
+            task: state.config.predictor.task,
             info: state.model,
             config: state.config,
             checkpoint: ckpt,
             step: state.step,
-            device,
+            device: run.device().clone(),
         })
     }
 
@@ -98,23 +99,21 @@ impl PredictorModel {
         let (Some(axis), Some(norm)) = (self.info.axis, self.info.normalization_b.as_ref()) else {
             bail!("{}: this predictor was trained on slices without a `medtrans prepare` manifest (or before medtrans recorded the target normalisation), so volumes cannot be scaled as its training images were", self.checkpoint.display());
         };
-        let (src, mvol) = normalised_input(vol, mask, norm)?;
-        let depth = vol.shape()[axis];
-        let pipe = SlicePipeline::new(&src, axis, self.info.size);
-        let chunk = batch.max(1);
-        let mut out = Vec::with_capacity(depth);
-        for start in (0..depth).step_by(chunk) {
-            let inputs: Vec<Slice> = (start..(start + chunk).min(depth))
-                .map(|k| {
-                    let fitted = mvol
-                        .as_ref()
-                        .map(|m| pipe.fit_mask(&Slice::from_plane(m, axis, k)));
-                    pipe.forward(&Slice::from_plane(&src, axis, k), fitted.as_ref())
-                })
-                .collect();
-            out.extend(self.predict_slices(&inputs.iter().collect::<Vec<_>>(), chunk)?);
-            progress(out.len(), depth);
-        }
+        let mut out = Vec::with_capacity(vol.shape()[axis]);
+        let size = self.info.size;
+        slice_batches(
+            vol,
+            mask,
+            norm,
+            axis,
+            size,
+            batch,
+            progress,
+            |_, _, inputs, _| {
+                out.extend(self.predict_slices(&inputs.iter().collect::<Vec<_>>(), batch.max(1))?);
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 }
