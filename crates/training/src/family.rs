@@ -39,8 +39,13 @@ pub struct Family {
     /// deterministic.
     pub translate: fn(&Nets, Tensor<4>, Option<&mut ChaCha8Rng>) -> Tensor<4>,
     /// What the family cannot do under a config (a mode it does not
-    /// support, sizes that do not fit): the reason, naming the field.
+    /// support, settings that contradict each other): the reason, naming
+    /// the field.
     pub check: fn(&TrainConfig) -> std::result::Result<(), String>,
+    /// Whether its networks take one-channel square slices of this side
+    /// (a generator's down-sampling, a style code's size): the reason,
+    /// naming the field, when they do not.
+    pub fits: fn(&TrainConfig, usize) -> std::result::Result<(), String>,
 }
 
 impl std::fmt::Debug for Family {
@@ -76,7 +81,30 @@ pub const CYCLEGAN: Family = Family {
     discriminator_terms: &[],
     translate: |nets, x, _| generator(nets, G).forward(x),
     check: |_| Ok(()),
+    fits: cyclegan_fits,
 };
+
+/// CycleGAN's generators: one channel in and out, a side that their
+/// down-sampling divides, and 32 px at least for a U-Net of automatic depth.
+fn cyclegan_fits(cfg: &TrainConfig, side: usize) -> std::result::Result<(), String> {
+    let g = &cfg.generator;
+    if (g.in_channels, g.out_channels) != (1, 1) {
+        return Err(format!(
+            "its slices have one channel, but generator.in_channels = {} and generator.out_channels = {}",
+            g.in_channels, g.out_channels
+        ));
+    }
+    let m = g.size_multiple(side);
+    if !side.is_multiple_of(m) || side < 16 {
+        return Err(format!("{side} px slices do not fit this generator (the side must be a multiple of {m}, at least 16)"));
+    }
+    if g.kind == medtrans_networks::GeneratorKind::Unet && g.levels == 0 && side.ilog2() < 5 {
+        return Err(format!(
+            "the U-Net needs slices of at least 32 px; these are {side} px"
+        ));
+    }
+    Ok(())
+}
 
 static REGISTRY: RwLock<Vec<&'static Family>> = RwLock::new(Vec::new());
 
@@ -118,5 +146,36 @@ pub fn get(name: &str) -> Result<&'static Family> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cyclegan_refuses_sizes_and_channels_its_generators_cannot_take() {
+        let mut cfg = TrainConfig::default();
+        assert_eq!((CYCLEGAN.fits)(&cfg, 64), Ok(()));
+        let m = cfg.generator.size_multiple(66);
+        let err = (CYCLEGAN.fits)(&cfg, 66).unwrap_err();
+        assert!(err.contains(&format!("multiple of {m}")), "{err}");
+        cfg.generator.kind = medtrans_networks::GeneratorKind::Unet;
+        let err = (CYCLEGAN.fits)(&cfg, 16).unwrap_err();
+        assert!(
+            err.contains("U-Net needs slices of at least 32 px"),
+            "{err}"
+        );
+        cfg.generator.kind = medtrans_networks::GeneratorKind::Resnet;
+        cfg.generator.in_channels = 2;
+        let err = (CYCLEGAN.fits)(&cfg, 64).unwrap_err();
+        assert!(err.contains("generator.in_channels = 2"), "{err}");
+    }
+
+    #[test]
+    fn a_family_name_is_registered_once() {
+        let err = register(&CYCLEGAN).unwrap_err().to_string();
+        assert!(err.contains("already registered"), "{err}");
+        assert!(get("cyclegan").is_ok());
     }
 }

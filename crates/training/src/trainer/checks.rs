@@ -95,19 +95,9 @@ pub(super) fn check_data(
             cfg.data.path.display()
         );
     }
-    let g = &cfg.generator;
-    if (g.in_channels, g.out_channels) != (1, 1) {
-        bail!(
-            "{}: its slices have one channel, but generator.in_channels = {} and generator.out_channels = {}",
-            cfg.data.path.display(),
-            g.in_channels,
-            g.out_channels
-        );
-    }
-    let m = cfg.generator.size_multiple(w);
-    if w % m != 0 || w < 16 {
-        bail!("{}: {w} px slices do not fit this generator (the side must be a multiple of {m}, at least 16)", cfg.data.path.display());
-    }
+    // Whether the family's networks take this size and the one channel.
+    let family = crate::family::get(&cfg.family)?;
+    (family.fits)(cfg, w).map_err(|why| anyhow::anyhow!("{}: {why}", cfg.data.path.display()))?;
     if let Some(v) = &val {
         if v.dims() != (w, h) {
             bail!(
@@ -118,12 +108,6 @@ pub(super) fn check_data(
                 cfg.data.train_split
             );
         }
-    }
-    if cfg.generator.kind == medtrans_networks::GeneratorKind::Unet
-        && cfg.generator.levels == 0
-        && w.ilog2() < 5
-    {
-        bail!("the U-Net needs slices of at least 32 px; these are {w} px");
     }
     if cfg.uses_segmentors() && (!w.is_power_of_two() || w < 32) {
         bail!("{}: the segmentors (U-Nets) need slices of a power-of-two size of at least 32 px; these are {w} px", cfg.data.path.display());
