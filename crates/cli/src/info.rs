@@ -108,7 +108,12 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     if skipped > 0 && entries.len() > 1 {
-        say!("\n({skipped} files that are not images were passed over)");
+        let s = if skipped == 1 { "" } else { "s" };
+        say!(
+            "\n({skipped} file{s} that {} not images {} passed over)",
+            if skipped == 1 { "is" } else { "are" },
+            if skipped == 1 { "was" } else { "were" }
+        );
     }
     match failed {
         0 => Ok(()),

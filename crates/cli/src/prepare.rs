@@ -16,7 +16,9 @@ use std::path::PathBuf;
 /// (trilinear; the mask and label maps nearest-neighbour), or both onto
 /// B's grid with --grid b, or onto a new isotropic grid with --spacing.
 /// When the headers do not align the pair (the patient moved between
-/// scans), --align rigid registers B onto A first. The folder gets a manifest.json
+/// scans), --align rigid registers B onto A first; with several subjects,
+/// one whose registration fails is left out with a warning (and named in
+/// the manifest), and the others are prepared. The folder gets a manifest.json
 /// (sources, axis, normalisation per volume, splits) and one array per split
 /// and side, loaded whole into memory at training time. Misalignment noise
 /// and pairing are applied on the fly later, so one dataset serves every
@@ -294,6 +296,12 @@ pub fn run(args: Args) -> Result<()> {
                 100.0 * al.overlap
             );
         }
+    }
+    for sk in &m.skipped {
+        eprintln!(
+            "warning: {}: left out, its registration failed: {}",
+            sk.name, sk.reason
+        );
     }
     say!("dataset written to {}", args.out.display());
     for split in medtrans_datasets::SPLITS {

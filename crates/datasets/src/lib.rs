@@ -18,8 +18,8 @@ mod subjects;
 pub use calibration::ModelInfo;
 pub use dataset::{Pair, PairOptions, Pairing, SliceDataset};
 pub use manifest::{
-    AlignmentRecord, Manifest, RegistrationRecord, SliceLabelSummary, SliceRef, SplitMethod,
-    SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
+    AlignmentRecord, Manifest, RegistrationRecord, SkippedSubject, SliceLabelSummary, SliceRef,
+    SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
 };
 pub use pipeline::{mask_inside, mask_to_background, normalise, SlicePipeline};
 pub use prepare::{prepare, GridChoice, PrepareSpec, SubjectSpec};
@@ -38,6 +38,10 @@ pub enum DatasetError {
     Volume { path: PathBuf, msg: String },
     #[error("{0}")]
     Mismatch(String),
+    /// A subject's registration failed: with several subjects, `prepare`
+    /// skips that subject and goes on.
+    #[error("{0}")]
+    Registration(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{}: cannot read: {source}", path.display())]

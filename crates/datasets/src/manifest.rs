@@ -25,11 +25,21 @@ pub struct Manifest {
     pub split: SplitSpec,
     pub has_mask: bool,
     pub subjects: Vec<SubjectRecord>,
+    /// Subjects left out because their registration failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedSubject>,
     /// Slices of each split, in storage order.
     pub splits: BTreeMap<String, Vec<SliceRef>>,
     /// Where per-slice predictor labels came from, and how many survived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice_labels: Option<SliceLabelSummary>,
+}
+
+/// A subject `prepare` left out, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedSubject {
+    pub name: String,
+    pub reason: String,
 }
 
 /// What became of a labels CSV's rows.

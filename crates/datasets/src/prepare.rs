@@ -1,8 +1,8 @@
 //! `medtrans prepare`: volumes to a dataset folder of normalised N x N slices.
 
 use crate::manifest::{
-    AlignmentRecord, Manifest, RegistrationRecord, SliceLabelSummary, SliceRef, SplitMethod,
-    SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
+    AlignmentRecord, Manifest, RegistrationRecord, SkippedSubject, SliceLabelSummary, SliceRef,
+    SplitMethod, SplitSpec, SubjectRecord, MANIFEST_FILE, SPLITS,
 };
 use crate::pipeline::{mask_inside, normalise, SlicePipeline};
 use crate::slice_labels::{SliceLabelTable, SLICE_LABEL_FILES};
@@ -213,7 +213,7 @@ fn load_subject(
                 s.a.display()
             ));
             let r = register(&a, &b, opts, &mut |_| {}).map_err(|e| {
-                DatasetError::Mismatch(format!(
+                DatasetError::Registration(format!(
                     "registering {} onto {}: {e}",
                     s.b.display(),
                     s.a.display()
@@ -419,13 +419,45 @@ pub fn prepare(
     }
     let total = spec.subjects.len();
     let mut loaded = Vec::with_capacity(total);
+    // The subjects that made it, for what follows (labels by volume).
+    let mut kept: Vec<&SubjectSpec> = Vec::with_capacity(total);
+    let mut skipped = Vec::new();
     for (i, s) in spec.subjects.iter().enumerate() {
         progress(i, total, &s.a.display().to_string());
         let what = s.a.display().to_string();
-        loaded.push(load_subject(spec, i, s, &mut |msg| {
-            progress(i, total, msg)
-        })?);
+        match load_subject(spec, i, s, &mut |msg| progress(i, total, msg)) {
+            Ok(l) => {
+                loaded.push(l);
+                kept.push(s);
+            }
+            // One subject's failed registration does not sink a cohort:
+            // it is left out, and the manifest says so.
+            Err(DatasetError::Registration(reason)) if total > 1 => {
+                let name = s.name.clone().unwrap_or_else(|| format!("subject{i:03}"));
+                progress(i, total, &format!("skipped {name}: {reason}"));
+                skipped.push(SkippedSubject { name, reason });
+            }
+            Err(e) => return Err(e),
+        }
         progress(i, total, &what);
+    }
+    if loaded.is_empty() {
+        return Err(DatasetError::Registration(format!(
+            "every subject's registration failed: {}",
+            skipped
+                .iter()
+                .map(|s: &SkippedSubject| format!("{} ({})", s.name, s.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    if !skipped.is_empty() {
+        spec.split.validate(loaded.len()).map_err(|e| {
+            DatasetError::Invalid(format!(
+                "{e} ({} of {total} subjects were skipped because their registration failed)",
+                skipped.len()
+            ))
+        })?;
     }
     progress(total, total, "writing slices");
     // Per-slice labels by (subject, side, index); read before anything is
@@ -433,8 +465,7 @@ pub fn prepare(
     let mut slice_labels: BTreeMap<(usize, usize, usize), f32> = BTreeMap::new();
     if let Some(csv) = &spec.slice_labels {
         let table = SliceLabelTable::read(csv)?;
-        let volumes: Vec<(PathBuf, usize)> = spec
-            .subjects
+        let volumes: Vec<(PathBuf, usize)> = kept
             .iter()
             .zip(&loaded)
             .flat_map(|(s, l)| [(s.a.clone(), l.a.len()), (s.b.clone(), l.b.len())])
@@ -567,6 +598,7 @@ pub fn prepare(
         split: spec.split.clone(),
         has_mask,
         subjects: loaded.into_iter().map(|l| l.record).collect(),
+        skipped,
         splits,
         slice_labels: spec.slice_labels.as_ref().map(|csv| SliceLabelSummary {
             csv: csv.clone(),

@@ -168,3 +168,71 @@ fn a_header_that_places_nothing_is_refused_by_name() {
     );
     assert!(!tmp.path().join("ds").exists());
 }
+
+/// A cohort where one subject's registration fails: that subject is left
+/// out with its reason in the manifest, and the others are prepared; when
+/// every subject fails, the error names them.
+#[test]
+fn a_subject_whose_registration_fails_is_skipped_and_the_rest_prepared() {
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/demo");
+    let tmp = tempfile::tempdir().unwrap();
+    // One plane of the demo T2, where it lies: registration needs 3-D.
+    let t2 = read_volume(demo.join("t2.nii.gz"), &ReadOptions::default()).unwrap();
+    let [nx, ny, _] = t2.geometry.shape;
+    let k = t2.geometry.shape[2] / 2;
+    let mut g = t2.geometry.clone();
+    g.shape[2] = 1;
+    for r in 0..3 {
+        g.affine[r][3] += k as f64 * g.affine[r][2];
+    }
+    let flat = tmp.path().join("t2_one_plane.nii.gz");
+    write_nifti(&flat, &t2.data[k * nx * ny..(k + 1) * nx * ny], &g, false).unwrap();
+    let subject = |name: &str, b: &Path| SubjectSpec {
+        name: Some(name.into()),
+        a: demo.join("t1.nii.gz"),
+        b: b.to_path_buf(),
+        mask: Some(demo.join("mask.nii.gz")),
+        ..Default::default()
+    };
+    let t2_path = demo.join("t2.nii.gz");
+    let subjects = vec![
+        subject("s1", &t2_path),
+        subject("broken", &flat),
+        subject("s3", &t2_path),
+        subject("s4", &t2_path),
+    ];
+    let out = tmp.path().join("cohort");
+    let mut spec = PrepareSpec::new(subjects, &out);
+    spec.size = 32;
+    spec.align = Some(Options::default());
+    let mut said = Vec::new();
+    let m = prepare(&spec, &mut |_, _, what| said.push(what.to_string())).unwrap();
+    let names: Vec<&str> = m.subjects.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["s1", "s3", "s4"]);
+    assert_eq!(m.skipped.len(), 1);
+    assert_eq!(m.skipped[0].name, "broken");
+    assert!(
+        m.skipped[0].reason.contains("3-D"),
+        "{}",
+        m.skipped[0].reason
+    );
+    assert!(
+        said.iter().any(|w| w.starts_with("skipped broken: ")),
+        "{said:?}"
+    );
+    // Every split refers to a kept subject.
+    for refs in m.splits.values() {
+        assert!(refs.iter().all(|r| r.subject < 3));
+    }
+    // Nothing left to prepare: one error naming the subjects.
+    let mut spec = PrepareSpec::new(
+        vec![subject("b1", &flat), subject("b2", &flat)],
+        tmp.path().join("none"),
+    );
+    spec.align = Some(Options::default());
+    let err = prepare(&spec, &mut |_, _, _| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("every subject's registration failed") && err.contains("b1"),
+        "{err}"
+    );
+}
