@@ -35,7 +35,7 @@ pub struct Args {
     /// Target-contrast volume of the same subject (repeat, same order).
     #[arg(long = "b", required_unless_present = "subjects")]
     b: Vec<PathBuf>,
-    /// Many subjects: a CSV of `subject,a,b[,mask]` rows (paths relative
+    /// Many subjects: a CSV of `subject,a,b[,mask[,labels_a[,labels_b]]]` rows (paths relative
     /// to the CSV). With --split volume, each subject stays whole in one
     /// split, and `evaluate` reports per subject.
     #[arg(long, value_name = "CSV", conflicts_with_all = ["a", "b", "mask"])]
@@ -198,7 +198,7 @@ pub fn run(args: Args) -> Result<()> {
     let subjects = match &args.subjects {
         Some(csv) => {
             if !args.labels_a.is_empty() || !args.labels_b.is_empty() {
-                bail!("--labels-a/--labels-b go with --a/--b, not with --subjects");
+                bail!("--labels-a/--labels-b go with --a/--b; with --subjects, give label maps as the CSV's labels_a and labels_b columns");
             }
             read_subject_csv(csv)?
         }

@@ -1,13 +1,14 @@
 //! Many subjects from one CSV, for `prepare --subjects`:
 //!
 //! ```text
-//! subject,a,b,mask
-//! sub-01,sub-01/t1.nii.gz,sub-01/t2.nii.gz,sub-01/brain.nii.gz
-//! sub-02,sub-02/t1.nii.gz,sub-02/t2.nii.gz,
+//! subject,a,b,mask,labels_a,labels_b
+//! sub-01,sub-01/t1.nii.gz,sub-01/t2.nii.gz,sub-01/brain.nii.gz,sub-01/parcels.nii.gz,sub-01/lesions.nii.gz
+//! sub-02,sub-02/t1.nii.gz,sub-02/t2.nii.gz,,,
 //! ```
 //!
-//! Paths are relative to the CSV's folder (or absolute); `mask` may be
-//! left out or empty. A header row, `#` comments and blank lines are
+//! Paths are relative to the CSV's folder (or absolute); `mask` and the
+//! label maps (A's and B's, each on its own image's grid, e.g. lesion masks
+//! drawn on a FLAIR) may be left out or empty. A header row, `#` comments and blank lines are
 //! skipped. Splits by volume then keep each subject whole in one split.
 use crate::prepare::SubjectSpec;
 use crate::{DatasetError, Result};
@@ -41,12 +42,12 @@ pub fn read_subject_csv(path: &Path) -> Result<Vec<SubjectSpec>> {
         if out.is_empty() && seen.is_empty() && cols.first() == Some(&"subject") {
             continue;
         }
-        if !(3..=4).contains(&cols.len()) {
+        if !(3..=6).contains(&cols.len()) {
             return Err(bad(
                 path,
                 line,
                 format!(
-                    "expected subject,a,b[,mask] but found {} columns",
+                    "expected subject,a,b[,mask[,labels_a[,labels_b]]] but found {} columns",
                     cols.len()
                 ),
             ));
@@ -84,7 +85,8 @@ pub fn read_subject_csv(path: &Path) -> Result<Vec<SubjectSpec>> {
             a,
             b,
             mask: file(3, "mask")?,
-            ..Default::default()
+            labels_a: file(4, "labels_a")?,
+            labels_b: file(5, "labels_b")?,
         });
     }
     if out.is_empty() {
@@ -117,6 +119,15 @@ mod tests {
         assert_eq!(ok[0].name.as_deref(), Some("s1"));
         assert_eq!(ok[0].mask, Some(dir.path().join("m.nii")));
         assert_eq!(ok[1].mask, None);
+        let with_labels =
+            read("s1,t1.nii,t2.nii,m.nii,m.nii,t2.nii\ns2,t1.nii,t2.nii,,,\n").unwrap();
+        assert_eq!(with_labels[0].labels_a, Some(dir.path().join("m.nii")));
+        assert_eq!(with_labels[0].labels_b, Some(dir.path().join("t2.nii")));
+        assert_eq!(with_labels[1].labels_b, None);
+        assert!(read("s1,t1.nii,t2.nii,m.nii,m.nii,t2.nii,x\n")
+            .unwrap_err()
+            .to_string()
+            .contains("found 7 columns"));
         let err = |text: &str| read(text).unwrap_err().to_string();
         let e = err("s1,t1.nii,t2.nii\ns1,t1.nii,t2.nii\n");
         assert!(e.contains("line 2") && e.contains("first on line 1"), "{e}");
