@@ -403,6 +403,29 @@ def cmd_train(a):
         sync(device)
         times.append(time.perf_counter() - t)
     result = {"s_per_step": statistics.median(times), "times": times, "first_step_s": first}
+    if a.profile:
+        # Where PyTorch's step goes, op by op (self time, summed over the
+        # profiled steps), and its backward and optimiser as wholes.
+        from torch.profiler import ProfilerActivity, profile
+        n = a.steps
+        t = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(n):
+                step(x, y)
+        wall = (time.perf_counter() - t) / n
+        ka = prof.key_averages()
+        ms = lambda us: us / 1000.0 / n
+        top = sorted(ka, key=lambda e: e.self_cpu_time_total, reverse=True)[: a.profile]
+        result["profile"] = {
+            "steps": n,
+            "wall_ms_per_step": wall * 1000.0,
+            "optimizer_ms_per_step": ms(sum(e.cpu_time_total for e in ka
+                                           if e.key.startswith("Optimizer.step"))),
+            "backward_ms_per_step": ms(sum(e.self_cpu_time_total for e in ka
+                                          if "Backward" in e.key or e.key.endswith("_backward"))),
+            "top_ops": [{"op": e.key, "self_ms_per_step": ms(e.self_cpu_time_total),
+                         "calls_per_step": e.count / n} for e in top],
+        }
     if a.count_ops:
         # Adam as it runs on CUDA, where PyTorch picks its foreach kernels
         # (one launch per op for many tensors) by default.
@@ -486,6 +509,9 @@ def main():
             s.add_argument("--warmup", type=int, default=1, help="untimed steps first")
             s.add_argument("--amp", nargs="?", const="bf16", choices=["bf16", "f16"],
                            help="autocast to this type (default bf16)")
+            s.add_argument("--profile", type=int, default=0, metavar="N",
+                           help="also profile --steps steps with torch.profiler and list\n"
+                                "the N ops with the most self time")
         if name in ("train", "infer"):
             s.add_argument("--count-ops", action="store_true",
                            help="also count the operators one step (or batch) dispatches to\n"

@@ -63,6 +63,11 @@ pub struct Args {
     /// inference batch). Kernel launches per step are counted either way.
     #[arg(long, value_name = "N", default_value_t = 0)]
     kernels: usize,
+    /// Also time each phase of the timed steps (data, each step's forward,
+    /// backward and optimisers) and print where a step's time goes. On the
+    /// CPU ops run when called, so the phases add up to the step.
+    #[arg(long)]
+    phases: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -107,6 +112,9 @@ pub fn run(args: Args) -> Result<()> {
         }
         // As `train` runs: each step is submitted before the previous
         // step's losses are read, so a step's time includes the device's.
+        if args.phases {
+            t.phases = Some(Default::default());
+        }
         let reads_before = host_reads();
         let counting = LaunchCount::start();
         let mut times = Vec::with_capacity(args.steps);
@@ -145,6 +153,7 @@ pub fn run(args: Args) -> Result<()> {
                     "launches_per_step": launches.as_ref().map(|l| l.total),
                     "top_kernels": launches.as_ref().map(|l| top(l, args.kernels.max(10))),
                     "device": args.device, "peak_rss_mb": peak_rss_mb(),
+                    "phases_s_per_step": t.phases.as_ref().map(phase_json),
                 })
             );
         } else {
@@ -158,6 +167,9 @@ pub fn run(args: Args) -> Result<()> {
             );
             if let Some(l) = &launches {
                 print_kernels(mode, l, args.kernels);
+            }
+            if let Some(p) = &t.phases {
+                print_phases(mode, p);
             }
         }
     }
@@ -265,4 +277,30 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Seconds per step of each phase, by name.
+fn phase_json(p: &medtrans_training::PhaseTimes) -> serde_json::Value {
+    let n = p.steps.max(1) as f64;
+    medtrans_training::PhaseTimes::NAMES
+        .iter()
+        .zip(p.seconds)
+        .map(|(name, s)| (name.to_string(), serde_json::json!(s / n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// Where a mode's step time went, phase by phase.
+fn print_phases(mode: &str, p: &medtrans_training::PhaseTimes) {
+    let n = p.steps.max(1) as f64;
+    let total: f64 = p.seconds.iter().sum::<f64>() / n;
+    say!("\n{mode}: where a step's {:.1} ms go ({} steps)\n\n| phase | ms/step | share |\n|---|---|---|", total * 1e3, p.steps);
+    for (name, s) in medtrans_training::PhaseTimes::NAMES.iter().zip(p.seconds) {
+        say!(
+            "| {name} | {:.1} | {:.0} % |",
+            s / n * 1e3,
+            100.0 * s / n / total.max(1e-12)
+        );
+    }
+    say!();
 }

@@ -32,4 +32,4 @@ pub use predict::{
     fit_predictor, fit_predictor_stages, predict_with, FitOptions, PredictorModel, Stage,
 };
 pub use tensors::{generate, generate_with, one_hot, stack, unstack};
-pub use trainer::{LossRow, PendingLosses, RunSummary, Trainer};
+pub use trainer::{LossRow, PendingLosses, PhaseTimes, RunSummary, Trainer};

@@ -101,6 +101,37 @@ pub struct Trainer {
     pub steps_per_epoch: usize,
     /// NaN rollbacks so far (`train.on_nan = "rollback"`).
     pub rollbacks: usize,
+    /// Wall-clock time per phase of each step, when set (`bench --phases`).
+    pub phases: Option<PhaseTimes>,
+}
+
+/// Seconds spent in each phase of the steps timed, summed. On the CPU
+/// every op runs when called, so these are the phases' own times; on a GPU
+/// ops queue up and a phase's time is mostly the host's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PhaseTimes {
+    pub steps: usize,
+    /// Names and seconds, in step order.
+    pub seconds: [f64; 7],
+}
+
+impl PhaseTimes {
+    pub const NAMES: [&'static str; 7] = [
+        "data (pairs, noise, batch)",
+        "generator step: forward and loss terms",
+        "generator step: backward",
+        "generator step: optimisers",
+        "discriminator step: forward and loss terms",
+        "discriminator step: backward",
+        "discriminator step: optimisers",
+    ];
+
+    fn add(&mut self, marks: &[std::time::Instant; 8]) {
+        for k in 0..7 {
+            self.seconds[k] += (marks[k + 1] - marks[k]).as_secs_f64();
+        }
+        self.steps += 1;
+    }
 }
 
 /// What a finished (or stopped) run reports.
@@ -170,6 +201,7 @@ impl Trainer {
             info,
             steps_per_epoch: spe,
             rollbacks: 0,
+            phases: None,
         })
     }
 
@@ -250,6 +282,8 @@ impl Trainer {
     /// One optimisation step, its losses left on the device: a GPU goes on
     /// with the next step while the host waits for this one's numbers.
     pub fn submit_step(&mut self) -> Result<PendingLosses> {
+        // Phase boundaries, for `medtrans bench --phases` (a few ns each).
+        let mut marks = [std::time::Instant::now(); 8];
         let step = self.step;
         let (epoch, idx) = self.batch_indices(step);
         let lr = Role::Generator.lr(&self.cfg, epoch);
@@ -265,6 +299,7 @@ impl Trainer {
             .map(|&i| self.train.pair(i, epoch as u64, &opts))
             .collect();
         let batch = Batch::of(&pairs, &self.cfg, &self.device);
+        marks[1] = std::time::Instant::now();
         // Mixed precision: each pass runs through a half-precision view of
         // the networks, made after the last update; Adam steps the f32
         // originals (`Nets::cast_view`).
@@ -290,10 +325,13 @@ impl Trainer {
         let fake_b = g_step.fake_b.clone();
         let fake_a = g_step.take_fake_a();
         let total = sum(&terms);
+        marks[2] = std::time::Instant::now();
         let mut grads = scaled(total.clone(), scale).backward();
+        marks[3] = std::time::Instant::now();
         drop(g_view);
         self.nets.step(Role::Generator, lr, &mut grads, scale);
         terms.push(("g_total", total));
+        marks[4] = std::time::Instant::now();
 
         // --- discriminators ---------------------------------------------
         let mut rng = stream_rng(self.cfg.train.seed, Stream::Pool, step as u64);
@@ -326,14 +364,21 @@ impl Trainer {
         let d_terms = weighted(&tables, &self.cfg, nets, &mut d_step);
         drop(d_step);
         drop(d_view);
+        marks[5] = std::time::Instant::now();
+        marks[6] = marks[5];
         if !d_terms.is_empty() {
             let mut grads = scaled(sum(&d_terms), scale).backward();
+            marks[6] = std::time::Instant::now();
             for role in [Role::Discriminator, Role::Predictor] {
                 self.nets
                     .step(role, role.lr(&self.cfg, epoch), &mut grads, scale);
             }
         }
         terms.extend(d_terms);
+        marks[7] = std::time::Instant::now();
+        if let Some(p) = &mut self.phases {
+            p.add(&marks);
+        }
 
         // All terms in one tensor: one read-back per step.
         let names: Vec<&'static str> = terms.iter().map(|t| t.0).collect();
