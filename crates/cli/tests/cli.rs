@@ -1,26 +1,7 @@
 //! The `medtrans` binary as a user runs it.
+mod common;
+use common::{medtrans, prepare_demo, root, stderr, stdout};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn medtrans(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medtrans"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run medtrans")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn shared() -> Option<PathBuf> {
     medtrans_io::shared_data_or_skip()
@@ -261,21 +242,8 @@ fn train_evaluate_translate_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let d = root().join("data/demo");
-    let o = medtrans(&[
-        "prepare",
-        "--a",
-        d.join("t1.nii.gz").to_str().unwrap(),
-        "--b",
-        d.join("t2.nii.gz").to_str().unwrap(),
-        "--mask",
-        d.join("mask.nii.gz").to_str().unwrap(),
-        "--size",
-        "32",
-        "--slice-labels",
-        d.join("brain_area.csv").to_str().unwrap(),
-        "--out",
-        data.to_str().unwrap(),
-    ]);
+    let labels = d.join("brain_area.csv");
+    let o = prepare_demo(&data, 32, &["--slice-labels", labels.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("slice labels:"), "{}", stdout(&o));
     let train = |mode: &str, run: &Path, extra: &[&str]| {

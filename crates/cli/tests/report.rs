@@ -2,41 +2,13 @@
 //! evaluate, rebuilt and overlaid by `medtrans report`, and opened in a real
 //! browser (headless Chromium) where one is installed: every image and plot
 //! loads, no console errors, and the drawn curves hold the CSVs' numbers.
+mod common;
+use common::{medtrans, ok, prepare_demo};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn medtrans(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medtrans"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run medtrans")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn demo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/demo")
-}
+use std::process::Command;
 
 fn prepare(out: &Path) {
-    let d = demo();
-    ok(&medtrans(&[
-        "prepare",
-        "--a",
-        d.join("t1.nii.gz").to_str().unwrap(),
-        "--b",
-        d.join("t2.nii.gz").to_str().unwrap(),
-        "--mask",
-        d.join("mask.nii.gz").to_str().unwrap(),
-        "--size",
-        "32",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    ok(&prepare_demo(out, 32, &[]));
 }
 
 fn train(mode: &str, data: &Path, run: &Path, epochs: usize) {

@@ -108,6 +108,20 @@ fn masked_for_ssim(img: &[f32], mask: &[bool], range: UnitRange) -> Vec<f64> {
         .collect()
 }
 
+/// Both images as SynthRAD's SSIM and MS-SSIM take them.
+fn prepared_pair(
+    fake: &[f32],
+    real: &[f32],
+    mask: &[bool],
+    range: UnitRange,
+) -> (Vec<f64>, Vec<f64>) {
+    check(fake, real, mask);
+    (
+        masked_for_ssim(fake, mask, range),
+        masked_for_ssim(real, mask, range),
+    )
+}
+
 /// SSIM as SynthRAD computes it: scikit-image's SSIM map (7-pixel uniform
 /// window in every dimension, sample covariance, data range = the range's
 /// width) on the images prepared by clipping and masking, averaged over the
@@ -119,9 +133,7 @@ pub fn ssim_units(
     dims: &[usize],
     range: UnitRange,
 ) -> Option<f64> {
-    check(fake, real, mask);
-    let x = masked_for_ssim(fake, mask, range);
-    let y = masked_for_ssim(real, mask, range);
+    let (x, y) = prepared_pair(fake, real, mask, range);
     let (map, out_dims) = ssim_map(&x, &y, dims, range.width())?;
     // The map covers the interior region that skimage's crop(.., 3) keeps.
     let k = 3;
@@ -245,9 +257,7 @@ pub fn ms_ssim_units(
     dims: &[usize],
     range: UnitRange,
 ) -> Option<f64> {
-    check(fake, real, mask);
-    let x = masked_for_ssim(fake, mask, range);
-    let y = masked_for_ssim(real, mask, range);
+    let (x, y) = prepared_pair(fake, real, mask, range);
     ms_ssim(&x, &y, dims, range.width())
 }
 
