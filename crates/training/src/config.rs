@@ -331,13 +331,39 @@ impl TrainConfig {
         Ok(cfg)
     }
 
+    /// A config file. A file whose `mode` names a shipped preset must switch
+    /// on the terms that preset does (its weights may differ): the name
+    /// would otherwise say one method and train another.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the config {}", path.display()))?;
-        Self::from_toml(&text, overrides, &path.display().to_string())
+        let cfg = Self::from_toml(&text, overrides, &path.display().to_string())?;
+        if PRESETS.iter().any(|(m, _)| *m == cfg.mode) {
+            let preset = Self::preset(&cfg.mode, &[])?;
+            let (ours, theirs) = (cfg.term_names(), preset.term_names());
+            if ours != theirs {
+                let only = |a: &[&str], b: &[&str]| -> String {
+                    let v: Vec<&str> = a.iter().filter(|t| !b.contains(t)).copied().collect();
+                    if v.is_empty() {
+                        "none".into()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                bail!(
+                    "{}: mode = {mode:?} names the {mode:?} preset, but the file switches on other loss terms (here only: {}; the preset only: {}); give it a mode name of its own, or match the preset's terms",
+                    path.display(),
+                    only(&ours, &theirs),
+                    only(&theirs, &ours),
+                    mode = cfg.mode,
+                );
+            }
+        }
+        Ok(cfg)
     }
 
-    /// A shipped preset by mode name (`reggan`, `pix2pix`, ...).
+    /// A shipped preset by mode name (`reggan`, `pix2pix`, ...). Its `mode`
+    /// is the preset's: `--set mode=...` cannot relabel it.
     pub fn preset(mode: &str, overrides: &[String]) -> Result<Self> {
         let Some((_, text)) = PRESETS.iter().find(|(m, _)| *m == mode) else {
             bail!(
@@ -345,7 +371,29 @@ impl TrainConfig {
                 PRESETS.map(|p| p.0).join(", ")
             );
         };
-        Self::from_toml(text, overrides, &format!("preset {mode}"))
+        let cfg = Self::from_toml(text, overrides, &format!("preset {mode}"))?;
+        if cfg.mode != mode {
+            bail!(
+                "--set mode={:?} contradicts --mode {mode}: a preset's mode is its name; to train other terms under another name, write a config file",
+                cfg.mode
+            );
+        }
+        Ok(cfg)
+    }
+
+    /// The loss terms whose weight this config sets above zero, by name.
+    pub fn term_names(&self) -> Vec<&'static str> {
+        crate::terms::GENERATOR_TERMS
+            .iter()
+            .map(|t| (t.name, (t.weight)(&self.loss)))
+            .chain(
+                crate::terms::DISCRIMINATOR_TERMS
+                    .iter()
+                    .map(|t| (t.name, (t.weight)(&self.loss))),
+            )
+            .filter(|(_, w)| *w > 0.0)
+            .map(|(n, _)| n)
+            .collect()
     }
 
     /// The config after a typed change, checked again: how experiments

@@ -92,3 +92,38 @@ fn learning_rate_decays_linearly_over_the_last_epochs() {
         "{f:?}"
     );
 }
+
+/// A config cannot say one method and train another: a file whose `mode`
+/// names a preset switches on that preset's terms, and `--set mode=` cannot
+/// relabel a preset.
+#[test]
+fn the_mode_name_and_the_terms_cannot_disagree() {
+    let dir = tempfile::tempdir().unwrap();
+    let reggan = medtrans_training::PRESETS
+        .iter()
+        .find(|p| p.0 == "reggan")
+        .unwrap()
+        .1;
+    // The preset's own file, reweighted: still RegGAN.
+    let same = dir.path().join("same.toml");
+    std::fs::write(&same, format!("{reggan}\n")).unwrap();
+    TrainConfig::load(&same, &["loss.smoothness=5".into()]).unwrap();
+    // A cycle term switched on under the name "reggan": refused, naming it.
+    let err = TrainConfig::load(&same, &["loss.cycle=10".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("names the \"reggan\" preset") && err.contains("cycle_a"),
+        "{err}"
+    );
+    // Under a name of its own, the same terms are fine.
+    let own = TrainConfig::load(
+        &same,
+        &["loss.cycle=10".into(), "mode=\"reggan+cycle\"".into()],
+    );
+    assert!(own.is_ok(), "{:?}", own.err());
+    let err = TrainConfig::preset("reggan", &["mode=\"pix2pix\"".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("contradicts --mode reggan"), "{err}");
+}
