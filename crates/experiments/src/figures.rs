@@ -97,13 +97,13 @@ pub fn metrics_vs_noise(path: &Path, modes: &[String], rows: &[SweepRow]) -> Res
         path,
         &[
             metric("NMAE (lower is better)", "NMAE", |r| {
-                r.scores.mean(Metric::Nmae)
+                r.scores.mean(Metric::NMAE)
             }),
             metric("PSNR (higher is better)", "dB", |r| {
-                r.scores.mean(Metric::Psnr)
+                r.scores.mean(Metric::PSNR)
             }),
             metric("SSIM (higher is better)", "SSIM", |r| {
-                r.scores.mean(Metric::Ssim)
+                r.scores.mean(Metric::SSIM)
             }),
         ],
         3,

@@ -523,7 +523,7 @@ fn results_markdown(
                 Some(p) if p < 0.05 => "the shape loss keeps anatomy worse",
                 _ => "no significant difference",
             };
-            let dpsnr = r.scores.mean(Metric::Psnr) - base.scores.mean(Metric::Psnr);
+            let dpsnr = r.scores.mean(Metric::PSNR) - base.scores.mean(Metric::PSNR);
             let _ = writeln!(
                 md,
                 "- noise {noise}: Dice {ma:.4} without, {mb:.4} with shape {} ({}): {verdict}; \
@@ -568,7 +568,7 @@ fn noise_plot(path: &Path, cfg: &ShapeConfig, rows: &[ShapeRow]) -> Result<()> {
         &[
             panel("Dice of the reference segmentor on G(x)", "Dice", &dice),
             panel("PSNR against the real T2", "dB", &|r| {
-                r.scores.mean(Metric::Psnr)
+                r.scores.mean(Metric::PSNR)
             }),
         ],
         2,

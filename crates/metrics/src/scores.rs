@@ -7,66 +7,113 @@ use crate::{mean_std, nmae, psnr, ssim, wilcoxon_signed_rank};
 use medtrans_core::Slice;
 use std::fmt::Write as _;
 
-/// A translation metric of the RegGAN paper, in the order tables list them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
-    Nmae,
-    Psnr,
-    Ssim,
+/// A named metric: its key (CSV column, config name), its heading, which
+/// direction is better and how many decimals it prints with. The paper's
+/// three are constants here ([`Metric::ALL`]); an experiment defines its own
+/// the same way (many_to_one's best-window Dice and lesion MAE), so every
+/// table, test and best-checkpoint choice reads direction and format from
+/// the metric rather than from a parallel list.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    key: &'static str,
+    label: &'static str,
+    lower_is_better: bool,
+    csv_decimals: usize,
+    table_decimals: usize,
+    /// Of an output slice against its target, for metrics that need nothing
+    /// else; `None` for those computed by their owner from more inputs
+    /// (masks, labels).
+    slice_fn: Option<fn(&Slice, &Slice) -> Option<f64>>,
 }
 
+impl PartialEq for Metric {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Metric {}
+
 impl Metric {
-    pub const ALL: [Metric; 3] = [Metric::Nmae, Metric::Psnr, Metric::Ssim];
+    /// The RegGAN paper's normalised MAE ([`crate::nmae`]).
+    pub const NMAE: Metric = Metric {
+        slice_fn: Some(nmae),
+        ..Metric::new("nmae", "NMAE", true)
+    };
+    /// The paper's PSNR in dB ([`crate::psnr`]).
+    pub const PSNR: Metric = Metric {
+        csv_decimals: 4,
+        table_decimals: 2,
+        slice_fn: Some(psnr),
+        ..Metric::new("psnr", "PSNR (dB)", false)
+    };
+    /// The paper's SSIM ([`crate::ssim`]).
+    pub const SSIM: Metric = Metric {
+        slice_fn: Some(ssim),
+        ..Metric::new("ssim", "SSIM", false)
+    };
+
+    /// The paper's metrics, in the order its tables list them: what
+    /// validation, `evaluate` and the experiments' tables report.
+    pub const ALL: [Metric; 3] = [Metric::NMAE, Metric::PSNR, Metric::SSIM];
+
+    /// A metric computed by its owner (6 decimals in CSV, 4 in tables).
+    pub const fn new(key: &'static str, label: &'static str, lower_is_better: bool) -> Metric {
+        Metric {
+            key,
+            label,
+            lower_is_better,
+            csv_decimals: 6,
+            table_decimals: 4,
+            slice_fn: None,
+        }
+    }
 
     /// The CSV column and config name.
     pub fn key(self) -> &'static str {
-        match self {
-            Metric::Nmae => "nmae",
-            Metric::Psnr => "psnr",
-            Metric::Ssim => "ssim",
-        }
+        self.key
     }
 
     /// The heading in tables and figures.
     pub fn label(self) -> &'static str {
-        match self {
-            Metric::Nmae => "NMAE",
-            Metric::Psnr => "PSNR (dB)",
-            Metric::Ssim => "SSIM",
-        }
+        self.label
     }
 
     pub fn lower_is_better(self) -> bool {
-        self == Metric::Nmae
+        self.lower_is_better
     }
 
-    /// One slice's value; `None` where it is undefined (no foreground).
-    pub fn compute(self, fake: &Slice, real: &Slice) -> Option<f64> {
-        match self {
-            Metric::Nmae => nmae(fake, real),
-            Metric::Psnr => psnr(fake, real),
-            Metric::Ssim => ssim(fake, real),
+    /// Whether `a` is a better score than `b` on this metric.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        if self.lower_is_better {
+            a < b
+        } else {
+            a > b
         }
+    }
+
+    /// One slice's value; `None` where it is undefined (no foreground) or
+    /// the metric needs more than the two slices.
+    pub fn compute(self, fake: &Slice, real: &Slice) -> Option<f64> {
+        self.slice_fn.and_then(|f| f(fake, real))
     }
 
     /// Decimals in CSV files: enough to recompute every table from them.
     pub fn csv_decimals(self) -> usize {
-        match self {
-            Metric::Psnr => 4,
-            _ => 6,
-        }
+        self.csv_decimals
     }
 
     /// Decimals in markdown tables.
     pub fn table_decimals(self) -> usize {
-        match self {
-            Metric::Psnr => 2,
-            _ => 4,
-        }
+        self.table_decimals
     }
 
+    /// Position among the paper's metrics (the columns of a [`Summary`]).
     fn index(self) -> usize {
-        self as usize
+        Metric::ALL
+            .iter()
+            .position(|m| *m == self)
+            .expect("a summary holds the paper's metrics")
     }
 }
 
@@ -97,18 +144,15 @@ impl SliceScore {
             position,
             subject,
             slice,
-            nmae: Metric::Nmae.compute(fake, real)?,
-            psnr: Metric::Psnr.compute(fake, real)?,
-            ssim: Metric::Ssim.compute(fake, real)?,
+            nmae: Metric::NMAE.compute(fake, real)?,
+            psnr: Metric::PSNR.compute(fake, real)?,
+            ssim: Metric::SSIM.compute(fake, real)?,
         })
     }
 
+    /// The value of one of the paper's metrics.
     pub fn get(&self, m: Metric) -> f64 {
-        match m {
-            Metric::Nmae => self.nmae,
-            Metric::Psnr => self.psnr,
-            Metric::Ssim => self.ssim,
-        }
+        [self.nmae, self.psnr, self.ssim][m.index()]
     }
 }
 
@@ -183,7 +227,7 @@ impl Summary {
             .iter()
             .map(|&m| {
                 let d = m.table_decimals();
-                let unit = if m == Metric::Psnr { " dB" } else { "" };
+                let unit = if m == Metric::PSNR { " dB" } else { "" };
                 format!("{} {:.d$}{unit}", m.key().to_uppercase(), self.mean(m))
             })
             .collect::<Vec<_>>()
@@ -346,10 +390,10 @@ mod tests {
         let s = [score(0, 0.1, 20.0, 0.8), score(1, 0.3, 24.0, 0.9)];
         let sum = Summary::of(&s).unwrap();
         assert_eq!(sum.slices, 2);
-        assert!((sum.mean(Metric::Nmae) - 0.2).abs() < 1e-12);
-        assert!((sum.std(Metric::Psnr) - 2.0).abs() < 1e-12);
-        assert_eq!(sum.cell(Metric::Psnr), "22.00 +- 2.00");
-        assert_eq!(sum.cell(Metric::Ssim), "0.8500 +- 0.0500");
+        assert!((sum.mean(Metric::NMAE) - 0.2).abs() < 1e-12);
+        assert!((sum.std(Metric::PSNR) - 2.0).abs() < 1e-12);
+        assert_eq!(sum.cell(Metric::PSNR), "22.00 +- 2.00");
+        assert_eq!(sum.cell(Metric::SSIM), "0.8500 +- 0.0500");
         assert_eq!(sum.brief(), "NMAE 0.2000  PSNR 22.00 dB  SSIM 0.8500");
         assert_eq!(sum.means_csv(), "0.200000,22.0000,0.850000");
         assert!(Summary::of(&[]).is_none());

@@ -356,7 +356,7 @@ fn a_gpu_run_translates_on_gpu_and_cpu_alike() {
     assert_eq!(summary.steps, 4);
     assert!(summary
         .last_val
-        .is_some_and(|v| v.mean(medtrans_training::Metric::Psnr).is_finite()));
+        .is_some_and(|v| v.mean(medtrans_training::Metric::PSNR).is_finite()));
     let d = common::demo_data();
     let t1 = medtrans_io::read_volume(d.join("t1.nii.gz"), &Default::default()).unwrap();
     let mask = medtrans_io::read_volume(d.join("mask.nii.gz"), &Default::default()).unwrap();

@@ -22,7 +22,9 @@ use anyhow::{bail, Context, Result};
 use medtrans_datasets::seeds::mix_seed;
 use medtrans_datasets::{mask_to_background, Pairing, SliceDataset};
 use medtrans_io::{read_volume, write_file_atomic, Slice};
-use medtrans_metrics::{dice_best_threshold, format_p, mean_std, wilcoxon_signed_rank, SliceScore};
+use medtrans_metrics::{
+    dice_best_threshold, format_p, mean_std, wilcoxon_signed_rank, Metric, SliceScore,
+};
 use medtrans_training::config::CycleDirection;
 use medtrans_training::{Model, TrainConfig};
 use medtrans_transforms::{
@@ -358,11 +360,23 @@ pub struct Eval {
     pub lesion_mae: f64,
 }
 
+/// Dice of the best intensity window against the white matter: does the
+/// output keep the anatomy's contrast?
+pub const WINDOW_DICE: Metric = Metric::new("dice", "Dice", false);
+/// Mean |output - clean| over the lesion pixels (normalised units): is the
+/// lesion gone?
+pub const LESION_MAE: Metric = Metric::new("lesion_mae", "lesion MAE", true);
+
 impl Eval {
-    pub const KEYS: [&'static str; 5] = ["nmae", "psnr", "ssim", "dice", "lesion_mae"];
-    pub const LABELS: [&'static str; 5] = ["NMAE", "PSNR (dB)", "SSIM", "Dice", "lesion MAE"];
-    /// Whether a lower value is better, per key.
-    pub const LOWER_BETTER: [bool; 5] = [true, false, false, false, true];
+    /// The metrics, in [`Eval::values`] order: the paper's three and the
+    /// experiment's own two.
+    pub const METRICS: [Metric; 5] = [
+        Metric::NMAE,
+        Metric::PSNR,
+        Metric::SSIM,
+        WINDOW_DICE,
+        LESION_MAE,
+    ];
 
     pub fn values(&self) -> [f64; 5] {
         [self.nmae, self.psnr, self.ssim, self.dice, self.lesion_mae]

@@ -8,7 +8,8 @@ pub(super) fn fmt_w(w: Option<f64>) -> String {
 
 pub(super) fn results_csv(rows: &[Row]) -> String {
     let mut out = String::from("method,w_c,runs,slices");
-    for k in Eval::KEYS {
+    for m in Eval::METRICS {
+        let k = m.key();
         let _ = write!(out, ",{k}_mean,{k}_std");
     }
     out.push('\n');
@@ -22,7 +23,7 @@ pub(super) fn results_csv(rows: &[Row]) -> String {
             r.runs.first().map_or(0, |x| x.1.len())
         );
         for (m, s) in r.summary().iter().enumerate() {
-            let d = if m == 1 { 4 } else { 6 };
+            let d = Eval::METRICS[m].csv_decimals();
             let _ = write!(out, ",{:.d$},{:.d$}", s.0, s.1);
         }
         out.push('\n');
@@ -32,8 +33,8 @@ pub(super) fn results_csv(rows: &[Row]) -> String {
 
 pub(super) fn per_slice_csv(rows: &[Row], test: &SliceDataset) -> String {
     let mut out = String::from("method,w_c,seed,position,slice");
-    for k in Eval::KEYS {
-        let _ = write!(out, ",{k}");
+    for m in Eval::METRICS {
+        let _ = write!(out, ",{}", m.key());
     }
     out.push('\n');
     for r in rows {
@@ -52,7 +53,7 @@ pub(super) fn per_slice_csv(rows: &[Row], test: &SliceDataset) -> String {
 }
 
 pub(super) fn cell(m: usize, (mean, std): (f64, f64)) -> String {
-    let d = if m == 1 { 2 } else { 4 };
+    let d = Eval::METRICS[m].table_decimals();
     format!("{mean:.d$} +- {std:.d$}")
 }
 
@@ -140,11 +141,7 @@ pub(super) fn results_markdown(
         };
         let mut wins = (0, 0);
         for (m, (c, ac, p)) in cmp.iter().enumerate() {
-            let ac_better = if Eval::LOWER_BETTER[m] {
-                ac < c
-            } else {
-                ac > c
-            };
+            let ac_better = Eval::METRICS[m].better(*ac, *c);
             let significant = p.is_some_and(|p| p < 0.05);
             let better = match (significant, ac_better) {
                 (false, _) => "neither (p >= 0.05)",
@@ -158,11 +155,11 @@ pub(super) fn results_markdown(
                     wins.1 += 1;
                 }
             }
-            let d = if m == 1 { 2 } else { 4 };
+            let d = Eval::METRICS[m].table_decimals();
             let _ = writeln!(
                 md,
                 "| {w} | {} | {c:.d$} | {ac:.d$} | {} | {better} |",
-                Eval::LABELS[m],
+                Eval::METRICS[m].label(),
                 p.map_or("-".into(), format_p)
             );
         }
@@ -232,7 +229,7 @@ pub(super) fn weights_plot(path: &Path, cfg: &ManyToOneConfig, rows: &[Row]) -> 
     let panel = |m: usize, title: &str| Panel {
         title: title.into(),
         x_label: "w_c".into(),
-        y_label: Eval::LABELS[m].into(),
+        y_label: Eval::METRICS[m].label().into(),
         series: CycleLoss::BOTH
             .iter()
             .map(|l| Series {

@@ -224,11 +224,11 @@ pub struct SweepRow {
 impl SweepRow {
     /// Mean PSNR (dB) over the cell's slices: what the claims compare.
     pub fn psnr(&self) -> f64 {
-        self.scores.mean(Metric::Psnr)
+        self.scores.mean(Metric::PSNR)
     }
 
     pub fn nmae(&self) -> f64 {
-        self.scores.mean(Metric::Nmae)
+        self.scores.mean(Metric::NMAE)
     }
 
     /// The sample std of the runs' mean PSNRs: how far the seed alone
@@ -367,7 +367,7 @@ pub fn report_noise_sweep(
                 psnr_by_run: runs
                     .iter()
                     .map(|(seed, r)| {
-                        let psnr = Summary::of(r).map_or(f64::NAN, |s| s.mean(Metric::Psnr));
+                        let psnr = Summary::of(r).map_or(f64::NAN, |s| s.mean(Metric::PSNR));
                         (*seed, psnr)
                     })
                     .collect(),

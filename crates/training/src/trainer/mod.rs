@@ -592,8 +592,11 @@ impl Trainer {
                 if let Some(v) = val {
                     val_log.write(epoch, self.step, &v)?;
                     bar.println(format!("epoch {epoch}: val {}", v.brief()));
-                    let nmae = v.mean(Metric::Nmae);
-                    if self.best_val_nmae.is_none_or(|b| nmae < b) {
+                    let nmae = v.mean(Metric::NMAE);
+                    if self
+                        .best_val_nmae
+                        .is_none_or(|b| Metric::NMAE.better(nmae, b))
+                    {
                         self.best_val_nmae = Some(nmae);
                         self.checkpoint(&out.join("checkpoints/best"), val)?;
                     }
