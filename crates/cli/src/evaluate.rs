@@ -124,40 +124,51 @@ pub fn run(args: Args) -> Result<()> {
         md += &format!("\nPer subject:\n\n{table}");
         medtrans_io::write_file_atomic(&out.join("subjects.csv"), csv.as_bytes())?;
     }
-    if units != Units::Normalised {
-        let sc = fakes
+    if units != Units::Normalised || args.volume {
+        let slices = fakes
             .iter()
-            .map(|f| evaluation::unit_scores(&ds, f, opts))
+            .map(|f| evaluation::in_units(&ds, f, units))
             .collect::<Result<Vec<_>>>()?;
-        md += &format!(
-            "\nIn {} (mask grown by {} px), per slice:\n\n{}",
-            units.label(),
-            args.dilate,
-            evaluation::unit_table(&names, &sc, "slices")
-        );
-        let csv = evaluation::unit_csv(&names, &sc, &subject_name, false);
-        medtrans_io::write_file_atomic(&out.join("scores_units.csv"), csv.as_bytes())?;
-    }
-    if args.volume {
-        let sc = fakes
-            .iter()
-            .map(|f| evaluation::volume_scores(&ds, f, opts))
-            .collect::<Result<Vec<_>>>()?;
-        if sc.iter().all(|s| s.is_empty()) {
-            bail!(
-                "{}: no volume of the {} split has the 7 slices a 3-D SSIM window needs",
-                args.data.display(),
-                args.split
+        let mut section = |volumes: bool, heading: String, csv_name: &str| -> Result<()> {
+            let sc: Vec<Vec<_>> = slices
+                .iter()
+                .map(|s| match volumes {
+                    true => evaluation::volume_scores(s, opts),
+                    false => evaluation::unit_scores(s, opts),
+                })
+                .collect();
+            if volumes && sc.iter().all(|s| s.is_empty()) {
+                bail!(
+                    "{}: no volume of the {} split has the 7 slices a 3-D SSIM window needs",
+                    args.data.display(),
+                    args.split
+                );
+            }
+            let unit = if volumes { "volumes" } else { "slices" };
+            md += &format!(
+                "\n{heading}:\n\n{}",
+                evaluation::unit_table(&names, &sc, unit)
             );
+            let csv = evaluation::unit_csv(&names, &sc, &subject_name, volumes);
+            medtrans_io::write_file_atomic(&out.join(csv_name), csv.as_bytes())?;
+            Ok(())
+        };
+        if units != Units::Normalised {
+            let heading = format!(
+                "In {} (mask grown by {} px), per slice",
+                units.label(),
+                args.dilate
+            );
+            section(false, heading, "scores_units.csv")?;
         }
-        md += &format!(
-            "\nWhole volumes in 3-D, in {} (mask grown by {} voxels); `slices` counts each volume's slices:\n\n{}",
-            units.label(),
-            args.dilate,
-            evaluation::unit_table(&names, &sc, "volumes")
-        );
-        let csv = evaluation::unit_csv(&names, &sc, &subject_name, true);
-        medtrans_io::write_file_atomic(&out.join("volumes.csv"), csv.as_bytes())?;
+        if args.volume {
+            let heading = format!(
+                "Whole volumes in 3-D, in {} (mask grown by {} voxels); `slices` counts each volume's slices",
+                units.label(),
+                args.dilate
+            );
+            section(true, heading, "volumes.csv")?;
+        }
     }
     medtrans_io::write_file_atomic(&out.join("summary.md"), md.as_bytes())?;
     link_from_report(&run, &out, &args);

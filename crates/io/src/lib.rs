@@ -217,6 +217,25 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result.map_err(|e| Error::new(path, ErrorKind::Io(e)))
 }
 
+/// `target` as a path relative to `base` (both absolute), through their
+/// common ancestor; `None` when they share nothing but the root. A run's
+/// config keeps its dataset this way, and a report links other files.
+pub fn relative_path(base: &Path, target: &Path) -> Option<PathBuf> {
+    let (b, t): (Vec<_>, Vec<_>) = (base.components().collect(), target.components().collect());
+    let common = b.iter().zip(&t).take_while(|(x, y)| x == y).count();
+    if common <= 1 {
+        return None;
+    }
+    let mut rel = PathBuf::new();
+    for _ in common..b.len() {
+        rel.push("..");
+    }
+    for c in &t[common..] {
+        rel.push(c.as_os_str());
+    }
+    Some(rel)
+}
+
 /// The project's shared real-data folder (`../shared/data` beside a checkout),
 /// found through `MEDTRANS_SHARED_DATA` or by walking up from the working
 /// directory. Tests, benchmarks and experiments read real images from it.

@@ -431,25 +431,13 @@ fn evaluations_section(run: &RunData) -> String {
 }
 
 /// `target` relative to folder `base` where they share an ancestor, else
-/// `target` as it is.
+/// `target` as it is (both made absolute first).
 pub fn relative(base: &Path, target: &Path) -> PathBuf {
     let b = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
     let t = target
         .canonicalize()
         .unwrap_or_else(|_| target.to_path_buf());
-    let (bc, tc): (Vec<_>, Vec<_>) = (b.components().collect(), t.components().collect());
-    let common = bc.iter().zip(&tc).take_while(|(x, y)| x == y).count();
-    if common <= 1 {
-        return t;
-    }
-    let mut rel = PathBuf::new();
-    for _ in common..bc.len() {
-        rel.push("..");
-    }
-    for c in &tc[common..] {
-        rel.push(c.as_os_str());
-    }
-    rel
+    medtrans_io::relative_path(&b, &t).unwrap_or(t)
 }
 
 fn dataset_section(run: &RunData) -> String {

@@ -30,7 +30,7 @@ pub fn draw_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
 }
 
 /// A fixed, colour-blind-friendly order (Okabe-Ito).
-pub const COLOURS: [(u8, u8, u8); 7] = [
+const COLOURS: [(u8, u8, u8); 7] = [
     (0, 114, 178),
     (213, 94, 0),
     (0, 158, 115),

@@ -56,12 +56,21 @@ pub struct UnitScore {
     pub scores: UnitScores,
 }
 
-/// One slice ready to score: subject, slice index, G(x) and y in units, mask.
-type Prepared = (usize, usize, Slice, Slice, Vec<bool>);
+/// One slice in the units it is scored in, with its scoring mask.
+#[derive(Debug, Clone)]
+pub struct UnitSlice {
+    pub subject: usize,
+    /// Its index in its volume.
+    pub slice: usize,
+    pub fake: Slice,
+    pub real: Slice,
+    pub mask: Vec<bool>,
+}
 
-/// The split's images in the chosen units, and each slice's scoring mask
-/// (the dataset's mask, else the paper's foreground: target != -1).
-fn prepared(ds: &SliceDataset, fakes: &[Slice], units: Units) -> Result<Vec<Prepared>> {
+/// The split's images in `units`, and each slice's scoring mask (the
+/// dataset's mask, else the paper's foreground: target != -1): made once,
+/// scored per slice ([`unit_scores`]) and per volume ([`volume_scores`]).
+pub fn in_units(ds: &SliceDataset, fakes: &[Slice], units: Units) -> Result<Vec<UnitSlice>> {
     let refs = ds.refs.clone().unwrap_or_default();
     if let Units::Target(_) = units {
         if ds.manifest.is_none() || refs.len() != ds.len() {
@@ -78,82 +87,73 @@ fn prepared(ds: &SliceDataset, fakes: &[Slice], units: Units) -> Result<Vec<Prep
             Some(m) => m[i].data.iter().map(|&v| v > 0.5).collect(),
             None => real.data.iter().map(|&v| v != -1.0).collect(),
         };
-        let (mut f, mut r) = (fake.clone(), real.clone());
+        let (mut fake, mut real) = (fake.clone(), real.clone());
         if let Units::Target(_) = units {
             let map = &ds.manifest.as_ref().expect("checked above").subjects[subject].map_b;
-            map.invert(&mut f.data);
-            map.invert(&mut r.data);
+            map.invert(&mut fake.data);
+            map.invert(&mut real.data);
         }
-        out.push((subject, slice, f, r, mask));
+        out.push(UnitSlice {
+            subject,
+            slice,
+            fake,
+            real,
+            mask,
+        });
     }
     Ok(out)
 }
 
-/// Per-slice scores in units; slices with an empty mask are left out.
-pub fn unit_scores(
-    ds: &SliceDataset,
-    fakes: &[Slice],
-    opts: UnitOptions,
-) -> Result<Vec<UnitScore>> {
+/// Per-slice scores; slices with an empty mask are left out.
+pub fn unit_scores(slices: &[UnitSlice], opts: UnitOptions) -> Vec<UnitScore> {
     let range = opts.units.range();
-    Ok(prepared(ds, fakes, opts.units)?
-        .into_iter()
-        .filter_map(|(subject, slice, f, r, mask)| {
-            let dims = [r.height, r.width];
-            let mask = dilate(&mask, &dims, opts.dilate);
-            UnitScores::compute(&f.data, &r.data, &mask, &dims, range).map(|scores| UnitScore {
-                subject,
-                slice,
-                scores,
+    slices
+        .iter()
+        .filter_map(|s| {
+            let dims = [s.real.height, s.real.width];
+            let mask = dilate(&s.mask, &dims, opts.dilate);
+            UnitScores::compute(&s.fake.data, &s.real.data, &mask, &dims, range).map(|scores| {
+                UnitScore {
+                    subject: s.subject,
+                    slice: s.slice,
+                    scores,
+                }
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Whole-volume scores: each subject's slices of the split stacked in slice
 /// order (a slab, or the whole volume with per-subject splits) and scored
 /// in 3-D: MAE and PSNR over every masked voxel, SSIM with a 7x7x7 window,
 /// MS-SSIM where the slices are large enough. `slice` holds the count.
-pub fn volume_scores(
-    ds: &SliceDataset,
-    fakes: &[Slice],
-    opts: UnitOptions,
-) -> Result<Vec<UnitScore>> {
+pub fn volume_scores(slices: &[UnitSlice], opts: UnitOptions) -> Vec<UnitScore> {
     let range = opts.units.range();
-    let mut items = prepared(ds, fakes, opts.units)?;
-    items.sort_by_key(|it| (it.0, it.1));
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < items.len() {
-        let subject = items[start].0;
-        let end = start
-            + items[start..]
+    let mut items: Vec<&UnitSlice> = slices.iter().collect();
+    items.sort_by_key(|s| (s.subject, s.slice));
+    items
+        .chunk_by(|a, b| a.subject == b.subject)
+        .filter_map(|group| {
+            let (h, w) = (group[0].real.height, group[0].real.width);
+            let dims = [group.len(), h, w];
+            let f: Vec<f32> = group
                 .iter()
-                .take_while(|it| it.0 == subject)
-                .count();
-        let group = &items[start..end];
-        let (h, w) = (group[0].3.height, group[0].3.width);
-        let dims = [group.len(), h, w];
-        let cat = |k: usize| -> Vec<f32> {
-            group
+                .flat_map(|s| s.fake.data.iter().copied())
+                .collect();
+            let r: Vec<f32> = group
                 .iter()
-                .flat_map(|it| if k == 0 { &it.2.data } else { &it.3.data }.iter().copied())
-                .collect()
-        };
-        let (f, r) = (cat(0), cat(1));
-        let mask: Vec<bool> = group.iter().flat_map(|it| it.4.iter().copied()).collect();
-        let mask = dilate(&mask, &dims, opts.dilate);
-        // A slab thinner than SSIM's 7-voxel window has no 3-D score.
-        if let Some(scores) = UnitScores::compute(&f, &r, &mask, &dims, range) {
-            out.push(UnitScore {
-                subject,
+                .flat_map(|s| s.real.data.iter().copied())
+                .collect();
+            let mask: Vec<bool> = group.iter().flat_map(|s| s.mask.iter().copied()).collect();
+            let mask = dilate(&mask, &dims, opts.dilate);
+            // A slab thinner than SSIM's 7-voxel window has no 3-D score.
+            UnitScores::compute(&f, &r, &mask, &dims, range).map(|scores| UnitScore {
+                subject: group[0].subject,
                 slice: group.len(),
                 scores,
-            });
-        }
-        start = end;
-    }
-    Ok(out)
+            })
+        })
+        .collect()
 }
 
 fn metric_values(s: &[UnitScore], k: usize) -> Vec<f64> {

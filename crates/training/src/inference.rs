@@ -105,7 +105,7 @@ pub fn translate_with(
     device: &Device,
 ) -> Result<Vec<Slice>> {
     let family = crate::family::get(&cfg.family)?;
-    let nets = nets.valid();
+    let nets = nets.valid_of(family.translators);
     generate_with(|x| (family.translate)(&nets, x, None), xs, 8, device)
 }
 

@@ -370,12 +370,14 @@ impl Nets {
         Ok(Self { entries })
     }
 
-    /// The same networks on the inner (non-autodiff) backend: what a
-    /// translation outside the training graph runs on.
-    pub fn valid(&self) -> Nets {
+    /// The networks called `names` on the inner (non-autodiff) backend:
+    /// what a translation outside the training graph runs on (a family's
+    /// translators, not the whole run).
+    pub fn valid_of(&self, names: &[&str]) -> Nets {
         let entries = self
             .entries
             .iter()
+            .filter(|(_, e)| names.contains(&e.name()))
             .map(|(role, e)| (*role, e.valid()))
             .collect();
         Nets { entries }

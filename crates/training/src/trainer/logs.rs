@@ -150,21 +150,3 @@ impl NetValLog {
         Ok(())
     }
 }
-
-/// `target` as a path relative to `base` (both absolute), through their
-/// common ancestor; `None` when they share nothing but the root.
-pub(super) fn relative_path(base: &Path, target: &Path) -> Option<PathBuf> {
-    let (b, t): (Vec<_>, Vec<_>) = (base.components().collect(), target.components().collect());
-    let common = b.iter().zip(&t).take_while(|(x, y)| x == y).count();
-    if common <= 1 {
-        return None;
-    }
-    let mut rel = PathBuf::new();
-    for _ in common..b.len() {
-        rel.push("..");
-    }
-    for c in &t[common..] {
-        rel.push(c.as_os_str());
-    }
-    Some(rel)
-}

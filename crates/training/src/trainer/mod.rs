@@ -341,7 +341,7 @@ impl Trainer {
             // G after its step; inference only: no autodiff graph.
             let mut rng = ctx.rng(family.name);
             Tensor::from_inner((family.translate)(
-                &nets.valid(),
+                &nets.valid_of(family.translators),
                 batch.x.clone().inner(),
                 Some(&mut rng),
             ))
@@ -456,7 +456,7 @@ impl Trainer {
         let mut cfg = self.cfg.clone();
         let abs = |p: &Path| std::fs::canonicalize(p).ok();
         if let (Some(data), Some(run)) = (abs(&cfg.data.path), abs(&cfg.out)) {
-            if let Some(rel) = relative_path(&run, &data) {
+            if let Some(rel) = medtrans_io::relative_path(&run, &data) {
                 cfg.data.path = rel;
             }
         }
@@ -660,4 +660,4 @@ fn sum(terms: &[(&'static str, Tensor<1>)]) -> Tensor<1> {
 mod checks;
 mod logs;
 use checks::{check_data, open_validation};
-use logs::{progress, relative_path, LossLog, NetValLog, ValLog};
+use logs::{progress, LossLog, NetValLog, ValLog};
