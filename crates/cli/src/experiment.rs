@@ -2,11 +2,9 @@
 use anyhow::Result;
 use medtrans_datasets::Pairing;
 use medtrans_experiments::{
-    report_augment, report_many_to_one, report_noise_sweep, report_shape, run_augment,
-    run_many_to_one, run_noise_sweep, run_shape, AugmentConfig, ManyToOneConfig, ShapeConfig,
-    SweepConfig,
+    AugmentConfig, Experiment, ManyToOneConfig, ShapeConfig, SubjectsConfig, SweepConfig,
 };
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Reproduce a paper's experiment from a config file.
 #[derive(clap::Args)]
@@ -52,8 +50,9 @@ enum Which {
     /// Writes results.md/.csv (with the paper's claims checked), plots,
     /// example panels and, for modes with R, how much of the injected
     /// misalignment R undoes on validation pairs (registration.csv).
-    /// `extra_seeds = [2, 3]` in the config repeats every cell per seed
-    /// beside its base run, to show how much of a difference is seed noise.
+    /// `seeds = [1, 2, 3]` in the config trains every cell with seed 1 and
+    /// repeats it per further seed beside that base run, to show how much
+    /// of a difference is seed noise.
     ///
     /// `--pairing unpaired` is the paper's unpaired experiment (section
     /// 4.4): every training A meets the B of another slice, while the test
@@ -101,99 +100,63 @@ enum Which {
     ///
     /// Example: medtrans experiment augment --config configs/experiments/augment.toml
     Augment(Common),
+    /// How each mode does on the next patient: real pairs of many subjects
+    /// (a subjects CSV, e.g. NiChart T1 -> FLAIR), k-fold cross-validation
+    /// over subjects, trained on rigidly registered pairs and on pairs as
+    /// scanned (the real motion between the scans stays), always tested
+    /// against the registered target. Pix2Pix, C, RegGAN (NC+R) and C+R
+    /// beside the identity. Resumable.
+    ///
+    /// Writes results.md/.csv (mean +- std over subjects of NMAE, PSNR,
+    /// SSIM and lesion Dice, and the RegGAN paper's claims judged by paired
+    /// Wilcoxon tests over subjects), per_subject.csv and a figure per
+    /// subject (input, target, each mode, R's field).
+    ///
+    /// Example: medtrans experiment subjects --config configs/experiments/subjects-nichart.toml
+    /// (configs/experiments/subjects-quick.toml: two subjects in a minute)
+    Subjects(Common),
 }
 
-/// Load, pick the device, run (or only report), and print the results.
-fn experiment<C>(
-    args: Common,
-    load: impl FnOnce(&Path) -> Result<C>,
-    device: fn(&mut C) -> &mut Option<String>,
-    results: fn(&C) -> &Path,
-    run: impl FnOnce(&C, bool, &mut dyn FnMut(&str)) -> Result<()>,
-) -> Result<()> {
-    let mut cfg = load(&args.config)?;
-    if args.device.is_some() {
-        *device(&mut cfg) = args.device;
+impl Common {
+    /// Load `E`'s config, pick the device, run (or only report), and print
+    /// the results. `adjust` applies an experiment's own flags.
+    fn run<E: Experiment>(self, adjust: impl FnOnce(&mut E)) -> Result<()> {
+        let mut cfg = E::load(&self.config)?;
+        if self.device.is_some() {
+            cfg.common_mut().device = self.device;
+        }
+        adjust(&mut cfg);
+        cfg.run(self.report_only, &mut |line| say!("{line}"))?;
+        let dir = &cfg.common().results;
+        say!(
+            "{}",
+            std::fs::read_to_string(dir.join("results.md")).unwrap_or_default()
+        );
+        say!("wrote {}", dir.display());
+        Ok(())
     }
-    run(&cfg, args.report_only, &mut |line| say!("{line}"))?;
-    let dir = results(&cfg);
-    say!(
-        "{}",
-        std::fs::read_to_string(dir.join("results.md")).unwrap_or_default()
-    );
-    say!("wrote {}", dir.display());
-    Ok(())
+}
+
+/// `--pairing` on a sweep config: unpaired results go beside the paired
+/// ones (RESULTS-unpaired) unless the config is unpaired itself.
+fn pairing(cfg: &mut SweepConfig, pairing: Option<String>) {
+    if pairing.as_deref() == Some("unpaired") && cfg.pairing == Pairing::Paired {
+        cfg.pairing = Pairing::Unpaired;
+        let results = &mut cfg.common.results;
+        let mut name = results.file_name().unwrap_or_default().to_owned();
+        name.push("-unpaired");
+        results.set_file_name(name);
+    } else if pairing.as_deref() == Some("paired") {
+        cfg.pairing = Pairing::Paired;
+    }
 }
 
 pub fn run(args: Args) -> Result<()> {
     match args.which {
-        Which::NoiseSweep(SweepArgs { common, pairing }) => experiment(
-            common,
-            |path| {
-                let mut cfg = SweepConfig::load(path)?;
-                if pairing.as_deref() == Some("unpaired") && cfg.pairing == Pairing::Paired {
-                    cfg.pairing = Pairing::Unpaired;
-                    let mut name = cfg.results.file_name().unwrap_or_default().to_owned();
-                    name.push("-unpaired");
-                    cfg.results.set_file_name(name);
-                } else if pairing.as_deref() == Some("paired") {
-                    cfg.pairing = Pairing::Paired;
-                }
-                Ok(cfg)
-            },
-            |c| &mut c.device,
-            |c| &c.results,
-            |c, only, say| {
-                let rows = if only {
-                    report_noise_sweep(c, say)?
-                } else {
-                    run_noise_sweep(c, say)?
-                };
-                say(&format!("{} cells", rows.len()));
-                Ok(())
-            },
-        ),
-        Which::ManyToOne(a) => experiment(
-            a,
-            ManyToOneConfig::load,
-            |c| &mut c.device,
-            |c| &c.results,
-            |c, only, say| {
-                if only {
-                    report_many_to_one(c, say)?;
-                } else {
-                    run_many_to_one(c, say)?;
-                }
-                Ok(())
-            },
-        ),
-        Which::Augment(a) => experiment(
-            a,
-            AugmentConfig::load,
-            |c| &mut c.device,
-            |c| &c.results,
-            |c, only, say| {
-                if only {
-                    report_augment(c, say)?;
-                } else {
-                    run_augment(c, say)?;
-                }
-                Ok(())
-            },
-        ),
-        Which::Shape(a) => experiment(
-            a,
-            ShapeConfig::load,
-            |c| &mut c.device,
-            |c| &c.results,
-            |c, only, say| {
-                if only {
-                    report_shape(c, say)?;
-                } else {
-                    run_shape(c, say)?;
-                }
-                Ok(())
-            },
-        ),
+        Which::NoiseSweep(a) => a.common.run(|c: &mut SweepConfig| pairing(c, a.pairing)),
+        Which::ManyToOne(a) => a.run::<ManyToOneConfig>(|_| {}),
+        Which::Augment(a) => a.run::<AugmentConfig>(|_| {}),
+        Which::Shape(a) => a.run::<ShapeConfig>(|_| {}),
+        Which::Subjects(a) => a.run::<SubjectsConfig>(|_| {}),
     }
 }

@@ -310,3 +310,10 @@ pub fn image_grid(
     }
     save_rgb(path, w, h, buf)
 }
+
+/// Test positions shown in example panels: three spread over the split.
+pub fn example_positions(n: usize) -> Vec<usize> {
+    let mut p: Vec<usize> = [1, 3, 5].iter().map(|k| k * n / 6).collect();
+    p.dedup();
+    p
+}

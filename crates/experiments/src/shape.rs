@@ -11,7 +11,8 @@
 //! and SSIM against the real T2, and Dice of one fixed reference segmentor
 //! (S_B of the first no-shape run, which never saw a translation) on G(x)
 //! against x's labels. A misalignment-noise cell repeats both.
-use crate::grid::{build_and_train, finished_steps, score_run, GridRun};
+use crate::experiment::{Common, Experiment};
+use crate::grid::{finished_steps, GridRun, Report};
 use crate::plot::{image_grid, line_panels, Panel, Series, Tile};
 use crate::slabs::{
     record_settings, reuse_dataset, slabs, write_dataset, AtlasSlices, AtlasSource, SplitArrays,
@@ -39,25 +40,20 @@ const WHITE: [u32; 4] = [39, 90, 11, 62];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShapeConfig {
-    pub runs: PathBuf,
-    pub results: PathBuf,
+    /// `runs`, `results`, `seeds` (default 1 and 2), `set`, `device`.
+    #[serde(skip)]
+    pub common: Common,
     /// Shape-loss weights compared with 0 (no shape loss).
     #[serde(default = "default_weights")]
     pub shape_weights: Vec<f64>,
     /// Misalignment noise levels (the RegGAN paper's 0-5).
     #[serde(default = "default_levels")]
     pub noise_levels: Vec<u32>,
-    #[serde(default = "default_seeds")]
+    /// `common.seeds`, or the default.
+    #[serde(skip)]
     pub seeds: Vec<u64>,
-    /// `key=value` overrides applied to every run (the shared budget).
-    #[serde(default)]
-    pub set: Vec<String>,
     /// T1 as `a`, T2 as `b`, with mask and the CerebrA atlas.
     pub data: AtlasSource,
-    #[serde(default)]
-    pub device: Option<String>,
-    #[serde(skip)]
-    pub source: Option<PathBuf>,
 }
 
 fn default_weights() -> Vec<f64> {
@@ -65,9 +61,6 @@ fn default_weights() -> Vec<f64> {
 }
 fn default_levels() -> Vec<u32> {
     vec![0, 3]
-}
-fn default_seeds() -> Vec<u64> {
-    vec![1, 2]
 }
 
 /// One cell: a shape weight (0: none) at a noise level.
@@ -87,35 +80,69 @@ impl Cell {
     }
 }
 
-impl ShapeConfig {
-    pub fn load(path: &Path) -> Result<Self> {
-        let mut cfg: ShapeConfig = crate::read_config(path)?;
-        cfg.source = Some(path.to_path_buf());
+impl Experiment for ShapeConfig {
+    const NAME: &'static str = "shape";
+    type Own = ShapeConfig;
+    type Outcome = Vec<ShapeRow>;
+
+    fn new(common: Common, own: ShapeConfig) -> Result<Self> {
+        let origin = common.origin();
+        let cfg = ShapeConfig {
+            seeds: common.seeds_or(&[1, 2])?,
+            common,
+            ..own
+        };
         if cfg
             .shape_weights
             .iter()
             .any(|w| !(w.is_finite() && *w > 0.0))
         {
-            bail!(
-                "{}: every shape weight must be > 0 (0, no shape loss, is always run)",
-                path.display()
-            );
+            bail!("{origin}: every shape weight must be > 0 (0, no shape loss, is always run)");
         }
-        if cfg.seeds.is_empty() || cfg.noise_levels.is_empty() {
-            bail!(
-                "{}: seeds and noise_levels must not be empty",
-                path.display()
-            );
+        if cfg.noise_levels.is_empty() {
+            bail!("{origin}: noise_levels must not be empty");
         }
         Ok(cfg)
     }
 
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+
+    fn build(&self, report: Report) -> Result<()> {
+        build_dataset(self, report)
+    }
+
+    fn grid(&self) -> Result<Vec<GridRun>> {
+        let mut runs = Vec::new();
+        for &seed in &self.seeds {
+            for c in self.cells() {
+                runs.push(GridRun {
+                    label: format!("{} noise {} seed {seed}", c.label(), c.noise),
+                    group: if c.shape > 0.0 { "shape" } else { "cycle" }.into(),
+                    config: self.train_config(c, seed)?,
+                });
+            }
+        }
+        Ok(runs)
+    }
+
+    fn report(&self, report: Report) -> Result<Vec<ShapeRow>> {
+        report_shape(self, report)
+    }
+}
+
+impl ShapeConfig {
     pub fn dataset(&self) -> PathBuf {
-        self.runs.join("dataset")
+        self.common.runs.join("dataset")
     }
 
     pub fn device(&self) -> &str {
-        self.device.as_deref().unwrap_or("cpu")
+        self.common.device()
     }
 
     /// Every cell, noise levels outermost, no-shape first.
@@ -131,7 +158,8 @@ impl ShapeConfig {
     }
 
     pub fn run_dir(&self, c: Cell, seed: u64) -> PathBuf {
-        self.runs
+        self.common
+            .runs
             .join(format!("shape{}-noise{}-seed{seed}", c.shape, c.noise))
     }
 
@@ -139,7 +167,7 @@ impl ShapeConfig {
     /// labels in every cell (so the no-shape runs have the reference S_B)
     /// and the shape loss where the cell has it.
     pub fn train_config(&self, c: Cell, seed: u64) -> Result<TrainConfig> {
-        TrainConfig::preset("cycle", &self.set)
+        TrainConfig::preset("cycle", &self.common.set)
             .and_then(|t| {
                 t.with(|t| {
                     t.data.path = self.dataset();
@@ -156,20 +184,6 @@ impl ShapeConfig {
                 })
             })
             .with_context(|| format!("run {} noise {} seed {seed}", c.label(), c.noise))
-    }
-
-    pub fn grid(&self) -> Result<Vec<GridRun>> {
-        let mut runs = Vec::new();
-        for &seed in &self.seeds {
-            for c in self.cells() {
-                runs.push(GridRun {
-                    label: format!("{} noise {} seed {seed}", c.label(), c.noise),
-                    group: if c.shape > 0.0 { "shape" } else { "cycle" }.into(),
-                    config: self.train_config(c, seed)?,
-                });
-            }
-        }
-        Ok(runs)
     }
 
     /// The reference segmentor's run: no shape loss, no noise, first seed.
@@ -200,7 +214,7 @@ fn classes(labels: &Slice, brain: &[bool]) -> Slice {
 }
 
 /// Slabs A (T1, train), test, B (T2, train), val, with labels.
-pub fn build_dataset(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<()> {
+pub fn build_dataset(cfg: &ShapeConfig, report: Report) -> Result<()> {
     let settings = toml::to_string(&cfg.data)?;
     if reuse_dataset(&cfg.dataset(), &settings)? {
         return Ok(());
@@ -211,7 +225,7 @@ pub fn build_dataset(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<
         cfg.data.b.display(),
         cfg.data.size
     ));
-    let base = AtlasSlices::load(&cfg.data, &cfg.runs.join("slices"))?;
+    let base = AtlasSlices::load(&cfg.data, &cfg.common.runs.join("slices"))?;
     let s = slabs(base.len(), &[0.35, 0.15, 0.35, 0.15], 3)?;
     let label = |p: usize| classes(&base.labels[p], &base.brain[p]);
     let n = s[0].len().min(s[2].len());
@@ -278,17 +292,6 @@ fn structure_dice(seg: &Slice, truth: &Slice) -> (f64, [Option<f64>; 3]) {
     (mean, by)
 }
 
-pub fn run_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<Vec<ShapeRow>> {
-    build_and_train(
-        &cfg.runs,
-        cfg.device(),
-        &cfg.grid()?,
-        &mut |r| build_dataset(cfg, r),
-        report,
-    )?;
-    report_shape(cfg, report)
-}
-
 pub fn report_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<Vec<ShapeRow>> {
     let ds = cfg.dataset();
     let test = SliceDataset::open(&ds, "test")?;
@@ -335,7 +338,7 @@ pub fn report_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<V
                 continue;
             }
             done += 1;
-            let (fakes, s) = score_run(&dir, cfg.device(), &test)?;
+            let (fakes, s) = cfg.score(&dir, &test)?;
             let (d, by) = dice_of(&fakes)?;
             for sc in &s {
                 let _ = writeln!(
@@ -377,17 +380,12 @@ pub fn report_shape(cfg: &ShapeConfig, report: &mut dyn FnMut(&str)) -> Result<V
         cfg.cells().len() * cfg.seeds.len(),
         test.len()
     ));
-    let dir = &cfg.results;
+    let dir = &cfg.common.results;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     write_file_atomic(&dir.join("results.csv"), results_csv(&rows).as_bytes())?;
     write_file_atomic(&dir.join("per_slice.csv"), per_slice.as_bytes())?;
     let md = results_markdown(cfg, &rows, &ceiling, &untranslated, test.len());
     write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
-    crate::grid::link_results(
-        &cfg.runs,
-        "shape experiment: results",
-        &dir.join("results.md"),
-    );
     report("drawing the figures");
     noise_plot(&dir.join("metrics_vs_noise.png"), cfg, &rows)?;
     example_panel(
@@ -451,6 +449,7 @@ fn results_markdown(
     test: usize,
 ) -> String {
     let config = cfg
+        .common
         .source
         .as_ref()
         .map_or("CONFIG".into(), |p| p.display().to_string());
@@ -587,7 +586,7 @@ fn example_panel(
     outputs: &[(String, Vec<Slice>)],
     segment: &dyn Fn(&[Slice]) -> Result<Vec<Slice>>,
 ) -> Result<()> {
-    let picks = crate::figures::example_positions(test.len());
+    let picks = crate::plot::example_positions(test.len());
     let mut cols = vec![
         "T1 (input)".to_string(),
         "labels".into(),

@@ -4,9 +4,7 @@
 //! the tables written.
 use medtrans_datasets::SliceDataset;
 use medtrans_experiments::slabs::read_maps;
-use medtrans_experiments::{
-    report_many_to_one, run_many_to_one, run_shape, ManyToOneConfig, ShapeConfig,
-};
+use medtrans_experiments::{report_many_to_one, Experiment, ManyToOneConfig, ShapeConfig};
 use std::path::Path;
 
 fn icbm() -> Option<std::path::PathBuf> {
@@ -40,7 +38,7 @@ fn many_to_one_builds_lesioned_data_trains_both_losses_and_tabulates() {
     let path = dir.path().join("m2o.toml");
     std::fs::write(&path, text).unwrap();
     let cfg = ManyToOneConfig::load(&path).unwrap();
-    let rows = run_many_to_one(&cfg, &mut |_| {}).unwrap();
+    let rows = cfg.run(false, &mut |_| {}).unwrap();
     let methods: Vec<&str> = rows.iter().map(|r| r.method.as_str()).collect();
     assert_eq!(methods, ["lesioned input", "clean truth", "L_C", "L_AC"]);
 
@@ -75,7 +73,7 @@ fn many_to_one_builds_lesioned_data_trains_both_losses_and_tabulates() {
     assert!(better * 3 >= input.len() * 2, "{better} of {}", input.len());
     assert!(clean.iter().all(|e| e.lesion_mae == 0.0 && e.psnr == 100.0));
 
-    let md = std::fs::read_to_string(cfg.results.join("results.md")).unwrap();
+    let md = std::fs::read_to_string(cfg.common.results.join("results.md")).unwrap();
     assert!(
         md.contains("| L_AC | 0.5 | 1 |") && md.contains("| 0.5 | Dice |"),
         "{md}"
@@ -86,14 +84,14 @@ fn many_to_one_builds_lesioned_data_trains_both_losses_and_tabulates() {
         "examples.png",
         "metrics_vs_weight.png",
     ] {
-        assert!(cfg.results.join(f).is_file(), "{f} missing");
+        assert!(cfg.common.results.join(f).is_file(), "{f} missing");
     }
-    let csv = std::fs::read_to_string(cfg.results.join("per_slice.csv")).unwrap();
+    let csv = std::fs::read_to_string(cfg.common.results.join("per_slice.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 4 * test.len());
     // A second report reads the same runs to the same table.
     report_many_to_one(&cfg, &mut |_| {}).unwrap();
     assert_eq!(
-        std::fs::read_to_string(cfg.results.join("results.md")).unwrap(),
+        std::fs::read_to_string(cfg.common.results.join("results.md")).unwrap(),
         md
     );
 }
@@ -111,7 +109,7 @@ fn shape_builds_labelled_unpaired_data_and_scores_with_one_reference_segmentor()
     let path = dir.path().join("shape.toml");
     std::fs::write(&path, text).unwrap();
     let cfg = ShapeConfig::load(&path).unwrap();
-    let rows = run_shape(&cfg, &mut |_| {}).unwrap();
+    let rows = cfg.run(false, &mut |_| {}).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].cell.shape, 0.0);
     assert_eq!(rows[1].cell.shape, 1.0);
@@ -133,7 +131,7 @@ fn shape_builds_labelled_unpaired_data_and_scores_with_one_reference_segmentor()
     let train = SliceDataset::open(&cfg.dataset(), "train").unwrap();
     assert_ne!(train.labels_a, train.labels_b);
 
-    let md = std::fs::read_to_string(cfg.results.join("results.md")).unwrap();
+    let md = std::fs::read_to_string(cfg.common.results.join("results.md")).unwrap();
     assert!(md.contains("| cycle + shape 1 | 0 | 1 |"), "{md}");
     assert!(md.contains("reference segmentor scores Dice"), "{md}");
     for f in [
@@ -142,7 +140,7 @@ fn shape_builds_labelled_unpaired_data_and_scores_with_one_reference_segmentor()
         "metrics_vs_noise.png",
         "examples.png",
     ] {
-        assert!(cfg.results.join(f).is_file(), "{f} missing");
+        assert!(cfg.common.results.join(f).is_file(), "{f} missing");
     }
 }
 
@@ -162,7 +160,7 @@ fn augment_builds_labelled_splits_trains_and_scores_every_setting() {
     let path = dir.path().join("augment.toml");
     std::fs::write(&path, text).unwrap();
     let cfg = medtrans_experiments::AugmentConfig::load(&path).unwrap();
-    let r = medtrans_experiments::run_augment(&cfg, &mut |_| {}).unwrap();
+    let r = cfg.run(false, &mut |_| {}).unwrap();
     for (setting, per_split) in &r.mse {
         assert_eq!(per_split.len(), 2, "{setting:?}");
         assert!(per_split.iter().all(|(_, m)| m.is_finite() && *m > 0.0));
@@ -198,10 +196,13 @@ fn augment_builds_labelled_splits_trains_and_scores_every_setting() {
         te.iter().all(|t| tr.iter().all(|s| s.index != t.index)),
         "test slices must not be training slices"
     );
-    let md = std::fs::read_to_string(cfg.results.join("results.md")).unwrap();
+    let md = std::fs::read_to_string(cfg.common.results.join("results.md")).unwrap();
     assert!(
         md.contains("| MIX-guided λ=0.001 | 2 |") && md.contains("PURE + aug."),
         "{md}"
     );
-    assert!(cfg.results.join("mse.png").is_file() && cfg.results.join("examples.png").is_file());
+    assert!(
+        cfg.common.results.join("mse.png").is_file()
+            && cfg.common.results.join("examples.png").is_file()
+    );
 }

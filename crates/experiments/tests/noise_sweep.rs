@@ -1,7 +1,7 @@
 //! A tiny sweep end to end: every cell trains and is scored; a rerun skips
 //! the finished runs and reproduces the table.
 use medtrans_experiments::{
-    check_claims, check_unpaired_claims, report_noise_sweep, run_noise_sweep, SweepConfig, SweepRow,
+    check_claims, check_unpaired_claims, report_noise_sweep, Experiment, SweepConfig, SweepRow,
 };
 use medtrans_metrics::Summary;
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
         .to_string();
     assert!(err.contains("no finished runs"), "{err}");
     let mut log = Vec::new();
-    let rows = run_noise_sweep(&cfg, &mut |l| log.push(l.to_string())).unwrap();
+    let rows = cfg.run(false, &mut |l| log.push(l.to_string())).unwrap();
     assert_eq!(rows.len(), 4);
     assert!(rows
         .iter()
@@ -87,7 +87,7 @@ set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
     }
 
     let mut log2 = Vec::new();
-    let again = run_noise_sweep(&cfg, &mut |l| log2.push(l.to_string())).unwrap();
+    let again = cfg.run(false, &mut |l| log2.push(l.to_string())).unwrap();
     assert_eq!(
         log2.iter().filter(|l| l.contains("skipped")).count(),
         4,
@@ -128,7 +128,9 @@ set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
     let mut seeded = cfg.clone();
     seeded.extra_seeds = vec![9];
     let mut log3 = Vec::new();
-    let rows3 = run_noise_sweep(&seeded, &mut |l| log3.push(l.to_string())).unwrap();
+    let rows3 = seeded
+        .run(false, &mut |l| log3.push(l.to_string()))
+        .unwrap();
     assert_eq!(
         log3.iter().filter(|l| l.contains("skipped")).count(),
         4,
@@ -152,17 +154,32 @@ set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
         "{md}"
     );
 
-    // A seed that repeats the base runs' (0 here) or another extra seed is
-    // refused before anything trains.
+    // `seeds = [0, 9]` is the same grid: base runs with seed 0 (reused),
+    // then seed 9.
     let text = std::fs::read_to_string(dir.path().join("sweep.toml")).unwrap();
-    for bad in ["[0]", "[4, 4]"] {
-        let path = dir.path().join("seeds.toml");
-        std::fs::write(&path, format!("extra_seeds = {bad}\n{text}")).unwrap();
+    let path = dir.path().join("seeds.toml");
+    std::fs::write(&path, format!("seeds = [0, 9]\n{text}")).unwrap();
+    let listed = SweepConfig::load(&path).unwrap();
+    assert_eq!(
+        (listed.base, listed.extra_seeds.clone()),
+        (Some(0), vec![9])
+    );
+    assert_eq!(listed.base_seed().unwrap(), 0);
+    // A repeated seed is refused before anything trains, and so is a base
+    // seed that `set` contradicts.
+    for bad in [
+        "seeds = [0, 0]\n".to_string(),
+        "seeds = [4, 9, 4]\n".to_string(),
+        text.replace("set = [", "seeds = [3]\nset = [\"train.seed=1\", "),
+    ] {
+        let text = if bad.contains("[data]") {
+            bad
+        } else {
+            format!("{bad}{text}")
+        };
+        std::fs::write(&path, text).unwrap();
         let err = SweepConfig::load(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("extra_seeds") && err.contains("seeds.toml"),
-            "{err}"
-        );
+        assert!(err.contains("seed") && err.contains("seeds.toml"), "{err}");
     }
 }
 
@@ -363,7 +380,7 @@ set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
        "train.epochs=1", "train.steps_per_epoch=2", "train.samples=0"]
 "#,
     );
-    let rows = run_noise_sweep(&cfg, &mut |_| {}).unwrap();
+    let rows = cfg.run(false, &mut |_| {}).unwrap();
     assert_eq!(rows.len(), 3);
     let saved =
         std::fs::read_to_string(dir.path().join("runs/pix2pix-unpaired-noise0/config.toml"))

@@ -22,7 +22,8 @@
 //!
 //! The baselines' P is built and optimised as the guided run's
 //! ([`fit_predictor`]) for as many updates as the guided run's P gets.
-use crate::grid::{build_and_train, finished_steps, score_run, GridRun};
+use crate::experiment::{Common, Experiment};
+use crate::grid::{finished_steps, GridRun, Report};
 use crate::plot::{bar_chart, image_grid, Bar, Tile};
 use crate::slabs::{
     record_settings, reuse_dataset, write_dataset, AtlasSlices, AtlasSource, SplitArrays,
@@ -53,8 +54,10 @@ pub const LATERAL_VENTRICLES: [u32; 2] = [41, 92];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AugmentConfig {
-    pub runs: PathBuf,
-    pub results: PathBuf,
+    /// `runs`, `results`, `set`, `device` (no `seeds`: split k's runs and
+    /// fits take seed k + 1).
+    #[serde(skip)]
+    pub common: Common,
     /// Random splits (labelled target subsets), each with its guided run.
     #[serde(default = "default_splits")]
     pub splits: usize,
@@ -77,9 +80,6 @@ pub struct AugmentConfig {
     /// one shows whether guidance can matter here at all).
     #[serde(default = "default_guidance")]
     pub guidance: Vec<f64>,
-    /// `key=value` overrides of the guided preset for both translator runs.
-    #[serde(default)]
-    pub set: Vec<String>,
     /// Slices per predictor update in the baselines' fits.
     #[serde(default = "default_fit_batch")]
     pub fit_batch: usize,
@@ -88,10 +88,6 @@ pub struct AugmentConfig {
     pub augment: Augment,
     /// T1 as `a` (source), T2 as `b` (target), with mask and CerebrA atlas.
     pub data: AtlasSource,
-    #[serde(default)]
-    pub device: Option<String>,
-    #[serde(skip)]
-    pub source: Option<PathBuf>,
 }
 
 fn default_splits() -> usize {
@@ -167,39 +163,81 @@ impl Setting {
     }
 }
 
-impl AugmentConfig {
-    pub fn load(path: &Path) -> Result<Self> {
-        let mut cfg: AugmentConfig = crate::read_config(path)?;
-        cfg.source = Some(path.to_path_buf());
-        if cfg.guidance.is_empty() || cfg.guidance.iter().any(|l| !(l.is_finite() && *l > 0.0)) {
+impl Experiment for AugmentConfig {
+    const NAME: &'static str = "augment";
+    type Own = AugmentConfig;
+    type Outcome = AugmentResults;
+
+    fn new(common: Common, own: AugmentConfig) -> Result<Self> {
+        let origin = common.origin();
+        if !common.seeds.is_empty() {
             bail!(
-                "{}: guidance must list lambdas > 0 (lambda 0 is the MIX-CycleGAN translator)",
-                path.display()
+                "{origin}: augment takes no `seeds`: split k's translator and predictor fits \
+                 train with seed k + 1, so more seeds are more `splits`"
             );
         }
+        let cfg = AugmentConfig { common, ..own };
+        if cfg.guidance.is_empty() || cfg.guidance.iter().any(|l| !(l.is_finite() && *l > 0.0)) {
+            bail!("{origin}: guidance must list lambdas > 0 (lambda 0 is the MIX-CycleGAN translator)");
+        }
         if cfg.splits == 0 || cfg.target_labelled == 0 || cfg.block == 0 || cfg.fit_batch == 0 {
-            bail!(
-                "{}: splits, target_labelled, block and fit_batch must be at least 1",
-                path.display()
-            );
+            bail!("{origin}: splits, target_labelled, block and fit_batch must be at least 1");
         }
         Ok(cfg)
     }
 
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+
+    fn build(&self, report: Report) -> Result<()> {
+        build_datasets(self, report)
+    }
+
+    /// The plain CycleGAN, then one guided run per split.
+    fn grid(&self) -> Result<Vec<GridRun>> {
+        let mut runs = vec![GridRun {
+            label: "CycleGAN (lambda 0, no predictor)".into(),
+            group: "cycle".into(),
+            config: self.translator_config(0, None)?,
+        }];
+        for &l in &self.guidance {
+            for k in 0..self.splits {
+                runs.push(GridRun {
+                    label: format!("guided lambda {l} split {k}"),
+                    group: "guided".into(),
+                    config: self.translator_config(k, Some(l))?,
+                });
+            }
+        }
+        Ok(runs)
+    }
+
+    fn report(&self, report: Report) -> Result<AugmentResults> {
+        report_augment(self, report)
+    }
+}
+
+impl AugmentConfig {
     pub fn device(&self) -> &str {
-        self.device.as_deref().unwrap_or("cpu")
+        self.common.device()
     }
 
     pub fn dataset(&self, split: usize) -> PathBuf {
-        self.runs.join(format!("dataset-split{split}"))
+        self.common.runs.join(format!("dataset-split{split}"))
     }
 
     pub fn cyclegan_dir(&self) -> PathBuf {
-        self.runs.join("cyclegan")
+        self.common.runs.join("cyclegan")
     }
 
     pub fn guided_dir(&self, lambda: f64, split: usize) -> PathBuf {
-        self.runs
+        self.common
+            .runs
             .join(format!("guided-lambda{lambda}-split{split}"))
     }
 
@@ -207,7 +245,7 @@ impl AugmentConfig {
     /// data, guided by `lambda`; None is the plain CycleGAN (no predictor
     /// at all).
     fn translator_config(&self, split: usize, lambda: Option<f64>) -> Result<TrainConfig> {
-        TrainConfig::preset("guided", &self.set).and_then(|t| {
+        TrainConfig::preset("guided", &self.common.set).and_then(|t| {
             t.with(|t| {
                 t.data.path = self.dataset(split);
                 t.data.pairing = Pairing::Unpaired;
@@ -224,25 +262,6 @@ impl AugmentConfig {
                 }
             })
         })
-    }
-
-    /// The plain CycleGAN, then one guided run per split.
-    pub fn grid(&self) -> Result<Vec<GridRun>> {
-        let mut runs = vec![GridRun {
-            label: "CycleGAN (lambda 0, no predictor)".into(),
-            group: "cycle".into(),
-            config: self.translator_config(0, None)?,
-        }];
-        for &l in &self.guidance {
-            for k in 0..self.splits {
-                runs.push(GridRun {
-                    label: format!("guided lambda {l} split {k}"),
-                    group: "guided".into(),
-                    config: self.translator_config(k, Some(l))?,
-                });
-            }
-        }
-        Ok(runs)
     }
 }
 
@@ -293,7 +312,7 @@ fn deal(range: std::ops::Range<usize>, block: usize, gap: usize, k: usize) -> Ve
 }
 
 pub fn layout(cfg: &AugmentConfig) -> Result<Layout> {
-    let base = AtlasSlices::load(&cfg.data, &cfg.runs.join("slices"))?;
+    let base = AtlasSlices::load(&cfg.data, &cfg.common.runs.join("slices"))?;
     let per_plane = structure_area(&cfg.data.atlas, cfg.data.axis, &LATERAL_VENTRICLES)?;
     let area: Vec<f32> = base.index.iter().map(|&k| per_plane[k]).collect();
     let with = |f: fn(&mut dyn Iterator<Item = usize>) -> Option<usize>| {
@@ -342,7 +361,7 @@ pub fn labelled_subset(n: usize, count: usize, split: usize) -> Vec<usize> {
 /// One dataset per split: train = source T1 (labelled) against target T2
 /// (the split's labelled subset), test = the aligned test slices with the
 /// T2 areas.
-pub fn build_datasets(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Result<()> {
+pub fn build_datasets(cfg: &AugmentConfig, report: Report) -> Result<()> {
     let mut l: Option<Layout> = None;
     for k in 0..cfg.splits {
         let settings = format!(
@@ -406,17 +425,6 @@ pub fn build_datasets(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Resu
         record_settings(&dir, &settings)?;
     }
     Ok(())
-}
-
-pub fn run_augment(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Result<AugmentResults> {
-    build_and_train(
-        &cfg.runs,
-        cfg.device(),
-        &cfg.grid()?,
-        &mut |r| build_datasets(cfg, r),
-        report,
-    )?;
-    report_augment(cfg, report)
 }
 
 /// What the report computes.
@@ -487,7 +495,7 @@ pub fn report_augment(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Resu
     let test_b: Vec<&Slice> = test.b.iter().collect();
     let cyclegan = cfg.cyclegan_dir();
     let cyclegan_done = finished_steps(&cyclegan)?.is_some();
-    let fits = cfg.runs.join("fits");
+    let fits = cfg.common.runs.join("fits");
     std::fs::create_dir_all(&fits).with_context(|| format!("creating {}", fits.display()))?;
     let mut mse_by: Vec<(Setting, Vec<(usize, f64)>)> = Setting::all(cfg)
         .into_iter()
@@ -496,7 +504,7 @@ pub fn report_augment(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Resu
     let mut quality = Vec::new();
     let cyc_model = if cyclegan_done {
         let m = Model::load(&cyclegan.join("checkpoints/last"), device)?;
-        let (_, scores) = score_run(&cyclegan, device, &test)?;
+        let (_, scores) = cfg.score(&cyclegan, &test)?;
         quality.push((
             "CycleGAN".to_string(),
             Summary::of(&scores).context("no scores")?,
@@ -563,7 +571,7 @@ pub fn report_augment(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Resu
             "steps {steps}, batch {}, augment {:?}, set {:?}, dataset {}",
             cfg.fit_batch,
             cfg.augment,
-            cfg.set,
+            cfg.common.set,
             std::fs::read_to_string(cfg.dataset(k).join("settings.toml")).unwrap_or_default()
         );
         for (setting, list) in mse_by.iter_mut() {
@@ -612,7 +620,7 @@ pub fn report_augment(cfg: &AugmentConfig, report: &mut dyn FnMut(&str)) -> Resu
             list.push((k, mse(&pred, &truth)));
         }
         for (d, all) in dirs.iter().zip(guided_scores.iter_mut()) {
-            all.extend(score_run(d, device, &test)?.1);
+            all.extend(cfg.score(d, &test)?.1);
         }
         report(&format!("split {k}: scored"));
     }

@@ -8,7 +8,7 @@ pub(super) fn write_report(
     test: &SliceDataset,
     cyclegan: Option<&Model>,
 ) -> Result<()> {
-    let out = &cfg.results;
+    let out = &cfg.common.results;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let tables = mse_tables(&r.mse, Setting::MixGuided(cfg.guidance[0]));
     let (csv, per_split, bars) = (tables.csv, tables.per_split, tables.bars);
@@ -36,11 +36,6 @@ pub(super) fn write_report(
     write_file_atomic(&out.join("results.csv"), csv.as_bytes())?;
     write_file_atomic(&out.join("per_split.csv"), per_split.as_bytes())?;
     write_file_atomic(&out.join("results.md"), md.as_bytes())?;
-    crate::grid::link_results(
-        &cfg.runs,
-        "augment experiment: results",
-        &out.join("results.md"),
-    );
     if !bars.is_empty() {
         bar_chart(
             &out.join("mse.png"),

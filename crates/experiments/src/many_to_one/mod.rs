@@ -12,7 +12,8 @@
 //! best intensity window against the clean slice's white matter), and the
 //! error inside the lesions; paired Wilcoxon tests compare L_AC with L_C
 //! per w_c.
-use crate::grid::{build_and_train, finished_steps, score_run, GridRun};
+use crate::experiment::{Common, Experiment};
+use crate::grid::{finished_steps, GridRun, Report};
 use crate::plot::{image_grid, line_panels, Panel, Series, Tile};
 use crate::slabs::{
     interleaved, mask_slice, read_maps, record_settings, reuse_dataset, slabs, write_dataset,
@@ -45,23 +46,19 @@ const DICE_BINS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManyToOneConfig {
-    /// Folder of the run folders and the generated dataset.
-    pub runs: PathBuf,
-    /// Folder for the tables and figures.
-    pub results: PathBuf,
+    /// `runs`, `results`, `seeds` (default 1 and 2), `set`, `device`.
+    #[serde(skip)]
+    pub common: Common,
     /// The cycle weights w_c compared (the paper: 0.25, 0.5, 1).
     #[serde(default = "default_weights")]
     pub cycle_weights: Vec<f64>,
-    /// Training seeds; every cell trains once per seed.
-    #[serde(default = "default_seeds")]
+    /// `common.seeds`, or the default.
+    #[serde(skip)]
     pub seeds: Vec<u64>,
     /// Absolute identity-loss weight (the paper: half the adversarial
     /// weight), the same for both losses.
     #[serde(default = "default_identity")]
     pub identity: f64,
-    /// `key=value` overrides applied to every run (the shared budget).
-    #[serde(default)]
-    pub set: Vec<String>,
     #[serde(default)]
     pub lesions: LesionSpec,
     /// Seed of the lesions (the dataset), apart from the training seeds.
@@ -72,10 +69,6 @@ pub struct ManyToOneConfig {
     /// Real tumour MR volumes with their masks, for the qualitative panel.
     #[serde(default)]
     pub tumours: Vec<TumourCase>,
-    #[serde(default)]
-    pub device: Option<String>,
-    #[serde(skip)]
-    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,9 +80,6 @@ pub struct TumourCase {
 
 fn default_weights() -> Vec<f64> {
     vec![0.25, 0.5, 1.0]
-}
-fn default_seeds() -> Vec<u64> {
-    vec![1, 2]
 }
 fn default_identity() -> f64 {
     0.5
@@ -132,42 +122,80 @@ impl CycleLoss {
     }
 }
 
-impl ManyToOneConfig {
-    pub fn load(path: &Path) -> Result<Self> {
-        let mut cfg: ManyToOneConfig = crate::read_config(path)?;
-        cfg.source = Some(path.to_path_buf());
-        if cfg.cycle_weights.is_empty() || cfg.seeds.is_empty() {
-            bail!(
-                "{}: cycle_weights and seeds must not be empty",
-                path.display()
-            );
+impl Experiment for ManyToOneConfig {
+    const NAME: &'static str = "many-to-one";
+    type Own = ManyToOneConfig;
+    type Outcome = Vec<Row>;
+
+    fn new(common: Common, own: ManyToOneConfig) -> Result<Self> {
+        let origin = common.origin();
+        let cfg = ManyToOneConfig {
+            seeds: common.seeds_or(&[1, 2])?,
+            common,
+            ..own
+        };
+        if cfg.cycle_weights.is_empty() {
+            bail!("{origin}: cycle_weights must not be empty");
         }
         if cfg
             .cycle_weights
             .iter()
             .any(|w| !(w.is_finite() && *w > 0.0))
         {
-            bail!("{}: every cycle weight must be > 0", path.display());
+            bail!("{origin}: every cycle weight must be > 0");
         }
         if !(cfg.identity.is_finite() && cfg.identity >= 0.0) {
-            bail!("{}: identity must be >= 0", path.display());
+            bail!("{origin}: identity must be >= 0");
         }
         cfg.lesions
             .check()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         Ok(cfg)
     }
 
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+
+    fn build(&self, report: Report) -> Result<()> {
+        build_dataset(self, report)
+    }
+
+    fn grid(&self) -> Result<Vec<GridRun>> {
+        self.runs()
+            .into_iter()
+            .map(|(l, w, s)| {
+                Ok(GridRun {
+                    label: format!("{} w_c {w} seed {s}", l.label()),
+                    group: l.key().into(),
+                    config: self.train_config(l, w, s)?,
+                })
+            })
+            .collect()
+    }
+
+    fn report(&self, report: Report) -> Result<Vec<Row>> {
+        report_many_to_one(self, report)
+    }
+}
+
+impl ManyToOneConfig {
     pub fn dataset(&self) -> PathBuf {
-        self.runs.join("dataset")
+        self.common.runs.join("dataset")
     }
 
     pub fn device(&self) -> &str {
-        self.device.as_deref().unwrap_or("cpu")
+        self.common.device()
     }
 
     pub fn run_dir(&self, loss: CycleLoss, w: f64, seed: u64) -> PathBuf {
-        self.runs.join(format!("{}-wc{w}-seed{seed}", loss.key()))
+        self.common
+            .runs
+            .join(format!("{}-wc{w}-seed{seed}", loss.key()))
     }
 
     /// Every (loss, w_c, seed), seeds outermost: a grid cut short has
@@ -187,7 +215,7 @@ impl ManyToOneConfig {
     /// The asymmetric preset (U-Net, LSGAN, pools) with the shared
     /// overrides; the two losses differ in `loss.cycle_direction` only.
     pub fn train_config(&self, loss: CycleLoss, w: f64, seed: u64) -> Result<TrainConfig> {
-        TrainConfig::preset("asymmetric", &self.set)
+        TrainConfig::preset("asymmetric", &self.common.set)
             .and_then(|c| {
                 c.with(|c| {
                     c.data.path = self.dataset();
@@ -203,24 +231,11 @@ impl ManyToOneConfig {
             })
             .with_context(|| format!("run {} w_c {w} seed {seed}", loss.key()))
     }
-
-    pub fn grid(&self) -> Result<Vec<GridRun>> {
-        self.runs()
-            .into_iter()
-            .map(|(l, w, s)| {
-                Ok(GridRun {
-                    label: format!("{} w_c {w} seed {s}", l.label()),
-                    group: l.key().into(),
-                    config: self.train_config(l, w, s)?,
-                })
-            })
-            .collect()
-    }
 }
 
 /// Build the lesioned dataset (once): X (lesioned, domain A) and Y
 /// (healthy, domain B) in alternating blocks, a test and a val slab.
-pub fn build_dataset(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Result<()> {
+pub fn build_dataset(cfg: &ManyToOneConfig, report: Report) -> Result<()> {
     #[derive(Serialize)]
     struct Settings<'a> {
         lesion_seed: u64,
@@ -240,7 +255,7 @@ pub fn build_dataset(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Res
         cfg.data.a.display(),
         cfg.data.size
     ));
-    let base = AtlasSlices::load(&cfg.data, &cfg.runs.join("slices"))?;
+    let base = AtlasSlices::load(&cfg.data, &cfg.common.runs.join("slices"))?;
     // Test and val are contiguous slabs; around them, X and Y alternate in
     // blocks of 4 slices, so the two domains cover the same anatomy and
     // differ only by the lesions (separate slabs would let the
@@ -445,18 +460,6 @@ impl Row {
     }
 }
 
-/// Build the dataset, train every run (resumably) and report.
-pub fn run_many_to_one(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Result<Vec<Row>> {
-    build_and_train(
-        &cfg.runs,
-        cfg.device(),
-        &cfg.grid()?,
-        &mut |r| build_dataset(cfg, r),
-        report,
-    )?;
-    report_many_to_one(cfg, report)
-}
-
 /// Score the finished runs and write the tables and figures.
 pub fn report_many_to_one(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -> Result<Vec<Row>> {
     let ds = cfg.dataset();
@@ -502,7 +505,7 @@ pub fn report_many_to_one(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -
                 };
                 steps = s;
                 finished += 1;
-                let (fakes, _) = score_run(&dir, cfg.device(), &test)?;
+                let (fakes, _) = cfg.score(&dir, &test)?;
                 row.runs.push((seed, evals(&fakes)));
                 if seed == cfg.seeds[0] {
                     examples.push((format!("{} w_c {w}", loss.label()), fakes));
@@ -514,14 +517,14 @@ pub fn report_many_to_one(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -
         }
     }
     if finished == 0 {
-        bail!("no finished runs in {} yet", cfg.runs.display());
+        bail!("no finished runs in {} yet", cfg.common.runs.display());
     }
     report(&format!(
         "scored {finished} of {} runs on {} test slices",
         cfg.runs().len(),
         test.len()
     ));
-    let dir = &cfg.results;
+    let dir = &cfg.common.results;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let train = SliceDataset::open(&ds, "train")?.len();
     write_file_atomic(&dir.join("results.csv"), results_csv(&rows).as_bytes())?;
@@ -536,11 +539,6 @@ pub fn report_many_to_one(cfg: &ManyToOneConfig, report: &mut dyn FnMut(&str)) -
         (finished, cfg.runs().len()),
     );
     write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
-    crate::grid::link_results(
-        &cfg.runs,
-        "many-to-one experiment: results",
-        &dir.join("results.md"),
-    );
     report("drawing the figures");
     weights_plot(&dir.join("metrics_vs_weight.png"), cfg, &rows)?;
     example_panel(&dir.join("examples.png"), &test, &lesion, &examples)?;
@@ -561,7 +559,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
         std::fs::write(&p, text).unwrap();
-        let cfg = ManyToOneConfig::load(&p).unwrap();
+        let cfg = <ManyToOneConfig as Experiment>::load(&p).unwrap();
         assert_eq!(cfg.runs().len(), 3 * 2 * 2);
         let c = cfg.train_config(CycleLoss::Symmetric, 0.5, 1).unwrap();
         let mut ac = cfg.train_config(CycleLoss::Asymmetric, 0.5, 1).unwrap();

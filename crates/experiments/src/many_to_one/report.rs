@@ -99,6 +99,7 @@ pub(super) fn results_markdown(
 ) -> String {
     let mut md = String::from("# Many-to-one: the asymmetric cycle loss on lesioned brain MR\n\n");
     let config = cfg
+        .common
         .source
         .as_ref()
         .map_or("CONFIG".into(), |p| p.display().to_string());
@@ -301,7 +302,7 @@ pub(super) fn example_panel(
     cols.extend(outputs.iter().map(|o| o.0.clone()));
     let mut rows = Vec::new();
     let mut names = Vec::new();
-    for i in crate::figures::example_positions(test.len()) {
+    for i in crate::plot::example_positions(test.len()) {
         let mut input = Tile::gray(test.a[i].clone(), -1.0, 1.0);
         input.lines = outline(&lesion[i], test.a[i].width);
         let mut row = vec![input, Tile::gray(test.b[i].clone(), -1.0, 1.0)];

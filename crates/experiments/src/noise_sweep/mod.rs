@@ -1,8 +1,8 @@
 //! The RegGAN paper's noise sweep (Table 2, Fig. 4): every mode at every
 //! misalignment level, same data, same budget, scored on a disjoint test
 //! slab against the untouched aligned targets.
-use crate::figures;
-use crate::grid::{finished_steps, score_run, train_grid, GridRun, ResultsRow, ResultsTable};
+use crate::experiment::{Common, Experiment};
+use crate::grid::{finished_steps, GridRun, Report, ResultsRow, ResultsTable};
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::{
     prepare, PairOptions, Pairing, PrepareSpec, SliceDataset, SplitSpec, SubjectSpec, MANIFEST_FILE,
@@ -15,36 +15,34 @@ use medtrans_transforms::{ideal_field, percentile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 mod claims;
+pub mod figures;
 pub use claims::*;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepConfig {
-    /// Folder of the run folders (and the prepared dataset).
-    pub runs: PathBuf,
-    /// Folder for results.csv and results.md.
-    pub results: PathBuf,
+    /// `runs`, `results`, `seeds`, `set`, `device`. `seeds`: the first is
+    /// the base runs' (`MODE-noiseL`); each further seed trains every cell
+    /// once more in `MODE-noiseL-seedS` beside them, so the table can tell a
+    /// difference from seed noise (adding seeds to a finished sweep reuses
+    /// its base runs). Without `seeds`, the base runs take `set`'s
+    /// `train.seed` (or the preset's) and there are no further seeds.
+    #[serde(skip)]
+    pub common: Common,
     #[serde(default = "default_modes")]
     pub modes: Vec<String>,
     #[serde(default = "default_levels")]
     pub noise_levels: Vec<u32>,
     pub data: SweepData,
-    /// `key=value` overrides applied to every run (the shared budget).
-    #[serde(default)]
-    pub set: Vec<String>,
-    /// Further training seeds. Every cell also trains once per seed, in
-    /// `MODE-noiseL-seedS` beside its base run (which keeps the seed `set`
-    /// gives), so the table can tell a difference from seed noise. Adding
-    /// seeds to a finished sweep reuses its base runs.
-    #[serde(default)]
+    /// The base runs' seed when `seeds` names it.
+    #[serde(skip)]
+    pub base: Option<u64>,
+    /// `seeds` after the first.
+    #[serde(skip)]
     pub extra_seeds: Vec<u64>,
-    /// Where the runs train and are scored: `cpu` (default), `gpu` or
-    /// `gpu:N`. Not part of a run's trajectory: a sweep may move devices.
-    #[serde(default)]
-    pub device: Option<String>,
     /// `unpaired`: every training A meets the B of another slice (another
     /// subject where there are several), the RegGAN paper's unpaired
     /// experiment (section 4.4, Fig. 6). Pix2Pix and R then learn from
@@ -52,9 +50,6 @@ pub struct SweepConfig {
     /// against the aligned truth.
     #[serde(default)]
     pub pairing: Pairing,
-    /// The file this config was read from, for the report's command line.
-    #[serde(skip)]
-    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,31 +79,92 @@ fn default_axis() -> usize {
     2
 }
 
-impl SweepConfig {
-    pub fn load(path: &Path) -> Result<Self> {
-        let mut cfg: SweepConfig = crate::read_config(path)?;
-        cfg.source = Some(path.to_path_buf());
+impl Experiment for SweepConfig {
+    const NAME: &'static str = "noise-sweep";
+    type Own = SweepConfig;
+    type Outcome = Vec<SweepRow>;
+
+    fn new(common: Common, own: SweepConfig) -> Result<Self> {
+        let origin = common.origin();
+        let seeds = common.seeds_or(&[])?;
+        let mut cfg = SweepConfig { common, ..own };
         if cfg.modes.is_empty() || cfg.noise_levels.is_empty() {
-            bail!(
-                "{}: modes and noise_levels must not be empty",
-                path.display()
-            );
+            bail!("{origin}: modes and noise_levels must not be empty");
         }
-        // A repeated seed, or the base run's own, would pool one run twice
-        // and shrink the seed spread.
-        let base = cfg.base_seed()?;
-        for (k, s) in cfg.extra_seeds.iter().enumerate() {
-            if *s == base || cfg.extra_seeds[..k].contains(s) {
+        if let Some((&base, extra)) = seeds.split_first() {
+            let from_set = cfg.base_seed()?;
+            let set_names_seed = cfg.common.set.iter().any(|s| s.starts_with("train.seed"));
+            if set_names_seed && from_set != base {
                 bail!(
-                    "{}: extra_seeds must differ from each other and from the base runs' \
-                     seed {base}; {s} repeats",
-                    path.display()
+                    "{origin}: `set` trains with train.seed={from_set} but `seeds` starts with \
+                     {base} (the base runs' seed): say it once"
                 );
             }
+            cfg.base = Some(base);
+            cfg.extra_seeds = extra.to_vec();
         }
         Ok(cfg)
     }
 
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn common_mut(&mut self) -> &mut Common {
+        &mut self.common
+    }
+
+    fn build(&self, report: Report) -> Result<()> {
+        if self.dataset().join(MANIFEST_FILE).is_file() {
+            return Ok(());
+        }
+        let data = &self.data;
+        report(&format!(
+            "preparing {} -> {} at {} px",
+            data.a.display(),
+            data.b.display(),
+            data.size
+        ));
+        let mut spec = PrepareSpec::new(
+            vec![SubjectSpec {
+                a: data.a.clone(),
+                b: data.b.clone(),
+                mask: data.mask.clone(),
+                ..Default::default()
+            }],
+            self.dataset(),
+        );
+        spec.size = data.size;
+        spec.axis = data.axis;
+        spec.min_foreground = 0.1;
+        spec.split = SplitSpec::default();
+        prepare(&spec, &mut |_, _, _| {})?;
+        Ok(())
+    }
+
+    /// Every run of the sweep as a grid, in [`SweepConfig::runs`] order.
+    fn grid(&self) -> Result<Vec<GridRun>> {
+        self.runs()
+            .into_iter()
+            .map(|(mode, level, seed)| {
+                Ok(GridRun {
+                    label: format!(
+                        "{mode} noise {level}{}",
+                        seed.map_or(String::new(), |s| format!(" seed {s}"))
+                    ),
+                    config: self.train_config(&mode, level, seed)?,
+                    group: mode,
+                })
+            })
+            .collect()
+    }
+
+    fn report(&self, report: Report) -> Result<Vec<SweepRow>> {
+        report_noise_sweep(self, report)
+    }
+}
+
+impl SweepConfig {
     /// The folder of a cell's base run.
     pub fn run_dir(&self, mode: &str, level: u32) -> PathBuf {
         self.seed_dir(mode, level, None)
@@ -123,8 +179,11 @@ impl SweepConfig {
             Pairing::Unpaired => format!("{mode}-unpaired"),
         };
         match seed {
-            None => self.runs.join(format!("{mode}-noise{level}")),
-            Some(s) => self.runs.join(format!("{mode}-noise{level}-seed{s}")),
+            None => self.common.runs.join(format!("{mode}-noise{level}")),
+            Some(s) => self
+                .common
+                .runs
+                .join(format!("{mode}-noise{level}-seed{s}")),
         }
     }
 
@@ -153,7 +212,7 @@ impl SweepConfig {
     }
 
     pub fn dataset(&self) -> PathBuf {
-        self.runs.join("dataset")
+        self.common.runs.join("dataset")
     }
 
     /// The networks of a base run as it ended (its last checkpoint).
@@ -163,18 +222,13 @@ impl SweepConfig {
 
     /// The device name runs train and are scored on.
     pub fn device(&self) -> &str {
-        self.device.as_deref().unwrap_or("cpu")
-    }
-
-    /// Overrides for resuming a run of this sweep: its device.
-    pub(crate) fn resume_overrides(&self) -> Vec<String> {
-        vec![format!("train.device={:?}", self.device())]
+        self.common.device()
     }
 
     /// The training config of one run: the mode's preset with the shared
     /// overrides, then this run's data, folder, level, device and seed.
     fn train_config(&self, mode: &str, level: u32, seed: Option<u64>) -> Result<TrainConfig> {
-        TrainConfig::preset(mode, &self.set)
+        TrainConfig::preset(mode, &self.common.set)
             .and_then(|c| {
                 c.with(|c| {
                     c.data.path = self.dataset();
@@ -183,29 +237,12 @@ impl SweepConfig {
                     c.data.pairing = self.pairing;
                     c.data.unpaired_pixel_losses = self.pairing == Pairing::Unpaired;
                     c.train.device = self.device().to_string();
-                    if let Some(s) = seed {
+                    if let Some(s) = seed.or(self.base) {
                         c.train.seed = s;
                     }
                 })
             })
             .with_context(|| format!("run {mode} at noise {level}"))
-    }
-
-    /// Every run of the sweep as a grid, in [`SweepConfig::runs`] order.
-    pub fn grid(&self) -> Result<Vec<GridRun>> {
-        self.runs()
-            .into_iter()
-            .map(|(mode, level, seed)| {
-                Ok(GridRun {
-                    label: format!(
-                        "{mode} noise {level}{}",
-                        seed.map_or(String::new(), |s| format!(" seed {s}"))
-                    ),
-                    config: self.train_config(&mode, level, seed)?,
-                    group: mode,
-                })
-            })
-            .collect()
     }
 }
 
@@ -259,38 +296,6 @@ pub struct RegistrationRow {
     pub l1_warped: f64,
 }
 
-/// Prepare once, then train (or resume, or skip) every run and score each
-/// on the test split. `report` receives progress lines.
-pub fn run_noise_sweep(cfg: &SweepConfig, report: &mut dyn FnMut(&str)) -> Result<Vec<SweepRow>> {
-    std::fs::create_dir_all(&cfg.runs)
-        .with_context(|| format!("creating {}", cfg.runs.display()))?;
-    if !cfg.dataset().join(MANIFEST_FILE).is_file() {
-        report(&format!(
-            "preparing {} -> {} at {} px",
-            cfg.data.a.display(),
-            cfg.data.b.display(),
-            cfg.data.size
-        ));
-        let mut spec = PrepareSpec::new(
-            vec![SubjectSpec {
-                a: cfg.data.a.clone(),
-                b: cfg.data.b.clone(),
-                mask: cfg.data.mask.clone(),
-                ..Default::default()
-            }],
-            cfg.dataset(),
-        );
-        spec.size = cfg.data.size;
-        spec.axis = cfg.data.axis;
-        spec.min_foreground = 0.1;
-        spec.split = SplitSpec::default();
-        prepare(&spec, &mut |_, _, _| {})?;
-    }
-    // Every config is checked before the first hour of training.
-    train_grid(&cfg.grid()?, &cfg.resume_overrides(), report)?;
-    report_noise_sweep(cfg, report)
-}
-
 /// One finished run's seed and its per-slice test scores.
 type SeedScores = (u64, Vec<SliceScore>);
 
@@ -310,7 +315,7 @@ pub fn report_noise_sweep(
         }
     }
     if finished.is_empty() {
-        bail!("no finished runs in {} yet", cfg.runs.display());
+        bail!("no finished runs in {} yet", cfg.common.runs.display());
     }
     report(&format!(
         "scoring the last checkpoints of {} of {} runs on the test slab",
@@ -326,7 +331,7 @@ pub fn report_noise_sweep(
     let mut scored: BTreeMap<(String, u32), Vec<SeedScores>> = BTreeMap::new();
     let base_seed = cfg.base_seed()?;
     for (mode, level, seed) in &finished {
-        let (fakes, scores) = score_run(&cfg.seed_dir(mode, *level, *seed), cfg.device(), &test)?;
+        let (fakes, scores) = cfg.score(&cfg.seed_dir(mode, *level, *seed), &test)?;
         scored
             .entry((mode.clone(), *level))
             .or_default()
@@ -352,9 +357,9 @@ pub fn report_noise_sweep(
             }
         }
     }
-    std::fs::create_dir_all(&cfg.results)
-        .with_context(|| format!("creating {}", cfg.results.display()))?;
-    medtrans_io::write_file_atomic(&cfg.results.join("per_slice.csv"), per_slice.as_bytes())?;
+    let dir = &cfg.common.results;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    medtrans_io::write_file_atomic(&dir.join("per_slice.csv"), per_slice.as_bytes())?;
     let rows: Vec<SweepRow> = cfg
         .cells()
         .into_iter()
@@ -401,7 +406,6 @@ pub fn report_noise_sweep(
         (finished.len(), all.len()),
     )?;
     report("drawing the figures");
-    let dir = &cfg.results;
     figures::metrics_vs_noise(&dir.join("metrics_vs_noise.png"), &cfg.modes, &rows)?;
     figures::validation_curves(&dir.join("validation_curves.png"), cfg, &cells)?;
     figures::smoothness_curves(&dir.join("smoothness.png"), cfg, &cells)?;
@@ -483,7 +487,7 @@ fn write_results(
     (steps, train): (usize, usize),
     (done, planned): (usize, usize),
 ) -> Result<()> {
-    let dir = &cfg.results;
+    let dir = &cfg.common.results;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let seeded = !cfg.extra_seeds.is_empty();
     // The CSV always has each cell's run count and seed std; the markdown
@@ -534,6 +538,7 @@ fn write_results(
     let table = results.markdown();
     medtrans_io::write_file_atomic(&dir.join("results.csv"), csv.as_bytes())?;
     let config = cfg
+        .common
         .source
         .as_ref()
         .map_or("CONFIG".into(), |p| p.display().to_string());
@@ -564,7 +569,7 @@ fn write_results(
          ## The paper's claims, checked automatically\n\n{claims}",
         size = cfg.data.size,
         axis = cfg.data.axis,
-        set = cfg.set.join(" "),
+        set = cfg.common.set.join(" "),
         pairing = match cfg.pairing {
             Pairing::Paired => "paired training data",
             Pairing::Unpaired => "**unpaired** training data (each A drawn with the B of another slice, fresh every epoch)",
@@ -605,10 +610,5 @@ fn write_results(
         medtrans_io::write_file_atomic(&dir.join("registration.csv"), csv.as_bytes())?;
     }
     medtrans_io::write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
-    crate::grid::link_results(
-        &cfg.runs,
-        "noise-sweep experiment: results",
-        &dir.join("results.md"),
-    );
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! validation curves and R's smoothness loss per epoch (Fig. 4), example
 //! outputs with error maps (Figs. 1-2) and R's fields on misaligned pairs
 //! (Fig. 5).
-use crate::noise_sweep::{SweepConfig, SweepRow};
-use crate::plot::{image_grid, line_panels, Panel, Series, Tile};
+use super::{SweepConfig, SweepRow};
+use crate::plot::{example_positions, image_grid, line_panels, Panel, Series, Tile};
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::{PairOptions, Pairing, SliceDataset};
 use medtrans_io::Slice;
@@ -167,13 +167,6 @@ pub fn smoothness_curves(path: &Path, cfg: &SweepConfig, cells: &[(String, u32)]
     }
     line_panels(path, &panels, panels.len())?;
     Ok(true)
-}
-
-/// Test positions shown in example panels: three spread over the split.
-pub fn example_positions(n: usize) -> Vec<usize> {
-    let mut p: Vec<usize> = [1, 3, 5].iter().map(|k| k * n / 6).collect();
-    p.dedup();
-    p
 }
 
 fn abs_error(a: &Slice, b: &Slice) -> Slice {

@@ -1,0 +1,446 @@
+//! The subjects benchmark's report: per-subject scores, the table over
+//! subjects, the paper's claims judged by paired tests over subjects, and a
+//! figure per subject.
+use super::*;
+use crate::grid::{finished_steps, ResultsRow, ResultsTable};
+use crate::plot::{image_grid, Tile};
+use medtrans_io::write_file_atomic;
+use medtrans_metrics::{format_p, mean_std, wilcoxon_signed_rank, Summary};
+use medtrans_training::checkpoint::last_checkpoint;
+use medtrans_training::{score_slices, RunNetworks};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The identity baseline's mode name: the T1 itself scored as the FLAIR.
+pub const IDENTITY: &str = "identity";
+
+/// One (condition, mode): its subjects' scores, each the mean over the
+/// finished seeds of that subject's test fold.
+#[derive(Debug, Clone)]
+pub struct ModeRow {
+    pub condition: String,
+    pub mode: String,
+    pub subjects: Vec<SubjectScore>,
+    pub runs: usize,
+}
+
+impl ModeRow {
+    fn values(&self, key: &str) -> Values {
+        self.subjects
+            .iter()
+            .map(|s| (s.subject.clone(), s.value(key)))
+            .collect()
+    }
+}
+
+/// One value per subject.
+type Values = BTreeMap<String, f64>;
+
+/// What the report computes.
+#[derive(Debug, Clone)]
+pub struct SubjectsResults {
+    pub rows: Vec<ModeRow>,
+    /// The verdict lines of results.md.
+    pub verdicts: Vec<String>,
+}
+
+/// A subject's middle test slice under every model, for its figure.
+#[derive(Default)]
+struct Figure {
+    a: Option<Slice>,
+    b: Option<Slice>,
+    /// Per condition: each mode's translation, and R's |field| of the first
+    /// mode with R.
+    outputs: BTreeMap<Condition, (Vec<(String, Slice)>, Option<Slice>)>,
+}
+
+/// Positions in `test` of each subject's middle slice.
+fn middles(test: &SliceDataset) -> BTreeMap<usize, usize> {
+    let refs = test.refs.clone().unwrap_or_default();
+    let mut by: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, r) in refs.iter().enumerate() {
+        by.entry(r.subject).or_default().push(i);
+    }
+    by.into_iter().map(|(s, v)| (s, v[v.len() / 2])).collect()
+}
+
+fn subject_name(test: &SliceDataset, subject: usize) -> String {
+    test.manifest
+        .as_ref()
+        .and_then(|m| m.subjects.get(subject))
+        .map_or(format!("subject{subject:03}"), |r| r.name.clone())
+}
+
+pub(super) fn report(cfg: &SubjectsConfig, say: Report) -> Result<SubjectsResults> {
+    let mut csv = String::from(
+        "condition,mode,seed,fold,subject,slices,nmae,psnr,ssim,lesion_dice,lesion_dice_real\n",
+    );
+    // (condition, mode) -> subject -> per seed scores.
+    let mut scored: BTreeMap<(String, String), BTreeMap<String, Vec<SubjectScore>>> =
+        BTreeMap::new();
+    let mut runs: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut figures: BTreeMap<String, Figure> = BTreeMap::new();
+    let (mut done, mut planned) = (0, 0);
+    for fold in 0..cfg.folds {
+        let data = cfg.dataset(Condition::Registered, fold);
+        if !data.join(MANIFEST_FILE).is_file() {
+            continue;
+        }
+        let test = SliceDataset::open(&data, "test")?;
+        let middle = middles(&test);
+        for (&subject, &i) in &middle {
+            let f = figures.entry(subject_name(&test, subject)).or_default();
+            f.a = Some(test.a[i].clone());
+            f.b = Some(test.b[i].clone());
+        }
+        let mut add = |c: &str, mode: &str, seed: u64, fakes: &[Slice]| -> Result<()> {
+            let scores = score_slices(&test, fakes);
+            for (s, real) in per_subject(&test, fakes, &scores)? {
+                let _ = writeln!(
+                    csv,
+                    "{c},{mode},{seed},{fold},{},{},{:.6},{:.4},{:.6},{:.6},{:.6}",
+                    s.subject, s.slices, s.nmae, s.psnr, s.ssim, s.lesion_dice, real
+                );
+                scored
+                    .entry((c.to_string(), mode.to_string()))
+                    .or_default()
+                    .entry(s.subject.clone())
+                    .or_default()
+                    .push(s);
+            }
+            Ok(())
+        };
+        add("-", IDENTITY, 0, &test.a)?;
+        for &seed in &cfg.seeds {
+            for &c in &cfg.conditions {
+                let mut field_done = false;
+                for mode in &cfg.modes {
+                    planned += 1;
+                    let dir = cfg.run_dir(c, fold, mode, seed);
+                    if finished_steps(&dir)?.is_none() {
+                        continue;
+                    }
+                    done += 1;
+                    let (fakes, _) = cfg.score(&dir, &test)?;
+                    add(c.key(), mode, seed, &fakes)?;
+                    *runs.entry((c.key().into(), mode.clone())).or_default() += 1;
+                    if seed != cfg.seeds[0] {
+                        continue;
+                    }
+                    // The figure: this mode's middle slices, and R's field
+                    // for the first mode that has R.
+                    let nets = (!field_done)
+                        .then(|| RunNetworks::load(&last_checkpoint(&dir)?, cfg.common.device()))
+                        .transpose()?;
+                    for (&subject, &i) in &middle {
+                        let f = figures.entry(subject_name(&test, subject)).or_default();
+                        let slot = f.outputs.entry(c).or_default();
+                        slot.0.push((mode.clone(), fakes[i].clone()));
+                        if let Some(nets) = &nets {
+                            if let Some((_, field)) =
+                                nets.register(std::slice::from_ref(&fakes[i]), &[&test.b[i]])?
+                            {
+                                slot.1 = Some(magnitude(&field[0], &field[1]));
+                                field_done = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if done == 0 {
+        bail!("no finished runs in {} yet", cfg.common.runs.display());
+    }
+    say(&format!(
+        "scored {done} of {planned} runs on the test subjects of their folds"
+    ));
+    let rows: Vec<ModeRow> = scored
+        .into_iter()
+        .map(|((condition, mode), by)| {
+            let subjects = by
+                .into_iter()
+                .map(|(name, seeds)| seed_mean(name, &seeds))
+                .collect();
+            let runs = runs
+                .get(&(condition.clone(), mode.clone()))
+                .copied()
+                .unwrap_or(0);
+            ModeRow {
+                condition,
+                mode,
+                subjects,
+                runs,
+            }
+        })
+        .collect();
+    let rows = ordered(cfg, rows);
+    let verdicts = verdicts(&rows);
+    let dir = &cfg.common.results;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let table = table(&rows);
+    write_file_atomic(&dir.join("per_subject.csv"), csv.as_bytes())?;
+    write_file_atomic(&dir.join("results.csv"), table.csv().as_bytes())?;
+    let md = markdown(cfg, &table, &verdicts, (done, planned));
+    write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
+    say("drawing a figure per subject");
+    for (name, f) in &figures {
+        draw(&dir.join(format!("subject_{name}.png")), cfg, f)?;
+    }
+    Ok(SubjectsResults { rows, verdicts })
+}
+
+/// |field| of R's (dy, dx), in px.
+fn magnitude(dy: &Slice, dx: &Slice) -> Slice {
+    let data = dy
+        .data
+        .iter()
+        .zip(&dx.data)
+        .map(|(a, b)| a.hypot(*b))
+        .collect();
+    Slice::new(data, dy.width, dy.height)
+}
+
+/// A subject's scores averaged over its finished seeds.
+fn seed_mean(subject: String, seeds: &[SubjectScore]) -> SubjectScore {
+    let m = |f: fn(&SubjectScore) -> f64| {
+        mean_std(&seeds.iter().map(f).collect::<Vec<_>>()).map_or(f64::NAN, |v| v.0)
+    };
+    SubjectScore {
+        subject,
+        slices: seeds[0].slices,
+        nmae: m(|s| s.nmae),
+        psnr: m(|s| s.psnr),
+        ssim: m(|s| s.ssim),
+        lesion_dice: m(|s| s.lesion_dice),
+    }
+}
+
+/// The identity first, then conditions and modes in the config's order.
+fn ordered(cfg: &SubjectsConfig, mut rows: Vec<ModeRow>) -> Vec<ModeRow> {
+    let rank = |r: &ModeRow| {
+        let c = cfg
+            .conditions
+            .iter()
+            .position(|c| c.key() == r.condition)
+            .map_or(0, |k| k + 1);
+        let m = cfg.modes.iter().position(|m| *m == r.mode).unwrap_or(0);
+        (c, m)
+    };
+    rows.sort_by_key(rank);
+    rows
+}
+
+fn table(rows: &[ModeRow]) -> ResultsTable {
+    ResultsTable {
+        keys: vec![
+            ("condition".into(), "trained on".into()),
+            ("mode".into(), "mode".into()),
+        ],
+        slices_heading: "subjects".into(),
+        extras: vec![
+            ("lesion_dice".into(), "lesion Dice".into()),
+            ("lesion_subjects".into(), "lesion subjects".into()),
+            ("runs".into(), "runs".into()),
+        ],
+        rows: rows
+            .iter()
+            .map(|r| {
+                let stat = |key: &str| {
+                    mean_std(&r.subjects.iter().map(|s| s.value(key)).collect::<Vec<_>>())
+                        .unwrap_or((f64::NAN, f64::NAN))
+                };
+                let [nmae, psnr, ssim, dice] = ["nmae", "psnr", "ssim", "lesion_dice"].map(stat);
+                let with_lesions = r
+                    .subjects
+                    .iter()
+                    .filter(|s| s.lesion_dice.is_finite())
+                    .count();
+                ResultsRow {
+                    keys: vec![r.condition.clone(), r.mode.clone()],
+                    scores: Summary::from_parts(
+                        r.subjects.len(),
+                        [nmae.0, psnr.0, ssim.0],
+                        [nmae.1, psnr.1, ssim.1],
+                    ),
+                    extras: vec![
+                        (
+                            format!("{:.6}", dice.0),
+                            format!("{:.3} +- {:.3}", dice.0, dice.1),
+                        ),
+                        (with_lesions.to_string(), with_lesions.to_string()),
+                        (r.runs.to_string(), r.runs.to_string()),
+                    ],
+                }
+            })
+            .collect(),
+    }
+}
+
+/// A claim that `a` is better than `b` (higher PSNR), judged by a paired
+/// Wilcoxon test over the subjects both have. `at_least`: the claim is
+/// "not worse", so a tie keeps it.
+fn judge(claim: &str, a: &Values, b: &Values, at_least: bool) -> String {
+    let (x, y): (Vec<f64>, Vec<f64>) = a
+        .iter()
+        .filter_map(|(k, v)| Some((*v, *b.get(k)?)))
+        .filter(|(v, w)| v.is_finite() && w.is_finite())
+        .unzip();
+    let n = x.len();
+    let Some(w) = (n >= 2).then(|| wilcoxon_signed_rank(&x, &y)).flatten() else {
+        return format!("{claim}: **not tested** ({n} paired subjects).");
+    };
+    let diff = x.iter().zip(&y).map(|(p, q)| p - q).sum::<f64>() / n as f64;
+    let significant = w.p_value < 0.05;
+    let verdict = match (significant, diff > 0.0, at_least) {
+        (true, true, _) => "**holds**",
+        (true, false, _) => "**fails**",
+        (false, _, true) => "**holds** (no significant difference)",
+        (false, _, false) => "**not shown** (no significant difference)",
+    };
+    format!(
+        "{claim}: {verdict}: mean difference {diff:+.2} dB, Wilcoxon signed-rank over \
+         subjects, n = {n}, {}.",
+        format_p(w.p_value)
+    )
+}
+
+/// The RegGAN paper's claims, on real motion, judged over subjects.
+fn verdicts(rows: &[ModeRow]) -> Vec<String> {
+    let psnr = |c: &str, m: &str| {
+        rows.iter()
+            .find(|r| r.condition == c && r.mode == m)
+            .map(|r| r.values("psnr"))
+    };
+    let (reg, scan) = (Condition::Registered.key(), Condition::AsScanned.key());
+    let mut out = Vec::new();
+    let missing = |claim: &str| format!("{claim}: **not tested** (its runs have not finished).");
+    let claim = "1. RegGAN as scanned >= Pix2Pix registered (the paper's \"RegGAN with noise \
+                 beats Pix2Pix without\", on real motion)";
+    out.push(match (psnr(scan, "reggan"), psnr(reg, "pix2pix")) {
+        (Some(a), Some(b)) => judge(claim, &a, &b, true),
+        _ => missing(claim),
+    });
+    let claim = "2. Pix2Pix loses more PSNR than RegGAN from registered to as-scanned training";
+    out.push(
+        match (
+            psnr(reg, "pix2pix"),
+            psnr(scan, "pix2pix"),
+            psnr(reg, "reggan"),
+            psnr(scan, "reggan"),
+        ) {
+            (Some(pr), Some(ps), Some(rr), Some(rs)) => {
+                // Per subject: registered minus as-scanned.
+                let drop = |r: &Values, s: &Values| -> Values {
+                    r.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v - s.get(k)?)))
+                        .collect()
+                };
+                judge(claim, &drop(&pr, &ps), &drop(&rr, &rs), false)
+            }
+            _ => missing(claim),
+        },
+    );
+    for c in [reg, scan] {
+        let claim = format!("3. RegGAN > CycleGAN (C), trained {c}");
+        out.push(match (psnr(c, "reggan"), psnr(c, "cycle")) {
+            (Some(a), Some(b)) => judge(&claim, &a, &b, false),
+            _ => missing(&claim),
+        });
+    }
+    out
+}
+
+fn markdown(
+    cfg: &SubjectsConfig,
+    table: &ResultsTable,
+    verdicts: &[String],
+    (done, planned): (usize, usize),
+) -> String {
+    let config = cfg
+        .common
+        .source
+        .as_ref()
+        .map_or("CONFIG".into(), |p| p.display().to_string());
+    let mut md = String::from("# Subjects: each mode on the next patient\n\n");
+    let _ = writeln!(
+        md,
+        "Made by `medtrans experiment subjects --config {config}` ({} subjects, {} folds: \
+         subject i is tested in fold i mod {}; seeds {:?}; {} px slices along axis {}; \
+         shared overrides: `{}`).\n",
+        cfg.names.len(),
+        cfg.folds,
+        cfg.folds,
+        cfg.seeds,
+        cfg.data.size,
+        cfg.data.axis,
+        cfg.common.set.join(" ")
+    );
+    if done < planned {
+        let _ = writeln!(
+            md,
+            "**Partial: {done} of {planned} runs have finished;** rerun the command to train \
+             the rest. Rows cover the subjects of the finished folds only.\n"
+        );
+    }
+    md += "Every model is scored on its fold's test subjects, against their **registered** \
+           FLAIR, inside the brain mask; a subject's score is the mean over its slices (and \
+           over seeds). The table gives the mean +- std over subjects. **Lesion Dice**: the \
+           translation thresholded with the intensity window that best segments the \
+           subject's real FLAIR against its lesion mask, the same window for every model; \
+           the real FLAIR itself reaches that window's Dice (`lesion_dice_real` in \
+           per_subject.csv). `identity` scores the T1 itself as the FLAIR.\n\n";
+    md += &table.markdown();
+    md += "\n## The RegGAN paper's claims, on real motion, judged over subjects\n\n";
+    md += "The unit of analysis is the subject: one value per subject (its test slices \
+           averaged), paired by subject. Slices of one subject are not independent and are \
+           never counted as samples here. p < 0.05 is called significant; a claim that one \
+           mode is better needs it.\n\n";
+    for v in verdicts {
+        md += v;
+        md += "\n";
+    }
+    md
+}
+
+/// A subject's figure: per condition, T1, registered FLAIR, each mode's
+/// translation, and R's |field|.
+fn draw(path: &Path, cfg: &SubjectsConfig, f: &Figure) -> Result<()> {
+    let (Some(a), Some(b)) = (&f.a, &f.b) else {
+        return Ok(());
+    };
+    let max_field = f
+        .outputs
+        .values()
+        .filter_map(|o| o.1.as_ref())
+        .flat_map(|m| m.data.iter().copied())
+        .fold(1e-3f32, f32::max);
+    // Short titles: a 64 px tile is 192 px wide.
+    let mut cols: Vec<String> = vec!["T1".into(), "FLAIR".into()];
+    cols.extend(cfg.modes.iter().cloned());
+    cols.push(format!("|R| <={max_field:.1}px"));
+    let mut rows = Vec::new();
+    let mut names = Vec::new();
+    for (c, (outputs, field)) in &f.outputs {
+        let mut row = vec![
+            Tile::gray(a.clone(), -1.0, 1.0),
+            Tile::gray(b.clone(), -1.0, 1.0),
+        ];
+        for m in &cfg.modes {
+            let blank = Slice::new(vec![-1.0; a.data.len()], a.width, a.height);
+            let out = outputs
+                .iter()
+                .find(|o| &o.0 == m)
+                .map_or(blank, |o| o.1.clone());
+            row.push(Tile::gray(out, -1.0, 1.0));
+        }
+        let none = Slice::new(vec![0.0; a.data.len()], a.width, a.height);
+        row.push(Tile::gray(field.clone().unwrap_or(none), 0.0, max_field));
+        rows.push(row);
+        names.push(c.key().to_string());
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    image_grid(path, &cols, &names, &rows, 3)
+}
