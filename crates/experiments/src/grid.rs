@@ -151,10 +151,23 @@ pub struct ResultsRow {
 }
 
 impl ResultsTable {
+    /// The metric columns: every metric of any row, in first-seen order
+    /// (the paper's three first).
+    pub fn metrics(&self) -> Vec<Metric> {
+        let mut out: Vec<Metric> = Metric::ALL.to_vec();
+        for m in self.rows.iter().flat_map(|r| r.scores.metrics()) {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
     pub fn csv(&self) -> String {
+        let metrics = self.metrics();
         let mut head: Vec<String> = self.keys.iter().map(|k| k.0.clone()).collect();
         head.push("slices".into());
-        for m in Metric::ALL {
+        for &m in &metrics {
             head.push(format!("{}_mean", m.key()));
             head.push(format!("{}_std", m.key()));
         }
@@ -163,7 +176,7 @@ impl ResultsTable {
         for r in &self.rows {
             let mut cells = r.keys.clone();
             cells.push(r.scores.slices.to_string());
-            for m in Metric::ALL {
+            for &m in &metrics {
                 let d = m.csv_decimals();
                 cells.push(format!("{:.d$}", r.scores.mean(m)));
                 cells.push(format!("{:.d$}", r.scores.std(m)));
@@ -175,15 +188,16 @@ impl ResultsTable {
     }
 
     pub fn markdown(&self) -> String {
+        let metrics = self.metrics();
         let mut head: Vec<String> = self.keys.iter().map(|k| k.1.clone()).collect();
         head.push(self.slices_heading.clone());
-        head.extend(Metric::ALL.iter().map(|m| m.label().to_string()));
+        head.extend(metrics.iter().map(|m| m.label().to_string()));
         head.extend(self.extras.iter().map(|e| e.1.clone()));
         let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
         for r in &self.rows {
             let mut cells = r.keys.clone();
             cells.push(r.scores.slices.to_string());
-            cells.extend(Metric::ALL.iter().map(|&m| r.scores.cell(m)));
+            cells.extend(metrics.iter().map(|&m| r.scores.cell(m)));
             cells.extend(r.extras.iter().map(|e| e.1.clone()));
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }

@@ -108,12 +108,9 @@ impl Metric {
         self.table_decimals
     }
 
-    /// Position among the paper's metrics (the columns of a [`Summary`]).
-    fn index(self) -> usize {
-        Metric::ALL
-            .iter()
-            .position(|m| *m == self)
-            .expect("a summary holds the paper's metrics")
+    /// Position among the paper's metrics, `None` for any other.
+    fn paper_index(self) -> Option<usize> {
+        Metric::ALL.iter().position(|m| *m == self)
     }
 }
 
@@ -128,6 +125,10 @@ pub struct SliceScore {
     pub nmae: f64,
     pub psnr: f64,
     pub ssim: f64,
+    /// Further metrics beside the paper's three (an experiment's lesion
+    /// Dice, a target-unit MAE): summaries, tables and tests carry them
+    /// like the three.
+    pub extra: Vec<(Metric, f64)>,
 }
 
 impl SliceScore {
@@ -147,60 +148,110 @@ impl SliceScore {
             nmae: Metric::NMAE.compute(fake, real)?,
             psnr: Metric::PSNR.compute(fake, real)?,
             ssim: Metric::SSIM.compute(fake, real)?,
+            extra: Vec::new(),
         })
     }
 
-    /// The value of one of the paper's metrics.
+    /// The slice with one more metric (its value replaced if present).
+    pub fn with(mut self, m: Metric, value: f64) -> SliceScore {
+        match self.extra.iter_mut().find(|e| e.0 == m) {
+            Some(e) => e.1 = value,
+            None => self.extra.push((m, value)),
+        }
+        self
+    }
+
+    /// A metric's value: one of the paper's three or an extra (NaN when
+    /// this slice has no such metric).
     pub fn get(&self, m: Metric) -> f64 {
-        [self.nmae, self.psnr, self.ssim][m.index()]
+        match m.paper_index() {
+            Some(k) => [self.nmae, self.psnr, self.ssim][k],
+            None => self
+                .extra
+                .iter()
+                .find(|e| e.0 == m)
+                .map_or(f64::NAN, |e| e.1),
+        }
+    }
+
+    /// Its metrics: the paper's three, then the extras.
+    pub fn metrics(&self) -> Vec<Metric> {
+        Metric::ALL
+            .into_iter()
+            .chain(self.extra.iter().map(|e| e.0))
+            .collect()
     }
 }
 
-/// Mean and population std (numpy's default) of every metric over slices.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Mean and population std (numpy's default) of every metric over slices
+/// (or over whatever unit the caller summarises: `slices` counts it). It
+/// holds the paper's three and any further metric its scores carry.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub slices: usize,
-    mean: [f64; 3],
-    std: [f64; 3],
+    /// (metric, mean, std): the paper's three first, then the extras.
+    columns: Vec<(Metric, f64, f64)>,
 }
 
 impl Summary {
-    /// `None` for no slices.
+    /// Over `scores`: the paper's three and every extra metric the first
+    /// score carries (NaN values, where a slice lacks one, are left out of
+    /// that metric's mean). `None` for no slices.
     pub fn of<'a>(scores: impl IntoIterator<Item = &'a SliceScore>) -> Option<Summary> {
         let scores: Vec<&SliceScore> = scores.into_iter().collect();
-        if scores.is_empty() {
-            return None;
-        }
-        let (mut mean, mut std) = ([f64::NAN; 3], [f64::NAN; 3]);
-        for m in Metric::ALL {
-            let v: Vec<f64> = scores.iter().map(|s| s.get(m)).collect();
-            if let Some((a, b)) = mean_std(&v) {
-                (mean[m.index()], std[m.index()]) = (a, b);
-            }
-        }
+        let metrics = scores.first()?.metrics();
+        let columns = metrics
+            .into_iter()
+            .map(|m| {
+                let v: Vec<f64> = scores.iter().map(|s| s.get(m)).collect();
+                let (a, b) = mean_std(&v).unwrap_or((f64::NAN, f64::NAN));
+                (m, a, b)
+            })
+            .collect();
         Some(Summary {
             slices: scores.len(),
-            mean,
-            std,
+            columns,
         })
     }
 
-    /// From means and stds in [`Metric::ALL`] order.
+    /// From means and stds of the paper's three, in [`Metric::ALL`] order.
     pub fn from_parts(slices: usize, mean: [f64; 3], std: [f64; 3]) -> Summary {
-        Summary { slices, mean, std }
+        Summary {
+            slices,
+            columns: (0..3).map(|k| (Metric::ALL[k], mean[k], std[k])).collect(),
+        }
     }
 
+    /// The summary with one more metric's mean and std.
+    pub fn with(mut self, m: Metric, mean: f64, std: f64) -> Summary {
+        self.columns.retain(|c| c.0 != m);
+        self.columns.push((m, mean, std));
+        self
+    }
+
+    /// Its metrics, the paper's three first.
+    pub fn metrics(&self) -> Vec<Metric> {
+        self.columns.iter().map(|c| c.0).collect()
+    }
+
+    /// A metric's mean (NaN when this summary has no such metric).
     pub fn mean(&self, m: Metric) -> f64 {
-        self.mean[m.index()]
+        self.columns
+            .iter()
+            .find(|c| c.0 == m)
+            .map_or(f64::NAN, |c| c.1)
     }
 
     pub fn std(&self, m: Metric) -> f64 {
-        self.std[m.index()]
+        self.columns
+            .iter()
+            .find(|c| c.0 == m)
+            .map_or(f64::NAN, |c| c.2)
     }
 
-    /// The means in [`Metric::ALL`] order.
+    /// The paper's three means in [`Metric::ALL`] order.
     pub fn means(&self) -> [f64; 3] {
-        self.mean
+        Metric::ALL.map(|m| self.mean(m))
     }
 
     /// The means as CSV cells, in [`Metric::ALL`] order (see [`metric_keys_csv`]).
@@ -382,7 +433,32 @@ mod tests {
             nmae,
             psnr,
             ssim,
+            extra: Vec::new(),
         }
+    }
+
+    #[test]
+    fn extra_metrics_are_carried_and_summarised_like_the_papers() {
+        const DICE: Metric = Metric::new("dice", "Dice", false);
+        let s = [
+            score(0, 0.1, 20.0, 0.8).with(DICE, 0.5),
+            score(1, 0.3, 24.0, 0.9).with(DICE, f64::NAN),
+            score(2, 0.2, 22.0, 0.7).with(DICE, 0.7).with(DICE, 0.9),
+        ];
+        assert_eq!(s[2].get(DICE), 0.9);
+        assert!(score(0, 0.1, 20.0, 0.8).get(DICE).is_nan());
+        let sum = Summary::of(&s).unwrap();
+        assert_eq!(
+            sum.metrics(),
+            [Metric::NMAE, Metric::PSNR, Metric::SSIM, DICE]
+        );
+        // The slice without a value is left out of that metric alone.
+        assert!((sum.mean(DICE) - 0.7).abs() < 1e-12);
+        assert!((sum.std(DICE) - 0.2).abs() < 1e-12);
+        assert!((sum.mean(Metric::NMAE) - 0.2).abs() < 1e-12);
+        let parts = Summary::from_parts(4, [0.1, 20.0, 0.8], [0.0; 3]).with(DICE, 0.6, 0.1);
+        assert_eq!(parts.cell(DICE), "0.6000 +- 0.1000");
+        assert_eq!(parts.means(), [0.1, 20.0, 0.8]);
     }
 
     #[test]
@@ -434,6 +510,7 @@ mod tests {
     fn subjects_get_their_own_means_and_the_mean_over_subjects() {
         let mut sc = vec![score(0, 0.1, 20.0, 0.8), score(1, 0.3, 24.0, 0.9)];
         sc.push(SliceScore {
+            extra: Vec::new(),
             subject: 1,
             ..score(2, 0.5, 30.0, 0.7)
         });

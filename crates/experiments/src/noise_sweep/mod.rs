@@ -518,7 +518,7 @@ fn write_results(
                     .collect();
                 ResultsRow {
                     keys: vec![r.mode.clone(), r.noise_level.to_string()],
-                    scores: r.scores,
+                    scores: r.scores.clone(),
                     extras: vec![
                         (r.psnr_by_run.len().to_string(), by.join(" / ")),
                         (

@@ -18,7 +18,7 @@ use medtrans_datasets::{
     prepare, read_subject_csv, PrepareSpec, SliceDataset, SplitMethod, SplitSpec, MANIFEST_FILE,
 };
 use medtrans_io::Slice;
-use medtrans_metrics::{dice, dice_best_threshold, SliceScore};
+use medtrans_metrics::{dice, dice_best_threshold, Metric, SliceScore};
 use medtrans_registration::Options as RegistrationOptions;
 use medtrans_training::TrainConfig;
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,10 @@ pub use report::*;
 
 /// Bins of the lesion window search (as many-to-one's Dice).
 const LESION_BINS: usize = 64;
+
+/// Lesion Dice of a translation in the window that best segments the real
+/// target (see [`per_subject`]): a metric like the paper's three.
+pub const LESION_DICE: Metric = Metric::new("lesion_dice", "lesion Dice", false);
 
 /// How the training pairs were aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -46,6 +50,25 @@ impl Condition {
         match self {
             Condition::Registered => "registered",
             Condition::AsScanned => "as-scanned",
+        }
+    }
+}
+
+/// What a model trains on: a condition's pairs, with the RegGAN paper's
+/// misalignment noise at `noise` on top (0: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Setting {
+    pub condition: Condition,
+    pub noise: u32,
+}
+
+impl Setting {
+    /// Its name in tables, CSVs and run folders: `registered`,
+    /// `as-scanned`, `registered-noise2`.
+    pub fn key(self) -> String {
+        match self.noise {
+            0 => self.condition.key().to_string(),
+            l => format!("{}-noise{l}", self.condition.key()),
         }
     }
 }
@@ -68,6 +91,17 @@ pub struct SubjectsData {
     /// Slices whose mask covers less than this are left out.
     #[serde(default = "default_foreground")]
     pub min_foreground: f64,
+    /// Register B onto A (rigid) for the `registered` condition. `false`
+    /// for sets already aligned voxel by voxel (BraTS): their headers are
+    /// the reference.
+    #[serde(default = "default_register")]
+    pub register: bool,
+    /// Names of A's and B's contrasts, for titles.
+    #[serde(default = "default_contrasts")]
+    pub contrasts: [String; 2],
+    /// The results page's title.
+    #[serde(default = "default_title")]
+    pub title: String,
 }
 
 fn default_size() -> usize {
@@ -79,6 +113,15 @@ fn default_axis() -> usize {
 fn default_foreground() -> f64 {
     0.1
 }
+fn default_register() -> bool {
+    true
+}
+fn default_contrasts() -> [String; 2] {
+    ["A".into(), "B".into()]
+}
+fn default_title() -> String {
+    "Subjects".into()
+}
 fn default_modes() -> Vec<String> {
     ["pix2pix", "cycle", "reggan", "cycle+reg"]
         .map(String::from)
@@ -86,6 +129,9 @@ fn default_modes() -> Vec<String> {
 }
 fn default_conditions() -> Vec<Condition> {
     vec![Condition::Registered, Condition::AsScanned]
+}
+fn default_levels() -> Vec<u32> {
+    vec![0]
 }
 fn default_folds() -> usize {
     4
@@ -107,6 +153,10 @@ pub struct SubjectsConfig {
     pub modes: Vec<String>,
     #[serde(default = "default_conditions")]
     pub conditions: Vec<Condition>,
+    /// The paper's misalignment noise levels (0-5) added to the training
+    /// pairs of every condition: the noise sweep on real patients.
+    #[serde(default = "default_levels")]
+    pub noise_levels: Vec<u32>,
     /// Folds of the cross-validation: subject i is tested in fold
     /// i mod folds.
     #[serde(default = "default_folds")]
@@ -142,8 +192,11 @@ impl Experiment for SubjectsConfig {
                 cfg.folds
             );
         }
-        if cfg.modes.is_empty() || cfg.conditions.is_empty() {
-            bail!("{origin}: modes and conditions must not be empty");
+        if cfg.modes.is_empty() || cfg.conditions.is_empty() || cfg.noise_levels.is_empty() {
+            bail!("{origin}: modes, conditions and noise_levels must not be empty");
+        }
+        if let Some(l) = cfg.noise_levels.iter().find(|&&l| l > 5) {
+            bail!("{origin}: noise level {l}: the paper's levels are 0 to 5");
         }
         if !cfg.conditions.contains(&Condition::Registered) {
             bail!("{origin}: conditions must include `registered`: test targets are registered");
@@ -190,7 +243,8 @@ impl Experiment for SubjectsConfig {
                     fractions: [train.len() as f64 / n, 0.0, test.len() as f64 / n],
                     gap: 0,
                 };
-                spec.align = (c == Condition::Registered).then(RegistrationOptions::default);
+                spec.align = (c == Condition::Registered && self.data.register)
+                    .then(RegistrationOptions::default);
                 let m = prepare(&spec, &mut |_, _, _| {})
                     .with_context(|| format!("preparing {}", out.display()))?;
                 for s in &m.skipped {
@@ -210,12 +264,12 @@ impl Experiment for SubjectsConfig {
         let mut runs = Vec::new();
         for &seed in &self.seeds {
             for fold in 0..self.folds {
-                for &c in &self.conditions {
+                for s in self.settings() {
                     for mode in &self.modes {
                         runs.push(GridRun {
-                            label: format!("fold {fold} {} {mode} seed {seed}", c.key()),
+                            label: format!("fold {fold} {} {mode} seed {seed}", s.key()),
                             group: mode.clone(),
-                            config: self.train_config(c, fold, mode, seed)?,
+                            config: self.train_config(s, fold, mode, seed)?,
                         });
                     }
                 }
@@ -237,10 +291,22 @@ impl SubjectsConfig {
             .join(format!("data-{}-fold{fold}", c.key()))
     }
 
-    pub fn run_dir(&self, c: Condition, fold: usize, mode: &str, seed: u64) -> PathBuf {
+    pub fn run_dir(&self, s: Setting, fold: usize, mode: &str, seed: u64) -> PathBuf {
         self.common
             .runs
-            .join(format!("{}-fold{fold}-{mode}-seed{seed}", c.key()))
+            .join(format!("{}-fold{fold}-{mode}-seed{seed}", s.key()))
+    }
+
+    /// Every training setting: conditions outermost, then noise levels.
+    pub fn settings(&self) -> Vec<Setting> {
+        self.conditions
+            .iter()
+            .flat_map(|&condition| {
+                self.noise_levels
+                    .iter()
+                    .map(move |&noise| Setting { condition, noise })
+            })
+            .collect()
     }
 
     /// (training, test) subject positions of a fold.
@@ -248,23 +314,18 @@ impl SubjectsConfig {
         (0..self.names.len()).partition(|i| i % self.folds != fold)
     }
 
-    fn train_config(
-        &self,
-        c: Condition,
-        fold: usize,
-        mode: &str,
-        seed: u64,
-    ) -> Result<TrainConfig> {
+    fn train_config(&self, s: Setting, fold: usize, mode: &str, seed: u64) -> Result<TrainConfig> {
         TrainConfig::preset(mode, &self.common.set)
             .and_then(|t| {
                 t.with(|t| {
-                    t.data.path = self.dataset(c, fold);
-                    t.out = self.run_dir(c, fold, mode, seed);
+                    t.data.path = self.dataset(s.condition, fold);
+                    t.data.noise_level = s.noise;
+                    t.out = self.run_dir(s, fold, mode, seed);
                     t.train.seed = seed;
                     t.train.device = self.common.device().to_string();
                 })
             })
-            .with_context(|| format!("run {mode} fold {fold} {} seed {seed}", c.key()))
+            .with_context(|| format!("run {mode} fold {fold} {} seed {seed}", s.key()))
     }
 }
 

@@ -11,7 +11,7 @@ use medtrans_training::{score_slices, RunNetworks};
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// The identity baseline's mode name: the T1 itself scored as the FLAIR.
+/// The identity baseline's mode name: the input itself scored as the target.
 pub const IDENTITY: &str = "identity";
 
 /// One (condition, mode): its subjects' scores, each the mean over the
@@ -51,7 +51,7 @@ struct Figure {
     b: Option<Slice>,
     /// Per condition: each mode's translation, and R's |field| of the first
     /// mode with R.
-    outputs: BTreeMap<Condition, (Vec<(String, Slice)>, Option<Slice>)>,
+    outputs: BTreeMap<Setting, (Vec<(String, Slice)>, Option<Slice>)>,
 }
 
 /// Positions in `test` of each subject's middle slice.
@@ -112,7 +112,7 @@ pub(super) fn report(cfg: &SubjectsConfig, say: Report) -> Result<SubjectsResult
         };
         add("-", IDENTITY, 0, &test.a)?;
         for &seed in &cfg.seeds {
-            for &c in &cfg.conditions {
+            for c in cfg.settings() {
                 let mut field_done = false;
                 for mode in &cfg.modes {
                     planned += 1;
@@ -122,8 +122,8 @@ pub(super) fn report(cfg: &SubjectsConfig, say: Report) -> Result<SubjectsResult
                     }
                     done += 1;
                     let (fakes, _) = cfg.score(&dir, &test)?;
-                    add(c.key(), mode, seed, &fakes)?;
-                    *runs.entry((c.key().into(), mode.clone())).or_default() += 1;
+                    add(&c.key(), mode, seed, &fakes)?;
+                    *runs.entry((c.key(), mode.clone())).or_default() += 1;
                     if seed != cfg.seeds[0] {
                         continue;
                     }
@@ -175,7 +175,7 @@ pub(super) fn report(cfg: &SubjectsConfig, say: Report) -> Result<SubjectsResult
         })
         .collect();
     let rows = ordered(cfg, rows);
-    let verdicts = verdicts(&rows);
+    let verdicts = verdicts(cfg, &rows);
     let dir = &cfg.common.results;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let table = table(&rows);
@@ -220,7 +220,7 @@ fn seed_mean(subject: String, seeds: &[SubjectScore]) -> SubjectScore {
 fn ordered(cfg: &SubjectsConfig, mut rows: Vec<ModeRow>) -> Vec<ModeRow> {
     let rank = |r: &ModeRow| {
         let c = cfg
-            .conditions
+            .settings()
             .iter()
             .position(|c| c.key() == r.condition)
             .map_or(0, |k| k + 1);
@@ -239,7 +239,6 @@ fn table(rows: &[ModeRow]) -> ResultsTable {
         ],
         slices_heading: "subjects".into(),
         extras: vec![
-            ("lesion_dice".into(), "lesion Dice".into()),
             ("lesion_subjects".into(), "lesion subjects".into()),
             ("runs".into(), "runs".into()),
         ],
@@ -262,12 +261,9 @@ fn table(rows: &[ModeRow]) -> ResultsTable {
                         r.subjects.len(),
                         [nmae.0, psnr.0, ssim.0],
                         [nmae.1, psnr.1, ssim.1],
-                    ),
+                    )
+                    .with(LESION_DICE, dice.0, dice.1),
                     extras: vec![
-                        (
-                            format!("{:.6}", dice.0),
-                            format!("{:.3} +- {:.3}", dice.0, dice.1),
-                        ),
                         (with_lesions.to_string(), with_lesions.to_string()),
                         (r.runs.to_string(), r.runs.to_string()),
                     ],
@@ -305,45 +301,57 @@ fn judge(claim: &str, a: &Values, b: &Values, at_least: bool) -> String {
     )
 }
 
-/// The RegGAN paper's claims, on real motion, judged over subjects.
-fn verdicts(rows: &[ModeRow]) -> Vec<String> {
-    let psnr = |c: &str, m: &str| {
+/// The RegGAN paper's claims, judged over subjects, between the clean
+/// setting (registered, no added noise) and the noisiest one (the last:
+/// as scanned, or the highest noise level).
+fn verdicts(cfg: &SubjectsConfig, rows: &[ModeRow]) -> Vec<String> {
+    let psnr = |s: Setting, m: &str| {
         rows.iter()
-            .find(|r| r.condition == c && r.mode == m)
+            .find(|r| r.condition == s.key() && r.mode == m)
             .map(|r| r.values("psnr"))
     };
-    let (reg, scan) = (Condition::Registered.key(), Condition::AsScanned.key());
+    let settings = cfg.settings();
+    let clean = Setting {
+        condition: Condition::Registered,
+        noise: 0,
+    };
+    let Some(&noisy) = settings.last().filter(|&&s| s != clean) else {
+        return vec!["No claims: only one training setting was run.".into()];
+    };
+    let (c, n) = (clean.key(), noisy.key());
     let mut out = Vec::new();
     let missing = |claim: &str| format!("{claim}: **not tested** (its runs have not finished).");
-    let claim = "1. RegGAN as scanned >= Pix2Pix registered (the paper's \"RegGAN with noise \
-                 beats Pix2Pix without\", on real motion)";
-    out.push(match (psnr(scan, "reggan"), psnr(reg, "pix2pix")) {
-        (Some(a), Some(b)) => judge(claim, &a, &b, true),
-        _ => missing(claim),
+    let claim = format!(
+        "1. RegGAN trained {n} >= Pix2Pix trained {c} (the paper's \"RegGAN with noise beats \
+         Pix2Pix without\")"
+    );
+    out.push(match (psnr(noisy, "reggan"), psnr(clean, "pix2pix")) {
+        (Some(a), Some(b)) => judge(&claim, &a, &b, true),
+        _ => missing(&claim),
     });
-    let claim = "2. Pix2Pix loses more PSNR than RegGAN from registered to as-scanned training";
+    let claim = format!("2. Pix2Pix loses more PSNR than RegGAN from {c} to {n} training");
     out.push(
         match (
-            psnr(reg, "pix2pix"),
-            psnr(scan, "pix2pix"),
-            psnr(reg, "reggan"),
-            psnr(scan, "reggan"),
+            psnr(clean, "pix2pix"),
+            psnr(noisy, "pix2pix"),
+            psnr(clean, "reggan"),
+            psnr(noisy, "reggan"),
         ) {
             (Some(pr), Some(ps), Some(rr), Some(rs)) => {
-                // Per subject: registered minus as-scanned.
+                // Per subject: the clean score minus the noisy one.
                 let drop = |r: &Values, s: &Values| -> Values {
                     r.iter()
                         .filter_map(|(k, v)| Some((k.clone(), v - s.get(k)?)))
                         .collect()
                 };
-                judge(claim, &drop(&pr, &ps), &drop(&rr, &rs), false)
+                judge(&claim, &drop(&pr, &ps), &drop(&rr, &rs), false)
             }
-            _ => missing(claim),
+            _ => missing(&claim),
         },
     );
-    for c in [reg, scan] {
-        let claim = format!("3. RegGAN > CycleGAN (C), trained {c}");
-        out.push(match (psnr(c, "reggan"), psnr(c, "cycle")) {
+    for s in settings {
+        let claim = format!("3. RegGAN > CycleGAN (C), trained {}", s.key());
+        out.push(match (psnr(s, "reggan"), psnr(s, "cycle")) {
             (Some(a), Some(b)) => judge(&claim, &a, &b, false),
             _ => missing(&claim),
         });
@@ -362,7 +370,8 @@ fn markdown(
         .source
         .as_ref()
         .map_or("CONFIG".into(), |p| p.display().to_string());
-    let mut md = String::from("# Subjects: each mode on the next patient\n\n");
+    let [a, b] = &cfg.data.contrasts;
+    let mut md = format!("# {}: each mode on the next patient\n\n", cfg.data.title);
     let _ = writeln!(
         md,
         "Made by `medtrans experiment subjects --config {config}` ({} subjects, {} folds: \
@@ -383,15 +392,20 @@ fn markdown(
              the rest. Rows cover the subjects of the finished folds only.\n"
         );
     }
-    md += "Every model is scored on its fold's test subjects, against their **registered** \
-           FLAIR, inside the brain mask; a subject's score is the mean over its slices (and \
-           over seeds). The table gives the mean +- std over subjects. **Lesion Dice**: the \
-           translation thresholded with the intensity window that best segments the \
-           subject's real FLAIR against its lesion mask, the same window for every model; \
-           the real FLAIR itself reaches that window's Dice (`lesion_dice_real` in \
-           per_subject.csv). `identity` scores the T1 itself as the FLAIR.\n\n";
+    let _ = writeln!(
+        md,
+        "{a} -> {b}. Every model is scored on its fold's test subjects, against their \
+         **registered** {b} (with `register = false`, the headers' alignment), inside the \
+         brain mask; a subject's score is the mean over its slices (and over seeds). The \
+         table gives the mean +- std over subjects. **Lesion Dice**: the translation \
+         thresholded with the intensity window that best segments the subject's real {b} \
+         against its lesion mask, the same window for every model; the real {b} itself \
+         reaches that window's Dice (`lesion_dice_real` in per_subject.csv). `identity` \
+         scores the {a} itself as the {b}. A `-noiseL` setting adds the RegGAN paper's \
+         misalignment noise of level L to the training pairs, freshly drawn each epoch.\n"
+    );
     md += &table.markdown();
-    md += "\n## The RegGAN paper's claims, on real motion, judged over subjects\n\n";
+    md += "\n## The RegGAN paper's claims, judged over subjects\n\n";
     md += "The unit of analysis is the subject: one value per subject (its test slices \
            averaged), paired by subject. Slices of one subject are not independent and are \
            never counted as samples here. p < 0.05 is called significant; a claim that one \
@@ -416,7 +430,7 @@ fn draw(path: &Path, cfg: &SubjectsConfig, f: &Figure) -> Result<()> {
         .flat_map(|m| m.data.iter().copied())
         .fold(1e-3f32, f32::max);
     // Short titles: a 64 px tile is 192 px wide.
-    let mut cols: Vec<String> = vec!["T1".into(), "FLAIR".into()];
+    let mut cols: Vec<String> = cfg.data.contrasts.to_vec();
     cols.extend(cfg.modes.iter().cloned());
     cols.push(format!("|R| <={max_field:.1}px"));
     let mut rows = Vec::new();
@@ -437,10 +451,43 @@ fn draw(path: &Path, cfg: &SubjectsConfig, f: &Figure) -> Result<()> {
         let none = Slice::new(vec![0.0; a.data.len()], a.width, a.height);
         row.push(Tile::gray(field.clone().unwrap_or(none), 0.0, max_field));
         rows.push(row);
-        names.push(c.key().to_string());
+        names.push(c.key());
     }
     if rows.is_empty() {
         return Ok(());
     }
     image_grid(path, &cols, &names, &rows, 3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(v: &[f64]) -> Values {
+        v.iter()
+            .enumerate()
+            .map(|(i, &x)| (format!("s{i}"), x))
+            .collect()
+    }
+
+    #[test]
+    fn a_claim_needs_a_significant_paired_difference_over_subjects() {
+        let b = values(&[10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0]);
+        let better = values(&[10.5, 11.6, 12.7, 13.8, 14.9, 16.0, 17.1, 18.2]);
+        // Eight subjects all better: the exact two-sided p is 2 / 2^8.
+        let v = judge("x", &better, &b, false);
+        assert!(v.contains("**holds**:") && v.contains("n = 8"), "{v}");
+        assert!(v.contains("p = 0.008") && v.contains("+0.85 dB"), "{v}");
+        let v = judge("x", &b, &better, true);
+        assert!(v.contains("**fails**"), "{v}");
+        // Mixed signs: no significant difference; "not worse" keeps the
+        // claim, "better" does not show it.
+        let mixed = values(&[10.5, 10.5, 12.5, 12.5, 14.5, 14.5, 16.5, 16.5]);
+        assert!(judge("x", &mixed, &b, true).contains("**holds** (no significant"));
+        assert!(judge("x", &mixed, &b, false).contains("**not shown**"));
+        // Only the subjects both have are paired.
+        let mut one = Values::new();
+        one.insert("s0".into(), 1.0);
+        assert!(judge("x", &one, &b, false).contains("**not tested** (1 paired"));
+    }
 }

@@ -589,8 +589,8 @@ impl Trainer {
                 }
                 let epoch = self.step / self.steps_per_epoch;
                 let val = self.validate()?;
-                if let Some(v) = val {
-                    val_log.write(epoch, self.step, &v)?;
+                if let Some(v) = &val {
+                    val_log.write(epoch, self.step, v)?;
                     bar.println(format!("epoch {epoch}: val {}", v.brief()));
                     let nmae = v.mean(Metric::NMAE);
                     if self
@@ -598,10 +598,10 @@ impl Trainer {
                         .is_none_or(|b| Metric::NMAE.better(nmae, b))
                     {
                         self.best_val_nmae = Some(nmae);
-                        self.checkpoint(&out.join("checkpoints/best"), val)?;
+                        self.checkpoint(&out.join("checkpoints/best"), val.clone())?;
                     }
                 }
-                last_val = val.or(last_val);
+                last_val = val.clone().or(last_val);
                 for (v, log) in &mut net_logs {
                     let val = self
                         .val
