@@ -385,11 +385,11 @@ impl TrainConfig {
     pub fn term_names(&self) -> Vec<&'static str> {
         crate::terms::GENERATOR_TERMS
             .iter()
-            .map(|t| (t.name, (t.weight)(&self.loss)))
+            .map(|t| (t.name, (t.weight)(self)))
             .chain(
                 crate::terms::DISCRIMINATOR_TERMS
                     .iter()
-                    .map(|t| (t.name, (t.weight)(&self.loss))),
+                    .map(|t| (t.name, (t.weight)(self))),
             )
             .filter(|(_, w)| *w > 0.0)
             .map(|(n, _)| n)
@@ -412,18 +412,25 @@ impl TrainConfig {
         self.loss.cycle > 0.0
     }
 
+    /// Whether a run of this config has the network `name`: whether one of
+    /// its terms brings it (`nets::networks_of`).
+    pub fn has_network(&self, name: &str) -> bool {
+        crate::nets::networks_of(self).is_ok_and(|n| n.contains(&name))
+    }
+
     /// Whether the run has the segmentors S_A and S_B (and needs labels).
     pub fn uses_segmentors(&self) -> bool {
-        self.loss.shape > 0.0 || self.loss.segmentation > 0.0
+        self.has_network(crate::nets::S_A)
     }
 
     /// Whether the run has the predictor P (and needs per-slice labels).
     pub fn uses_predictor(&self) -> bool {
-        self.loss.prediction > 0.0 || self.loss.guidance > 0.0
+        self.has_network(crate::nets::P)
     }
 
+    /// Whether the run has the registration network R.
     pub fn uses_registration(&self) -> bool {
-        self.loss.correction > 0.0 || self.loss.smoothness > 0.0
+        self.has_network(crate::nets::R)
     }
 
     fn check(&self) -> Result<()> {

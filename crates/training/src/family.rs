@@ -66,13 +66,11 @@ pub const CYCLEGAN: Family = Family {
         NetSpec {
             name: G,
             role: Role::Generator,
-            wanted: |_| true,
             build: |c, size, d| trained(G, c.generator.init(size, d), &c.optim),
         },
         NetSpec {
             name: F,
             role: Role::Generator,
-            wanted: TrainConfig::uses_cycle,
             build: |c, size, d| trained(F, c.generator.reversed().init(size, d), &c.optim),
         },
     ],

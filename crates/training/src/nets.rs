@@ -66,11 +66,11 @@ impl Role {
 }
 
 /// One kind of network a run may have: its name (also its checkpoint file
-/// stem), its role, when a config calls for it, and how to build it.
+/// stem), its role and how to build it. A run has it when one of its terms
+/// brings it ([`networks_of`]), or when it is a translator of the family.
 pub struct NetSpec {
     pub name: &'static str,
     pub role: Role,
-    pub wanted: fn(&TrainConfig) -> bool,
     pub build: fn(&TrainConfig, usize, &Device) -> Box<dyn NetEntry>,
 }
 
@@ -82,7 +82,6 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: D_B,
         role: Role::Discriminator,
-        wanted: |c| c.loss.adversarial > 0.0,
         build: |c, _, d| {
             // pix2pix's conditional D sees x beside the image.
             let g = &c.generator;
@@ -93,7 +92,6 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: D_A,
         role: Role::Discriminator,
-        wanted: |c| c.loss.adversarial > 0.0 && c.uses_cycle(),
         build: |c, _, d| {
             let channels = c.generator.in_channels;
             trained(D_A, discriminator(c, channels).init(d), &c.optim)
@@ -102,7 +100,6 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: R,
         role: Role::Generator,
-        wanted: TrainConfig::uses_registration,
         build: |c, size, d| {
             let r = c.registration.init(size, c.generator.out_channels, d);
             trained(R, r, &c.optim)
@@ -111,7 +108,6 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: S_A,
         role: Role::Generator,
-        wanted: TrainConfig::uses_segmentors,
         build: |c, size, d| {
             let s = c.segmentor.init(size, c.generator.in_channels, d);
             trained(S_A, s, &c.optim)
@@ -120,7 +116,6 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: S_B,
         role: Role::Generator,
-        wanted: TrainConfig::uses_segmentors,
         build: |c, size, d| {
             let s = c.segmentor.init(size, c.generator.out_channels, d);
             trained(S_B, s, &c.optim)
@@ -131,7 +126,6 @@ pub const NETWORKS: &[NetSpec] = &[
         // same run without a predictor.
         name: P,
         role: Role::Predictor,
-        wanted: TrainConfig::uses_predictor,
         build: |c, _, d| trained(P, c.predictor.init(c.generator.out_channels, d), &c.optim),
     },
 ];
@@ -340,6 +334,42 @@ pub struct Nets {
     entries: Vec<(Role, Box<dyn NetEntry>)>,
 }
 
+/// The networks a run of `cfg` has: its family's translators, and every
+/// network an enabled term brings. A term is enabled when its weight is
+/// above zero and the networks it needs but does not bring are there; what
+/// one term brings can enable another (the cycle brings F, then F's
+/// adversarial term brings D_A), so this repeats until nothing changes.
+pub fn networks_of(cfg: &TrainConfig) -> Result<Vec<&'static str>> {
+    use crate::terms::{DISCRIMINATOR_TERMS, GENERATOR_TERMS};
+    let family = crate::family::get(&cfg.family)?;
+    let terms: Vec<(f64, &[&str], &[&'static str])> = [GENERATOR_TERMS, family.generator_terms]
+        .iter()
+        .flat_map(|t| t.iter().map(|t| ((t.weight)(cfg), t.needs, t.brings)))
+        .chain(
+            [DISCRIMINATOR_TERMS, family.discriminator_terms]
+                .iter()
+                .flat_map(|t| t.iter().map(|t| ((t.weight)(cfg), t.needs, t.brings))),
+        )
+        .collect();
+    let mut have: Vec<&'static str> = family.translators.to_vec();
+    loop {
+        let before = have.len();
+        for (weight, needs, brings) in &terms {
+            let ready = needs.iter().all(|n| have.contains(n) || brings.contains(n));
+            if *weight > 0.0 && ready {
+                for b in *brings {
+                    if !have.contains(b) {
+                        have.push(b);
+                    }
+                }
+            }
+        }
+        if have.len() == before {
+            return Ok(have);
+        }
+    }
+}
+
 impl Nets {
     /// Build every network the config calls for, for `size` px images: the
     /// family's, then the shared ones.
@@ -360,11 +390,12 @@ impl Nets {
         keep: impl Fn(&str) -> bool,
     ) -> Result<Self> {
         let family = crate::family::get(&cfg.family)?;
+        let have = networks_of(cfg)?;
         let entries = family
             .networks
             .iter()
             .chain(NETWORKS)
-            .filter(|s| keep(s.name) && (s.wanted)(cfg))
+            .filter(|s| keep(s.name) && have.contains(&s.name))
             .map(|s| (s.role, (s.build)(cfg, size, device)))
             .collect();
         Ok(Self { entries })
@@ -498,5 +529,41 @@ impl Nets {
                 .with_context(|| format!("loading {name}"))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod brings_tests {
+    use super::*;
+
+    fn networks(mode: &str, set: &[&str]) -> Vec<&'static str> {
+        let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        let mut n = networks_of(&TrainConfig::preset(mode, &set).unwrap()).unwrap();
+        n.sort_unstable();
+        n
+    }
+
+    #[test]
+    fn a_run_has_the_networks_its_terms_bring() {
+        assert_eq!(networks("pix2pix", &[]), [D_B, G]);
+        assert_eq!(networks("nc", &[]), [D_B, G]);
+        assert_eq!(networks("reggan", &[]), [D_B, G, R]);
+        assert_eq!(networks("cycle", &[]), [D_A, D_B, F, G]);
+        assert_eq!(networks("asymmetric", &[]), [D_A, D_B, F, G]);
+        assert_eq!(networks("cycle+reg", &[]), [D_A, D_B, F, G, R]);
+        assert_eq!(networks("guided", &[]), [D_A, D_B, F, G, P]);
+        // The shape loss brings the segmentors, as their own loss does.
+        let shape = networks("cycle", &["loss.shape=1.0"]);
+        assert_eq!(shape, [D_A, D_B, F, G, S_A, S_B]);
+        assert_eq!(networks("cycle", &["loss.segmentation=1.0"]), shape);
+        // Without the adversarial weight no discriminator comes; without
+        // the cycle no F, and so no D_A either.
+        assert_eq!(networks("reggan", &["loss.adversarial=0.0"]), [G, R]);
+        assert_eq!(
+            networks("cycle", &["loss.cycle=0.0", "loss.identity=0.0"]),
+            [D_B, G]
+        );
+        // Smoothness alone still brings R (its field is what it smooths).
+        assert_eq!(networks("reggan", &["loss.correction=0.0"]), [D_B, G, R]);
     }
 }

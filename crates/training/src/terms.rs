@@ -24,10 +24,15 @@ use rand_chacha::ChaCha8Rng;
 /// One loss term of a step; `C` computes it from the step's tensors.
 pub struct Term<C> {
     pub name: &'static str,
-    /// Its weight under a config; 0 leaves it out.
-    pub weight: fn(&LossConfig) -> f64,
+    /// Its weight under a config (from `[loss]`, or its owner's
+    /// `[options.NAME]` table); 0 leaves it out.
+    pub weight: fn(&TrainConfig) -> f64,
     /// Networks it uses; it is left out of runs that lack one.
     pub needs: &'static [&'static str],
+    /// Networks it brings into a run when its weight is above zero (and
+    /// the ones it needs but does not bring are there): a network exists
+    /// because a term of the run uses it (`nets::networks_of`).
+    pub brings: &'static [&'static str],
     /// The unweighted loss.
     pub compute: C,
 }
@@ -39,7 +44,7 @@ pub type DiscriminatorTerm = Term<fn(&mut DiscriminatorStep<'_>) -> Tensor<1>>;
 
 impl<C> Term<C> {
     fn enabled(&self, cfg: &TrainConfig, nets: &Nets) -> bool {
-        (self.weight)(&cfg.loss) > 0.0 && self.needs.iter().all(|n| nets.has(n))
+        (self.weight)(cfg) > 0.0 && self.needs.iter().all(|n| nets.has(n))
     }
 }
 
@@ -54,7 +59,7 @@ pub fn weighted<C: Fn(&mut Ctx) -> Tensor<1>, Ctx>(
         .iter()
         .flat_map(|t| t.iter())
         .filter(|t| t.enabled(cfg, nets))
-        .map(|t| (t.name, (t.compute)(ctx) * (t.weight)(&cfg.loss)))
+        .map(|t| (t.name, (t.compute)(ctx) * (t.weight)(cfg)))
         .collect()
 }
 
@@ -286,8 +291,9 @@ fn cycle_factor(w: &LossConfig, direction: CycleDirection) -> f64 {
 pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
     Term {
         name: "g_adv",
-        weight: |w| w.adversarial,
+        weight: |c| c.loss.adversarial,
         needs: &[D_B],
+        brings: &[D_B],
         compute: |s| {
             let input = d_b_input(s.cfg, &s.x, s.fake_b.clone());
             s.cfg.loss.gan.loss(s.frozen_scores(D_B, input), true)
@@ -295,20 +301,23 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
     },
     Term {
         name: "l1",
-        weight: |w| w.l1,
+        weight: |c| c.loss.l1,
         needs: &[],
+        brings: &[],
         compute: |s| l1(s.fake_b.clone(), s.y.clone()),
     },
     Term {
         name: "gdl",
-        weight: |w| w.gradient_difference,
+        weight: |c| c.loss.gradient_difference,
         needs: &[],
+        brings: &[],
         compute: |s| gradient_difference(s.fake_b.clone(), s.y.clone()),
     },
     Term {
         name: "correction",
-        weight: |w| w.correction,
+        weight: |c| c.loss.correction,
         needs: &[R],
+        brings: &[R],
         compute: |s| {
             let field = s.field();
             correction(s.fake_b.clone(), field, s.y.clone())
@@ -316,14 +325,16 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
     },
     Term {
         name: "smoothness",
-        weight: |w| w.smoothness,
+        weight: |c| c.loss.smoothness,
         needs: &[R],
+        brings: &[R],
         compute: |s| smoothness(s.field()),
     },
     Term {
         name: "f_adv",
-        weight: |w| w.adversarial,
+        weight: |c| c.loss.adversarial,
         needs: &[F, D_A],
+        brings: &[D_A],
         compute: |s| {
             let fa = s.fake_a();
             s.cfg.loss.gan.loss(s.frozen_scores(D_A, fa), true)
@@ -331,8 +342,9 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
     },
     Term {
         name: "cycle_a",
-        weight: |w| cycle_factor(w, CycleDirection::Both),
+        weight: |c| cycle_factor(&c.loss, CycleDirection::Both),
         needs: &[F],
+        brings: &[F],
         compute: |s| {
             let back = generator(s.nets, F).forward(s.fake_b.clone());
             l1(back, s.x.clone())
@@ -340,10 +352,12 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
     },
     Term {
         name: "cycle_b",
-        weight: |w| {
-            cycle_factor(w, CycleDirection::Both) + cycle_factor(w, CycleDirection::TargetOnly)
+        weight: |c| {
+            cycle_factor(&c.loss, CycleDirection::Both)
+                + cycle_factor(&c.loss, CycleDirection::TargetOnly)
         },
         needs: &[F],
+        brings: &[F],
         compute: |s| {
             let fa = s.fake_a();
             l1(generator(s.nets, G).forward(fa), s.y.clone())
@@ -351,34 +365,39 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
     },
     Term {
         name: "idt_b",
-        weight: |w| w.identity * w.cycle,
+        weight: |c| c.loss.identity * c.loss.cycle,
         needs: &[F],
+        brings: &[],
         compute: |s| l1(generator(s.nets, G).forward(s.y.clone()), s.y.clone()),
     },
     Term {
         name: "idt_a",
-        weight: |w| w.identity * w.cycle,
+        weight: |c| c.loss.identity * c.loss.cycle,
         needs: &[F],
+        brings: &[],
         compute: |s| l1(generator(s.nets, F).forward(s.x.clone()), s.x.clone()),
     },
     Term {
         name: "seg_a",
-        weight: |w| w.segmentation,
+        weight: |c| c.loss.segmentation,
         needs: &[S_A],
+        brings: &[S_A, S_B],
         compute: |s| cross_entropy(segmentor(s.nets, S_A).forward(s.x.clone()), s.labels(false)),
     },
     Term {
         name: "seg_b",
-        weight: |w| w.segmentation,
+        weight: |c| c.loss.segmentation,
         needs: &[S_B],
+        brings: &[S_A, S_B],
         compute: |s| cross_entropy(segmentor(s.nets, S_B).forward(s.y.clone()), s.labels(true)),
     },
     Term {
         // A translation must segment as its source did: G(x) under S_B
         // with x's labels, F(y) under S_A with y's.
         name: "shape",
-        weight: |w| w.shape,
+        weight: |c| c.loss.shape,
         needs: &[F, S_A, S_B],
+        brings: &[S_A, S_B],
         compute: |s| {
             let fa = s.fake_a();
             let on_b = s.shape_segmentor(S_B).forward(s.fake_b.clone());
@@ -390,8 +409,9 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
         // Predictor guidance: P, frozen here (it learns in its own step),
         // must get the labels of x right from G(x).
         name: "guidance",
-        weight: |w| w.guidance,
+        weight: |c| c.loss.guidance,
         needs: &[P],
+        brings: &[P],
         compute: |s| {
             let p = predictor(s.nets).clone().no_grad();
             prediction_loss(&p, s.cfg.predictor.task, &s.fake_b, &s.batch.slice_labels_a)
@@ -423,8 +443,9 @@ pub struct DiscriminatorStep<'a> {
 pub const DISCRIMINATOR_TERMS: &[DiscriminatorTerm] = &[
     Term {
         name: "d_b",
-        weight: |w| w.discriminator * w.adversarial,
+        weight: |c| c.loss.discriminator * c.loss.adversarial,
         needs: &[D_B],
+        brings: &[D_B],
         compute: |s| {
             let fake = s.pool_b.query(s.fake_b.clone(), &mut *s.rng);
             let d = discriminator(s.nets, D_B);
@@ -435,8 +456,10 @@ pub const DISCRIMINATOR_TERMS: &[DiscriminatorTerm] = &[
     },
     Term {
         name: "d_a",
-        weight: |w| w.discriminator * w.adversarial,
-        needs: &[D_A],
+        weight: |c| c.loss.discriminator * c.loss.adversarial,
+        // F(y) is what it scores as fake.
+        needs: &[F, D_A],
+        brings: &[D_A],
         compute: |s| {
             let fa = s.fake_a.clone().expect("F ran in the generator step");
             let fake = s.pool_a.query(fa, &mut *s.rng);
@@ -450,8 +473,9 @@ pub const DISCRIMINATOR_TERMS: &[DiscriminatorTerm] = &[
         // L_pred: P on labelled translated sources (G(x), detached) plus
         // labelled real targets.
         name: "pred",
-        weight: |w| w.prediction,
+        weight: |c| c.loss.prediction,
         needs: &[P],
+        brings: &[P],
         compute: |s| {
             let (p, task) = (predictor(s.nets), s.cfg.predictor.task);
             let on_fake = prediction_loss(p, task, &s.fake_b, &s.batch.slice_labels_a);

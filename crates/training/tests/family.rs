@@ -65,27 +65,25 @@ static TOY: Family = Family {
             name: E,
             // Part of the discriminator: only D's step updates it.
             role: Role::Discriminator,
-            wanted: |_| true,
             build: |c, _, d| trained(E, Layer::new(1, 8, d), &c.optim),
         },
         NetSpec {
             name: DEC,
             role: Role::Generator,
-            wanted: |_| true,
             build: |c, _, d| trained(DEC, Layer::new(8, 1, d), &c.optim),
         },
         NetSpec {
             name: HEAD,
             role: Role::Discriminator,
-            wanted: |c| c.loss.adversarial > 0.0,
             build: |c, _, d| trained(HEAD, Layer::new(8, 1, d), &c.optim),
         },
     ],
     translators: &[E, DEC],
     generator_terms: &[Term {
         name: "toy_adv",
-        weight: |w| w.adversarial,
+        weight: |c| c.loss.adversarial,
         needs: &[E, HEAD],
+        brings: &[HEAD],
         compute: |s| {
             let scores = toy_scores(s.nets, s.fake_b.clone(), true);
             s.cfg.loss.gan.loss(scores, true)
@@ -93,8 +91,9 @@ static TOY: Family = Family {
     }],
     discriminator_terms: &[Term {
         name: "toy_d",
-        weight: |w| w.discriminator * w.adversarial,
+        weight: |c| c.loss.discriminator * c.loss.adversarial,
         needs: &[E, HEAD],
+        brings: &[HEAD],
         compute: |s| {
             let gan = s.cfg.loss.gan;
             let real = gan.loss(toy_scores(s.nets, s.y.clone(), false), true);
