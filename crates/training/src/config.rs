@@ -7,6 +7,7 @@ use medtrans_networks::{
     GeneratorConfig, GeneratorKind, PredictorConfig, RegistrationConfig, SegmentorConfig,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The presets shipped in `configs/`, by mode name. Embedded so that the
@@ -45,6 +46,13 @@ pub struct TrainConfig {
     pub loss: LossConfig,
     pub optim: OptimConfig,
     pub train: ScheduleConfig,
+    /// Options that a translator family or a term owns, one table per
+    /// owner (`[options.NAME]`): each owner declares, reads and checks its
+    /// own (`family::Options`), so a new method's settings are new code in
+    /// its own file, not new fields here. A table no owner of the run
+    /// claims is refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,6 +241,7 @@ impl Default for TrainConfig {
             loss: LossConfig::default(),
             optim: OptimConfig::default(),
             train: ScheduleConfig::default(),
+            options: BTreeMap::new(),
         }
     }
 }
@@ -433,6 +442,21 @@ impl TrainConfig {
         self.has_network(crate::nets::R)
     }
 
+    /// The `[options.SECTION]` table as its owner's type `T` (which gives
+    /// defaults and refuses unknown keys), the empty table when the config
+    /// has none; an error names the section and the key.
+    pub fn options_of<T: serde::de::DeserializeOwned>(
+        &self,
+        section: &str,
+    ) -> std::result::Result<T, String> {
+        let table = self.options.get(section).cloned().unwrap_or_default();
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                format!("options.{section}: {}", with_suggestion(e.message()))
+            })
+    }
+
     fn check(&self) -> Result<()> {
         let family = crate::family::get(&self.family)?;
         (family.check)(self).map_err(|why| {
@@ -442,6 +466,31 @@ impl TrainConfig {
                 self.mode
             )
         })?;
+        // Every options table has an owner in this run, and its owner
+        // accepts it (absent tables are checked too: defaults must pass).
+        let owners: Vec<&crate::family::Options> = family
+            .options
+            .iter()
+            .chain(crate::terms::TERM_OPTIONS)
+            .collect();
+        for section in self.options.keys() {
+            if !owners.iter().any(|o| o.section == section) {
+                let known: Vec<&str> = owners.iter().map(|o| o.section).collect();
+                bail!(
+                    "[options.{section}]: nothing in this run reads it (family {:?} and the \
+                     terms own: {})",
+                    family.name,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+        }
+        for o in owners {
+            (o.check)(self).map_err(|why| anyhow::anyhow!("{why}"))?;
+        }
         let l = &self.loss;
         for (name, w) in [
             ("adversarial", l.adversarial),

@@ -46,6 +46,19 @@ pub struct Family {
     /// (a generator's down-sampling, a style code's size): the reason,
     /// naming the field, when they do not.
     pub fits: fn(&TrainConfig, usize) -> std::result::Result<(), String>,
+    /// The config tables it owns (`[options.NAME]`): its architecture's
+    /// sizes and its own terms' weights.
+    pub options: &'static [Options],
+}
+
+/// A config table a family or a term owns: `[options.SECTION]` in a
+/// config, `--set options.SECTION.KEY=VALUE` on the command line. The owner
+/// reads it with `TrainConfig::options_of::<ItsType>(SECTION)` (its type
+/// gives the defaults and refuses unknown keys); `check` runs at config
+/// time, also when the table is absent, and names the key it refuses.
+pub struct Options {
+    pub section: &'static str,
+    pub check: fn(&TrainConfig) -> std::result::Result<(), String>,
 }
 
 impl std::fmt::Debug for Family {
@@ -80,6 +93,7 @@ pub const CYCLEGAN: Family = Family {
     translate: |nets, x, _| generator(nets, G).forward(x),
     check: |_| Ok(()),
     fits: cyclegan_fits,
+    options: &[],
 };
 
 /// CycleGAN's generators: one channel in and out, a side that their

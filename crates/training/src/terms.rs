@@ -21,6 +21,11 @@ use medtrans_networks::{
 };
 use rand_chacha::ChaCha8Rng;
 
+/// Config tables that shared terms own (`[options.NAME]`,
+/// `family::Options`). The paper's terms keep their weights in `[loss]`;
+/// a new shared term with settings of its own adds its table here.
+pub const TERM_OPTIONS: &[crate::family::Options] = &[];
+
 /// One loss term of a step; `C` computes it from the step's tensors.
 pub struct Term<C> {
     pub name: &'static str,

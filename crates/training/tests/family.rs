@@ -12,7 +12,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use medtrans_training::family::{register, Family};
+use medtrans_training::family::{register, Family, Options};
 use medtrans_training::nets::{trained, NetSpec, Role};
 use medtrans_training::terms::Term;
 use medtrans_training::{Model, Trainer};
@@ -36,6 +36,25 @@ impl Layer {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.conv.forward(x)
     }
+}
+
+/// The toy's own config table, `[options.toy]`: the family's settings live
+/// with the family, not in the shared config.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ToyOptions {
+    /// Channels of E's features.
+    features: usize,
+}
+
+impl Default for ToyOptions {
+    fn default() -> Self {
+        Self { features: 8 }
+    }
+}
+
+fn toy_options(c: &medtrans_training::TrainConfig) -> ToyOptions {
+    c.options_of("toy").expect("checked at config time")
 }
 
 const E: &str = "toy_E";
@@ -65,17 +84,17 @@ static TOY: Family = Family {
             name: E,
             // Part of the discriminator: only D's step updates it.
             role: Role::Discriminator,
-            build: |c, _, d| trained(E, Layer::new(1, 8, d), &c.optim),
+            build: |c, _, d| trained(E, Layer::new(1, toy_options(c).features, d), &c.optim),
         },
         NetSpec {
             name: DEC,
             role: Role::Generator,
-            build: |c, _, d| trained(DEC, Layer::new(8, 1, d), &c.optim),
+            build: |c, _, d| trained(DEC, Layer::new(toy_options(c).features, 1, d), &c.optim),
         },
         NetSpec {
             name: HEAD,
             role: Role::Discriminator,
-            build: |c, _, d| trained(HEAD, Layer::new(8, 1, d), &c.optim),
+            build: |c, _, d| trained(HEAD, Layer::new(toy_options(c).features, 1, d), &c.optim),
         },
     ],
     translators: &[E, DEC],
@@ -110,6 +129,13 @@ static TOY: Family = Family {
     },
     // Same-padded 3x3 convolutions take any size.
     fits: |_, _| Ok(()),
+    options: &[Options {
+        section: "toy",
+        check: |c| match c.options_of::<ToyOptions>("toy")?.features {
+            0 => Err("options.toy.features must be at least 1".into()),
+            _ => Ok(()),
+        },
+    }],
 };
 
 /// Registered once per test process (the one line a family needs).
@@ -252,5 +278,45 @@ fn a_family_is_refused_where_it_cannot_run_and_by_an_unknown_name() {
     assert!(
         msg.contains("\"unit\"") && msg.contains("\"cyclegan\""),
         "{msg}"
+    );
+}
+
+#[test]
+fn a_family_owns_its_config_table() {
+    toy();
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "family=\"toy\"".to_string(),
+        format!("data.path={:?}", common::dataset(32).display().to_string()),
+        format!("out={:?}", dir.path().display().to_string()),
+    ];
+    let with = |extra: &str| {
+        let mut set = base.to_vec();
+        set.push(extra.to_string());
+        medtrans_training::TrainConfig::preset("reggan", &set)
+    };
+    // Its table sizes its networks, with the family's defaults.
+    let cfg = with("options.toy.features=4").unwrap();
+    assert_eq!(toy_options(&cfg).features, 4);
+    let device = medtrans_training::device_from_name("cpu").unwrap();
+    let nets = medtrans_training::nets::Nets::new(&cfg, 32, &device).unwrap();
+    let weight = layer(&nets, E).conv.weight.val();
+    assert_eq!(weight.dims(), [4, 1, 3, 3]);
+    // A misspelt key, a bad value and a table nobody owns are refused,
+    // each named.
+    let err = format!("{:#}", with("options.toy.featurs=4").err().unwrap());
+    assert!(
+        err.contains("options.toy") && err.contains("`features`"),
+        "{err}"
+    );
+    let err = format!("{:#}", with("options.toy.features=0").err().unwrap());
+    assert!(
+        err.contains("options.toy.features must be at least 1"),
+        "{err}"
+    );
+    let err = format!("{:#}", with("options.unit.kl=0.01").err().unwrap());
+    assert!(
+        err.contains("[options.unit]") && err.contains("family \"toy\"") && err.contains("toy"),
+        "{err}"
     );
 }
