@@ -79,11 +79,13 @@ pub const CYCLEGAN: Family = Family {
         NetSpec {
             name: G,
             role: Role::Generator,
+            check_data: None,
             build: |c, size, d| trained(G, c.generator.init(size, d), &c.optim),
         },
         NetSpec {
             name: F,
             role: Role::Generator,
+            check_data: None,
             build: |c, size, d| trained(F, c.generator.reversed().init(size, d), &c.optim),
         },
     ],

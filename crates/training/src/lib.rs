@@ -6,6 +6,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+pub mod data_needs;
 pub mod device;
 pub mod evaluation;
 pub mod family;

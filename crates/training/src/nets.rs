@@ -10,6 +10,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, FloatDType, Gradients, Tensor};
+use medtrans_datasets::SliceDataset;
 use medtrans_networks::{cast_weights, materialize, stable_param_ids, DiscriminatorConfig};
 use std::any::Any;
 use std::path::Path;
@@ -72,6 +73,10 @@ pub struct NetSpec {
     pub name: &'static str,
     pub role: Role,
     pub build: fn(&TrainConfig, usize, &Device) -> Box<dyn NetEntry>,
+    /// What it needs of the training split (label maps, per-slice labels)
+    /// for slices of side `w`, checked before the run is built; it may fill
+    /// in settings it derives from the data (`data_needs`).
+    pub check_data: Option<fn(&mut TrainConfig, &SliceDataset, usize) -> Result<()>>,
 }
 
 /// The networks any translator family may be trained with, built after
@@ -82,6 +87,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: D_B,
         role: Role::Discriminator,
+        check_data: None,
         build: |c, _, d| {
             // pix2pix's conditional D sees x beside the image.
             let g = &c.generator;
@@ -92,6 +98,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: D_A,
         role: Role::Discriminator,
+        check_data: None,
         build: |c, _, d| {
             let channels = c.generator.in_channels;
             trained(D_A, discriminator(c, channels).init(d), &c.optim)
@@ -100,6 +107,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: R,
         role: Role::Generator,
+        check_data: None,
         build: |c, size, d| {
             let r = c.registration.init(size, c.generator.out_channels, d);
             trained(R, r, &c.optim)
@@ -108,6 +116,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: S_A,
         role: Role::Generator,
+        check_data: Some(crate::data_needs::segmentors),
         build: |c, size, d| {
             let s = c.segmentor.init(size, c.generator.in_channels, d);
             trained(S_A, s, &c.optim)
@@ -116,6 +125,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: S_B,
         role: Role::Generator,
+        check_data: None,
         build: |c, size, d| {
             let s = c.segmentor.init(size, c.generator.out_channels, d);
             trained(S_B, s, &c.optim)
@@ -126,6 +136,7 @@ pub const NETWORKS: &[NetSpec] = &[
         // same run without a predictor.
         name: P,
         role: Role::Predictor,
+        check_data: Some(crate::data_needs::predictor),
         build: |c, _, d| trained(P, c.predictor.init(c.generator.out_channels, d), &c.optim),
     },
 ];

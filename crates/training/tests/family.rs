@@ -84,16 +84,19 @@ static TOY: Family = Family {
             name: E,
             // Part of the discriminator: only D's step updates it.
             role: Role::Discriminator,
+            check_data: None,
             build: |c, _, d| trained(E, Layer::new(1, toy_options(c).features, d), &c.optim),
         },
         NetSpec {
             name: DEC,
             role: Role::Generator,
+            check_data: None,
             build: |c, _, d| trained(DEC, Layer::new(toy_options(c).features, 1, d), &c.optim),
         },
         NetSpec {
             name: HEAD,
             role: Role::Discriminator,
+            check_data: None,
             build: |c, _, d| trained(HEAD, Layer::new(toy_options(c).features, 1, d), &c.optim),
         },
     ],
@@ -299,6 +302,9 @@ fn a_family_owns_its_config_table() {
     let cfg = with("options.toy.features=4").unwrap();
     assert_eq!(toy_options(&cfg).features, 4);
     let device = medtrans_training::device_from_name("cpu").unwrap();
+    // Building draws from the process's one random stream: not while a
+    // seeded test builds its own.
+    let _lock = common::rng_lock();
     let nets = medtrans_training::nets::Nets::new(&cfg, 32, &device).unwrap();
     let weight = layer(&nets, E).conv.weight.val();
     assert_eq!(weight.dims(), [4, 1, 3, 3]);
