@@ -18,6 +18,7 @@ mod resize;
 mod resnet;
 mod segmentor;
 mod unet;
+mod unit;
 mod warp;
 
 pub use blocks::ResidualBlock;
@@ -32,6 +33,9 @@ pub use resize::resize_bilinear;
 pub use resnet::{check_pickle, ResnetGenerator, ResnetGeneratorConfig};
 pub use segmentor::{Segmentor, SegmentorConfig};
 pub use unet::{UnetGenerator, UnetGeneratorConfig};
+pub use unit::{
+    ms_lsgan, unit_kl, MsDiscriminator, MsDiscriminatorConfig, UnitAutoencoder, UnitConfig,
+};
 pub use warp::{identity_grid, warp};
 
 /// The CycleGAN/pix2pix initialisation: conv weights from N(0, 0.02).
