@@ -1,12 +1,13 @@
 //! `medtrans train`: one trainer, every mode.
 use anyhow::{bail, Result};
-use medtrans_training::{TrainConfig, Trainer, PRESETS};
+use medtrans_training::{presets, TrainConfig, Trainer};
 use std::path::PathBuf;
 
 /// Train a translation model.
 ///
 /// The mode is a config: start from a preset in configs/ (pix2pix, cycle,
-/// nc, cycle+reg, reggan, asymmetric, guided) and override fields with --set. The
+/// nc, cycle+reg, reggan, asymmetric, guided; UNIT's unit-c, unit-c+r,
+/// unit-nc, unit-nc+r in configs/unit/) and override fields with --set. The
 /// run folder gets config.toml (the effective config), losses.csv,
 /// validation.csv, samples/epoch_NNN.png and checkpoints/{best,last}.
 ///
@@ -76,7 +77,7 @@ pub fn run(args: Args) -> Result<()> {
             (None, Some(m)) => TrainConfig::preset(m, &set)?,
             (None, None) => bail!(
                 "give --config FILE or --mode MODE (one of {})",
-                PRESETS.map(|p| p.0).join(", ")
+                presets().iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
             ),
         };
         let out = cfg.out.clone();

@@ -40,9 +40,9 @@ fn quick_subjects_benchmark_splits_by_subject_and_scores_per_subject() {
         };
         let test = format!("Subj{}", fold + 1);
         let train = format!("Subj{}", 2 - fold);
-        assert_eq!(names(Condition::Registered, "test"), [test.clone()]);
+        assert_eq!(names(Condition::Registered, "test"), [test]);
         for c in [Condition::Registered, Condition::AsScanned] {
-            assert_eq!(names(c, "train"), [train.clone()]);
+            assert_eq!(names(c, "train"), std::slice::from_ref(&train));
         }
         // The conditions share A and differ in B: registration moved it.
         let open = |c| SliceDataset::open(&cfg.dataset(c, fold), "train").unwrap();

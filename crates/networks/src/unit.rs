@@ -315,7 +315,10 @@ mod tests {
     }
 
     fn fixture() -> serde_json::Value {
-        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/networks/unit.json");
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/networks/unit.json"
+        );
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
 
@@ -347,12 +350,23 @@ mod tests {
                 .with_n_downsample(a["n_downsample"].as_u64().unwrap() as usize)
                 .with_n_res(a["n_res"].as_u64().unwrap() as usize);
             let ae = cfg.init(&device);
-            assert_eq!(ae.encoder.num_params() as u64, a["encoder_params"].as_u64().unwrap());
-            assert_eq!(ae.decoder.num_params() as u64, a["decoder_params"].as_u64().unwrap());
+            assert_eq!(
+                ae.encoder.num_params() as u64,
+                a["encoder_params"].as_u64().unwrap()
+            );
+            assert_eq!(
+                ae.decoder.num_params() as u64,
+                a["decoder_params"].as_u64().unwrap()
+            );
             let side = a["side"].as_u64().unwrap() as usize;
-            let h = ae.encoder.forward(Tensor::zeros([2, 1, side, side], &device));
+            let h = ae
+                .encoder
+                .forward(Tensor::zeros([2, 1, side, side], &device));
             assert_eq!(h.dims().to_vec(), dims(&a["latent_shape"]));
-            assert_eq!(ae.decoder.forward(h).dims().to_vec(), dims(&a["output_shape"]));
+            assert_eq!(
+                ae.decoder.forward(h).dims().to_vec(),
+                dims(&a["output_shape"])
+            );
         }
         for d in f["discriminators"].as_array().unwrap() {
             let dis = MsDiscriminatorConfig::new()
@@ -367,8 +381,12 @@ mod tests {
                 .iter()
                 .map(|t| t.dims().to_vec())
                 .collect();
-            let want: Vec<Vec<usize>> =
-                d["score_shapes"].as_array().unwrap().iter().map(dims).collect();
+            let want: Vec<Vec<usize>> = d["score_shapes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(dims)
+                .collect();
             assert_eq!(shapes, want);
         }
     }

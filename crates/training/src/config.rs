@@ -25,6 +25,18 @@ pub const PRESETS: [(&str, &str); 7] = [
     ("guided", include_str!("../../../configs/guided.toml")),
 ];
 
+/// Every preset: the shipped ones, then each translator family's modes.
+pub fn presets() -> Vec<(&'static str, &'static str)> {
+    PRESETS
+        .into_iter()
+        .chain(
+            crate::family::all()
+                .into_iter()
+                .flat_map(|f| f.presets.iter().copied()),
+        )
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -347,7 +359,7 @@ impl TrainConfig {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the config {}", path.display()))?;
         let cfg = Self::from_toml(&text, overrides, &path.display().to_string())?;
-        if PRESETS.iter().any(|(m, _)| *m == cfg.mode) {
+        if presets().iter().any(|(m, _)| *m == cfg.mode) {
             let preset = Self::preset(&cfg.mode, &[])?;
             let (ours, theirs) = (cfg.term_names(), preset.term_names());
             if ours != theirs {
@@ -374,10 +386,11 @@ impl TrainConfig {
     /// A shipped preset by mode name (`reggan`, `pix2pix`, ...). Its `mode`
     /// is the preset's: `--set mode=...` cannot relabel it.
     pub fn preset(mode: &str, overrides: &[String]) -> Result<Self> {
-        let Some((_, text)) = PRESETS.iter().find(|(m, _)| *m == mode) else {
+        let all = presets();
+        let Some((_, text)) = all.iter().find(|(m, _)| *m == mode) else {
             bail!(
                 "unknown mode {mode:?}; the presets are {}",
-                PRESETS.map(|p| p.0).join(", ")
+                all.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
             );
         };
         let cfg = Self::from_toml(text, overrides, &format!("preset {mode}"))?;

@@ -49,6 +49,9 @@ pub struct Family {
     /// The config tables it owns (`[options.NAME]`): its architecture's
     /// sizes and its own terms' weights.
     pub options: &'static [Options],
+    /// Its modes as presets, (mode name, TOML), beside the shipped ones
+    /// (`config::presets`): `medtrans train --mode NAME`.
+    pub presets: &'static [(&'static str, &'static str)],
 }
 
 /// A config table a family or a term owns: `[options.SECTION]` in a
@@ -96,6 +99,8 @@ pub const CYCLEGAN: Family = Family {
     check: |_| Ok(()),
     fits: cyclegan_fits,
     options: &[],
+    // Its modes are the shipped presets (`config::PRESETS`).
+    presets: &[],
 };
 
 /// CycleGAN's generators: one channel in and out, a side that their
@@ -124,7 +129,7 @@ static REGISTRY: RwLock<Vec<&'static Family>> = RwLock::new(Vec::new());
 
 /// Every family: the shipped ones, then those registered.
 pub fn all() -> Vec<&'static Family> {
-    let mut out = vec![&CYCLEGAN];
+    let mut out = vec![&CYCLEGAN, &crate::families::unit::UNIT];
     out.extend(
         REGISTRY
             .read()

@@ -9,6 +9,7 @@ pub mod config;
 pub mod data_needs;
 pub mod device;
 pub mod evaluation;
+pub mod families;
 pub mod family;
 pub mod inference;
 pub mod launches;
@@ -22,7 +23,7 @@ mod trainer;
 pub mod validation;
 
 pub use checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
-pub use config::{TrainConfig, PRESETS};
+pub use config::{presets, TrainConfig, PRESETS};
 pub use device::{device_from_name, host_reads, read_f32, DEVICE_NAMES};
 pub use inference::{score_slices, Model, Registered, RunNetworks};
 pub use launches::{LaunchCount, Launches};

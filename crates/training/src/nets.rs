@@ -66,6 +66,9 @@ impl Role {
     }
 }
 
+/// A network's check of the training split for slices of side `w`.
+pub type DataCheck = fn(&mut TrainConfig, &SliceDataset, usize) -> Result<()>;
+
 /// One kind of network a run may have: its name (also its checkpoint file
 /// stem), its role and how to build it. A run has it when one of its terms
 /// brings it ([`networks_of`]), or when it is a translator of the family.
@@ -76,7 +79,7 @@ pub struct NetSpec {
     /// What it needs of the training split (label maps, per-slice labels)
     /// for slices of side `w`, checked before the run is built; it may fill
     /// in settings it derives from the data (`data_needs`).
-    pub check_data: Option<fn(&mut TrainConfig, &SliceDataset, usize) -> Result<()>>,
+    pub check_data: Option<DataCheck>,
 }
 
 /// The networks any translator family may be trained with, built after

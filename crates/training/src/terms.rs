@@ -99,6 +99,9 @@ pub struct GeneratorStep<'a> {
     pub fake_b: Tensor<4>,
     fake_a: Option<Tensor<4>>,
     field: Option<Tensor<4>>,
+    /// Tensors a family's terms share within the step (UNIT's latents),
+    /// each computed once by the first term that asks ([`Self::memo`]).
+    memos: std::collections::HashMap<&'static str, Tensor<4>>,
     /// The batch, with its optional parts (label maps, slice labels); `x`
     /// and `y` are its images.
     pub batch: &'a Batch,
@@ -191,7 +194,29 @@ impl<'a> GeneratorStep<'a> {
             fake_b,
             fake_a: None,
             field: None,
+            memos: Default::default(),
         })
+    }
+
+    /// The tensor called `key` in this step: made by `make` the first time
+    /// a term asks, then shared, so a family's terms compute a latent once.
+    pub fn memo(
+        &mut self,
+        key: &'static str,
+        make: impl FnOnce(&mut Self) -> Tensor<4>,
+    ) -> Tensor<4> {
+        if let Some(t) = self.memos.get(key) {
+            return t.clone();
+        }
+        let t = make(self);
+        self.memos.insert(key, t.clone());
+        t
+    }
+
+    /// A family's own B -> A translation of y, for the discriminator
+    /// step's D_A-like terms (what F(y) is for CycleGAN).
+    pub fn set_fake_a(&mut self, fake_a: Tensor<4>) {
+        self.fake_a = Some(fake_a);
     }
 
     /// The batch's one-hot label maps (of x, of y): terms with segmentors

@@ -132,6 +132,7 @@ static TOY: Family = Family {
     },
     // Same-padded 3x3 convolutions take any size.
     fits: |_, _| Ok(()),
+    presets: &[],
     options: &[Options {
         section: "toy",
         check: |c| match c.options_of::<ToyOptions>("toy")?.features {

@@ -3,7 +3,7 @@
 mod common;
 use common::{small_config, term};
 use medtrans_training::nets::{D_A, F, R};
-use medtrans_training::{Trainer, PRESETS};
+use medtrans_training::Trainer;
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
@@ -101,7 +101,7 @@ fn asymmetric_cycle_has_only_the_target_cycle() {
 
 #[test]
 fn every_preset_parses() {
-    for (mode, _) in PRESETS {
+    for (mode, _) in medtrans_training::presets() {
         let cfg = medtrans_training::TrainConfig::preset(mode, &[]).unwrap();
         assert_eq!(cfg.mode, mode);
     }

@@ -44,6 +44,10 @@ pub struct SubjectsResults {
     pub verdicts: Vec<String>,
 }
 
+/// Each mode's translation of a slice, and R's |field| of the first mode
+/// with R.
+type Outputs = (Vec<(String, Slice)>, Option<Slice>);
+
 /// A subject's middle test slice under every model, for its figure.
 #[derive(Default)]
 struct Figure {
@@ -51,7 +55,7 @@ struct Figure {
     b: Option<Slice>,
     /// Per condition: each mode's translation, and R's |field| of the first
     /// mode with R.
-    outputs: BTreeMap<Setting, (Vec<(String, Slice)>, Option<Slice>)>,
+    outputs: BTreeMap<Setting, Outputs>,
 }
 
 /// Positions in `test` of each subject's middle slice.

@@ -1,0 +1,420 @@
+//! UNIT as a translator family (Liu, Breuel and Kautz, NeurIPS 2017), as
+//! the RegGAN paper's Table 1 trains it (Kid-Liet/Reg-GAN
+//! `trainer/UnitTrainer.py`, `Model/Unit.py`, `Yaml/Unit.yaml`).
+//!
+//! Networks: an autoencoder per domain (`unit_A`, `unit_B`; no layers
+//! shared between them, as in that code) and a multi-scale LSGAN
+//! discriminator per domain (`unit_D_B`, and `unit_D_A` in C). A -> B is
+//! B's decoder on A's latent: `dec_B(enc_A(x) + n)`, with unit Gaussian
+//! noise n in training and none at inference.
+//!
+//! Terms and weights (`[options.unit]`, the RegGAN code's defaults, equal
+//! to UNIT's own: adversarial 1, recon 10, kl 0.01, cycle 10):
+//! - C (`bidirect = true`): adversarial on both translations, both
+//!   within-domain reconstructions, KL on both latents and on both
+//!   re-encoded latents, both cycles A -> B -> A and B -> A -> B;
+//! - NC (`bidirect = false`): what that code keeps without the cycle: the
+//!   adversarial term on A -> B only, both reconstructions, the A -> B -> A
+//!   cycle, KL on both latents and on A's re-encoded one. UNIT cannot do
+//!   without its reconstructions: they are what ties a latent to an image.
+//!
+//! R's terms (`loss.correction`, `loss.smoothness`) act on the training
+//! translation `dec_B(enc_A(x) + n)`, as in that code. Two differences
+//! from it: the discriminator step scores the same noisy translation the
+//! generator step made (with `train.regenerate_fake`, G's after its step,
+//! with the same noise) where that code draws new noise; and Adam's
+//! settings come from `[optim]` as for every family.
+use crate::config::TrainConfig;
+use crate::family::{Family, Options};
+use crate::nets::{trained, NetSpec, Nets, Role};
+use crate::terms::{GeneratorStep, Term};
+use burn::module::Module;
+use burn::tensor::{Tensor, TensorData};
+use medtrans_losses::l1;
+use medtrans_networks::{
+    ms_lsgan, unit_kl, MsDiscriminator, MsDiscriminatorConfig, UnitAutoencoder, UnitConfig,
+};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Domain A's autoencoder (the RegGAN code's `netG_A2B`).
+pub const UNIT_A: &str = "unit_A";
+/// Domain B's autoencoder (`netG_B2A` there).
+pub const UNIT_B: &str = "unit_B";
+pub const UNIT_D_A: &str = "unit_D_A";
+pub const UNIT_D_B: &str = "unit_D_B";
+
+/// `[options.unit]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnitOptions {
+    /// Channels of the first encoder layer (doubled per down-sampling).
+    pub dim: usize,
+    pub n_downsample: usize,
+    pub n_res: usize,
+    pub dis_dim: usize,
+    pub dis_layers: usize,
+    pub dis_scales: usize,
+    /// C (both directions) or NC (A -> B only).
+    pub bidirect: bool,
+    pub adversarial: f64,
+    /// Within-domain reconstruction.
+    pub recon: f64,
+    pub kl: f64,
+    pub cycle: f64,
+}
+
+impl Default for UnitOptions {
+    fn default() -> Self {
+        Self {
+            dim: 64,
+            n_downsample: 2,
+            n_res: 4,
+            dis_dim: 64,
+            dis_layers: 4,
+            dis_scales: 3,
+            bidirect: true,
+            adversarial: 1.0,
+            recon: 10.0,
+            kl: 0.01,
+            cycle: 10.0,
+        }
+    }
+}
+
+impl UnitOptions {
+    fn of(c: &TrainConfig) -> UnitOptions {
+        c.options_of("unit").expect("checked at config time")
+    }
+
+    fn autoencoder(&self) -> UnitConfig {
+        UnitConfig::new()
+            .with_dim(self.dim)
+            .with_n_downsample(self.n_downsample)
+            .with_n_res(self.n_res)
+    }
+
+    fn discriminator(&self) -> MsDiscriminatorConfig {
+        MsDiscriminatorConfig::new()
+            .with_dim(self.dis_dim)
+            .with_n_layer(self.dis_layers)
+            .with_num_scales(self.dis_scales)
+    }
+
+    /// A weight that only C uses.
+    fn both(&self, w: f64) -> f64 {
+        if self.bidirect {
+            w
+        } else {
+            0.0
+        }
+    }
+}
+
+fn check(c: &TrainConfig) -> Result<(), String> {
+    let o: UnitOptions = c.options_of("unit")?;
+    for (name, v) in [
+        ("dim", o.dim),
+        ("n_res", o.n_res),
+        ("dis_dim", o.dis_dim),
+        ("dis_layers", o.dis_layers),
+        ("dis_scales", o.dis_scales),
+    ] {
+        if v == 0 {
+            return Err(format!("options.unit.{name} must be at least 1"));
+        }
+    }
+    for (name, w) in [
+        ("adversarial", o.adversarial),
+        ("recon", o.recon),
+        ("kl", o.kl),
+        ("cycle", o.cycle),
+    ] {
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(format!(
+                "options.unit.{name} must be a finite weight >= 0, not {w}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn family_check(c: &TrainConfig) -> Result<(), String> {
+    // Its own discriminators and cycle replace the shared ones.
+    if c.loss.adversarial > 0.0 {
+        return Err("UNIT has its own multi-scale discriminators (options.unit.adversarial); set loss.adversarial = 0".into());
+    }
+    if c.loss.cycle > 0.0 {
+        return Err("UNIT has no F; its cycle is options.unit.cycle, with options.unit.bidirect for C; set loss.cycle = 0".into());
+    }
+    Ok(())
+}
+
+fn fits(c: &TrainConfig, side: usize) -> Result<(), String> {
+    let o: UnitOptions = c.options_of("unit")?;
+    if (c.generator.in_channels, c.generator.out_channels) != (1, 1) {
+        return Err(
+            "UNIT translates one-channel slices (generator.in_channels and out_channels must be 1)"
+                .into(),
+        );
+    }
+    o.autoencoder()
+        .fits(side)
+        .map_err(|e| format!("options.unit: {e}"))?;
+    let m = 1usize << o.dis_layers;
+    if side < m {
+        return Err(format!(
+            "{side} px slices are too small for options.unit.dis_layers = {} (at least {m} px)",
+            o.dis_layers
+        ));
+    }
+    Ok(())
+}
+
+fn autoencoder<'n>(nets: &'n Nets, name: &str) -> &'n UnitAutoencoder {
+    nets.get(name)
+        .unwrap_or_else(|| panic!("UNIT's terms run with {name}"))
+}
+
+/// `D`'s scores with its weights frozen (G's step needs gradients through
+/// D to its input only).
+fn frozen(nets: &Nets, name: &str, x: Tensor<4>) -> Vec<Tensor<4>> {
+    let d: &MsDiscriminator = nets
+        .get(name)
+        .unwrap_or_else(|| panic!("UNIT's terms run with {name}"));
+    d.clone().no_grad().forward(x)
+}
+
+/// Unit Gaussian noise shaped like `h`, from `rng` (Box-Muller): the
+/// sampling of UNIT's latent around its mean.
+fn noise(h: &Tensor<4>, rng: &mut ChaCha8Rng) -> Tensor<4> {
+    let dims = h.dims();
+    let n: usize = dims.iter().product();
+    let mut v = Vec::with_capacity(n + 1);
+    while v.len() < n {
+        let (u1, u2): (f32, f32) = (rng.random::<f32>().max(f32::MIN_POSITIVE), rng.random());
+        let r = (-2.0 * u1.ln()).sqrt();
+        let t = std::f32::consts::TAU * u2;
+        v.push(r * t.cos());
+        v.push(r * t.sin());
+    }
+    v.truncate(n);
+    let t: Tensor<4> = Tensor::from_data(TensorData::new(v, dims), &h.device());
+    let dtype: burn::tensor::FloatDType = h.dtype().into();
+    t.cast(dtype)
+}
+
+/// `enc(img) + noise`, the noise drawn from the step's stream `stream`.
+fn sample(
+    s: &mut GeneratorStep<'_>,
+    enc: &str,
+    img: Tensor<4>,
+    stream: &str,
+) -> (Tensor<4>, Tensor<4>) {
+    let h = autoencoder(s.nets, enc).encoder.forward(img);
+    let n = noise(&h, &mut s.ctx.rng(stream));
+    (h.clone(), h + n)
+}
+
+/// The step's latents and translations, each made once.
+fn h_a(s: &mut GeneratorStep<'_>) -> Tensor<4> {
+    s.memo("unit_h_a", |s| {
+        // The family's stream: the noise `translate` drew for G(x).
+        let (h, z) = sample(s, UNIT_A, s.x.clone(), "unit");
+        s.memo("unit_z_a", |_| z);
+        h
+    })
+}
+
+fn z_a(s: &mut GeneratorStep<'_>) -> Tensor<4> {
+    h_a(s);
+    s.memo("unit_z_a", |_| unreachable!("made with h_a"))
+}
+
+fn h_b(s: &mut GeneratorStep<'_>) -> Tensor<4> {
+    s.memo("unit_h_b", |s| {
+        let (h, z) = sample(s, UNIT_B, s.y.clone(), "unit_b");
+        s.memo("unit_z_b", |_| z);
+        h
+    })
+}
+
+fn z_b(s: &mut GeneratorStep<'_>) -> Tensor<4> {
+    h_b(s);
+    s.memo("unit_z_b", |_| unreachable!("made with h_b"))
+}
+
+/// B -> A: A's decoder on B's noisy latent; also what D_A scores.
+fn x_ba(s: &mut GeneratorStep<'_>) -> Tensor<4> {
+    s.memo("unit_x_ba", |s| {
+        let z = z_b(s);
+        let x_ba = autoencoder(s.nets, UNIT_A).decoder.forward(z);
+        s.set_fake_a(x_ba.clone());
+        x_ba
+    })
+}
+
+/// A -> B re-encoded by B's encoder: (its latent, A -> B -> A).
+fn a_cycle(s: &mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>) {
+    let h = s.memo("unit_h_a_recon", |s| {
+        let (h, z) = sample(s, UNIT_B, s.fake_b.clone(), "unit_a_recon");
+        s.memo("unit_z_a_recon", |_| z);
+        h
+    });
+    let z = s.memo("unit_z_a_recon", |_| unreachable!("made with h_a_recon"));
+    (h, autoencoder(s.nets, UNIT_A).decoder.forward(z))
+}
+
+/// B -> A re-encoded by A's encoder: (its latent, B -> A -> B).
+fn b_cycle(s: &mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>) {
+    let x_ba = x_ba(s);
+    let (h, z) = sample(s, UNIT_A, x_ba, "unit_b_recon");
+    (h, autoencoder(s.nets, UNIT_B).decoder.forward(z))
+}
+
+/// UNIT's family.
+pub const UNIT: Family = Family {
+    name: "unit",
+    about: "UNIT (Liu et al. 2017): VAE-style autoencoders per domain, multi-scale LSGAN discriminators",
+    networks: &[
+        NetSpec {
+            name: UNIT_A,
+            role: Role::Generator,
+            check_data: None,
+            build: |c, _, d| trained(UNIT_A, UnitOptions::of(c).autoencoder().init(d), &c.optim),
+        },
+        NetSpec {
+            name: UNIT_B,
+            role: Role::Generator,
+            check_data: None,
+            build: |c, _, d| trained(UNIT_B, UnitOptions::of(c).autoencoder().init(d), &c.optim),
+        },
+        NetSpec {
+            name: UNIT_D_B,
+            role: Role::Discriminator,
+            check_data: None,
+            build: |c, _, d| trained(UNIT_D_B, UnitOptions::of(c).discriminator().init(d), &c.optim),
+        },
+        NetSpec {
+            name: UNIT_D_A,
+            role: Role::Discriminator,
+            check_data: None,
+            build: |c, _, d| trained(UNIT_D_A, UnitOptions::of(c).discriminator().init(d), &c.optim),
+        },
+    ],
+    translators: &[UNIT_A, UNIT_B],
+    generator_terms: &[
+        Term {
+            name: "unit_adv_b",
+            weight: |c| UnitOptions::of(c).adversarial,
+            needs: &[UNIT_D_B],
+            brings: &[UNIT_D_B],
+            compute: |s| ms_lsgan(frozen(s.nets, UNIT_D_B, s.fake_b.clone()), true),
+        },
+        Term {
+            name: "unit_adv_a",
+            weight: |c| {
+                let o = UnitOptions::of(c);
+                o.both(o.adversarial)
+            },
+            needs: &[UNIT_D_A],
+            brings: &[UNIT_D_A],
+            compute: |s| {
+                let x_ba = x_ba(s);
+                ms_lsgan(frozen(s.nets, UNIT_D_A, x_ba), true)
+            },
+        },
+        Term {
+            name: "unit_recon",
+            weight: |c| UnitOptions::of(c).recon,
+            needs: &[],
+            brings: &[],
+            compute: |s| {
+                let (za, zb) = (z_a(s), z_b(s));
+                let a = autoencoder(s.nets, UNIT_A).decoder.forward(za);
+                let b = autoencoder(s.nets, UNIT_B).decoder.forward(zb);
+                l1(a, s.x.clone()) + l1(b, s.y.clone())
+            },
+        },
+        Term {
+            name: "unit_kl",
+            weight: |c| UnitOptions::of(c).kl,
+            needs: &[],
+            brings: &[],
+            compute: |s| {
+                let (ha, hb) = (h_a(s), h_b(s));
+                let (ha_recon, _) = a_cycle(s);
+                let mut kl = unit_kl(ha) + unit_kl(hb) + unit_kl(ha_recon);
+                if UnitOptions::of(s.cfg).bidirect {
+                    kl = kl + unit_kl(b_cycle(s).0);
+                }
+                kl
+            },
+        },
+        Term {
+            name: "unit_cycle",
+            weight: |c| UnitOptions::of(c).cycle,
+            needs: &[],
+            brings: &[],
+            compute: |s| {
+                let (_, aba) = a_cycle(s);
+                let mut loss = l1(aba, s.x.clone());
+                if UnitOptions::of(s.cfg).bidirect {
+                    let (_, bab) = b_cycle(s);
+                    loss = loss + l1(bab, s.y.clone());
+                }
+                loss
+            },
+        },
+    ],
+    discriminator_terms: &[
+        Term {
+            name: "unit_d_b",
+            weight: |c| UnitOptions::of(c).adversarial,
+            needs: &[UNIT_D_B],
+            brings: &[UNIT_D_B],
+            compute: |s| {
+                let d: &MsDiscriminator = s.nets.get(UNIT_D_B).expect("brought");
+                ms_lsgan(d.forward(s.y.clone()), true) + ms_lsgan(d.forward(s.fake_b.clone()), false)
+            },
+        },
+        Term {
+            name: "unit_d_a",
+            weight: |c| {
+                let o = UnitOptions::of(c);
+                o.both(o.adversarial)
+            },
+            needs: &[UNIT_D_A],
+            brings: &[UNIT_D_A],
+            compute: |s| {
+                let d: &MsDiscriminator = s.nets.get(UNIT_D_A).expect("brought");
+                let fake = s.fake_a.clone().expect("unit_adv_a made B -> A in G's step");
+                ms_lsgan(d.forward(s.x.clone()), true) + ms_lsgan(d.forward(fake), false)
+            },
+        },
+    ],
+    translate: |nets, x, rng| {
+        let h = autoencoder(nets, UNIT_A).encoder.forward(x);
+        let z = match rng {
+            Some(rng) => {
+                let n = noise(&h, rng);
+                h + n
+            }
+            None => h,
+        };
+        autoencoder(nets, UNIT_B).decoder.forward(z)
+    },
+    check: family_check,
+    fits,
+    options: &[Options {
+        section: "unit",
+        check,
+    }],
+    presets: &[
+        ("unit-c", include_str!("../../../../configs/unit/c.toml")),
+        ("unit-c+r", include_str!("../../../../configs/unit/c+r.toml")),
+        ("unit-nc", include_str!("../../../../configs/unit/nc.toml")),
+        ("unit-nc+r", include_str!("../../../../configs/unit/nc+r.toml")),
+    ],
+};
