@@ -32,14 +32,14 @@ pub struct UnitConfig {
 
 /// PyTorch's default initialisation (the RegGAN code applies no other):
 /// uniform in +-1/sqrt(fan_in) for weights and biases.
-fn torch_default() -> Initializer {
+pub(crate) fn torch_default() -> Initializer {
     Initializer::KaimingUniform {
         gain: 1.0 / 3f64.sqrt(),
         fan_out_only: false,
     }
 }
 
-fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
+pub(crate) fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])
         .with_initializer(torch_default())
@@ -56,7 +56,7 @@ pub struct UnitLayerNorm {
 }
 
 impl UnitLayerNorm {
-    fn new(channels: usize, device: &Device) -> Self {
+    pub(crate) fn new(channels: usize, device: &Device) -> Self {
         Self {
             gamma: Initializer::Uniform { min: 0.0, max: 1.0 }.init([channels], device),
             beta: Initializer::Zeros.init([channels], device),
@@ -162,11 +162,24 @@ impl UnitDecoder {
         for b in &self.blocks {
             h = b.forward(h);
         }
-        for (c, n) in self.ups.iter().zip(&self.norms) {
-            h = relu(n.forward(c.forward(reflect(upsample2(h), 2))));
-        }
-        self.last.forward(reflect(h, 3)).tanh()
+        up_path(&self.ups, &self.norms, &self.last, h)
     }
+}
+
+/// The decoders' way up (UNIT's and MUNIT's): per level a nearest
+/// doubling, a 5x5 conv, UNIT's layer norm and ReLU; then a 7x7 conv to the
+/// image with tanh.
+pub(crate) fn up_path(
+    ups: &[Conv2d],
+    norms: &[UnitLayerNorm],
+    last: &Conv2d,
+    h: Tensor<4>,
+) -> Tensor<4> {
+    let mut h = h;
+    for (c, n) in ups.iter().zip(norms) {
+        h = relu(n.forward(c.forward(reflect(upsample2(h), 2))));
+    }
+    last.forward(reflect(h, 3)).tanh()
 }
 
 /// One domain's autoencoder (the RegGAN code's `VAEGen`): its latent for

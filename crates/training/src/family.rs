@@ -129,7 +129,11 @@ static REGISTRY: RwLock<Vec<&'static Family>> = RwLock::new(Vec::new());
 
 /// Every family: the shipped ones, then those registered.
 pub fn all() -> Vec<&'static Family> {
-    let mut out = vec![&CYCLEGAN, &crate::families::unit::UNIT];
+    let mut out = vec![
+        &CYCLEGAN,
+        &crate::families::unit::UNIT,
+        &crate::families::munit::MUNIT,
+    ];
     out.extend(
         REGISTRY
             .read()

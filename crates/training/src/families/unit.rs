@@ -24,18 +24,17 @@
 //! generator step made (with `train.regenerate_fake`, G's after its step,
 //! with the same noise) where that code draws new noise; and Adam's
 //! settings come from `[optim]` as for every family.
+use super::gaussian as noise;
 use crate::config::TrainConfig;
 use crate::family::{Family, Options};
 use crate::nets::{trained, NetSpec, Nets, Role};
 use crate::terms::{GeneratorStep, Term};
 use burn::module::Module;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use medtrans_losses::l1;
 use medtrans_networks::{
     ms_lsgan, unit_kl, MsDiscriminator, MsDiscriminatorConfig, UnitAutoencoder, UnitConfig,
 };
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// Domain A's autoencoder (the RegGAN code's `netG_A2B`).
@@ -184,25 +183,6 @@ fn frozen(nets: &Nets, name: &str, x: Tensor<4>) -> Vec<Tensor<4>> {
         .get(name)
         .unwrap_or_else(|| panic!("UNIT's terms run with {name}"));
     d.clone().no_grad().forward(x)
-}
-
-/// Unit Gaussian noise shaped like `h`, from `rng` (Box-Muller): the
-/// sampling of UNIT's latent around its mean.
-fn noise(h: &Tensor<4>, rng: &mut ChaCha8Rng) -> Tensor<4> {
-    let dims = h.dims();
-    let n: usize = dims.iter().product();
-    let mut v = Vec::with_capacity(n + 1);
-    while v.len() < n {
-        let (u1, u2): (f32, f32) = (rng.random::<f32>().max(f32::MIN_POSITIVE), rng.random());
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = std::f32::consts::TAU * u2;
-        v.push(r * t.cos());
-        v.push(r * t.sin());
-    }
-    v.truncate(n);
-    let t: Tensor<4> = Tensor::from_data(TensorData::new(v, dims), &h.device());
-    let dtype: burn::tensor::FloatDType = h.dtype().into();
-    t.cast(dtype)
 }
 
 /// `enc(img) + noise`, the noise drawn from the step's stream `stream`.

@@ -1,0 +1,200 @@
+//! The Table 1 families (families/unit.rs, families/munit.rs) in their
+//! four modes at a tiny size: the networks each mode brings, the loss terms
+//! finite and learning, a save -> load -> translate round trip, a bit-exact
+//! resume, and what each refuses.
+mod common;
+use common::term;
+use medtrans_datasets::SliceDataset;
+use medtrans_training::nets::R;
+use medtrans_training::{Model, TrainConfig, Trainer};
+use std::path::Path;
+
+/// MUNIT's style encoder needs 64 px; both families train at it.
+const SIZE: usize = 64;
+
+/// A family at a CPU test size: 4 channels, one residual block, two-scale
+/// discriminators of two layers.
+fn tiny(family: &str) -> Vec<String> {
+    let mut set: Vec<String> = [
+        "dim=4",
+        "n_res=1",
+        "dis_dim=4",
+        "dis_layers=2",
+        "dis_scales=2",
+    ]
+    .iter()
+    .map(|kv| format!("options.{family}.{kv}"))
+    .collect();
+    if family == "munit" {
+        set.push("options.munit.mlp_dim=8".into());
+    }
+    set.push("optim.lr=5e-4".into());
+    set
+}
+
+fn config(mode: &str, out: &Path, extra: &[&str]) -> TrainConfig {
+    let family = mode.split('-').next().unwrap();
+    let mut set = tiny(family);
+    set.push(format!(
+        "data.path={:?}",
+        common::dataset(SIZE).display().to_string()
+    ));
+    set.push(format!("out={:?}", out.display().to_string()));
+    set.extend(["train.epochs=2".into(), "train.steps_per_epoch=3".into()]);
+    set.extend(extra.iter().map(|s| s.to_string()));
+    TrainConfig::preset(mode, &set).unwrap()
+}
+
+/// Each family's networks and terms, by its prefix: (A's and B's
+/// translators, D_B, D_A, its generator terms in every mode).
+fn parts(family: &str) -> ([String; 4], Vec<String>) {
+    let nets = ["A", "B", "D_B", "D_A"].map(|n| format!("{family}_{n}"));
+    let terms = match family {
+        "unit" => vec![
+            "unit_adv_b",
+            "unit_recon",
+            "unit_kl",
+            "unit_cycle",
+            "unit_d_b",
+        ],
+        _ => vec![
+            "munit_adv_b",
+            "munit_recon_x",
+            "munit_recon_s",
+            "munit_recon_c",
+            "munit_d_b",
+        ],
+    };
+    (nets, terms.into_iter().map(String::from).collect())
+}
+
+#[test]
+fn every_mode_brings_its_networks_and_trains() {
+    let _lock = common::rng_lock();
+    for family in ["unit", "munit"] {
+        let ([a, b, d_b, d_a], terms) = parts(family);
+        for (mode, c, r) in [
+            ("c", true, false),
+            ("c+r", true, true),
+            ("nc", false, false),
+            ("nc+r", false, true),
+        ] {
+            let mode = format!("{family}-{mode}");
+            let dir = tempfile::tempdir().unwrap();
+            let mut t = Trainer::new(config(&mode, &dir.path().join("run"), &[])).unwrap();
+            let nets = &t.nets;
+            assert!(nets.has(&a) && nets.has(&b) && nets.has(&d_b), "{mode}");
+            assert_eq!((nets.has(&d_a), nets.has(R)), (c, r), "{mode}");
+            // Not the shared PatchGAN D, nor CycleGAN's G.
+            assert!(!nets.has("D_B") && !nets.has("G"), "{mode}");
+            let rows: Vec<_> = (0..12).map(|_| t.train_step().unwrap()).collect();
+            for row in &rows {
+                for (name, v) in row {
+                    assert!(v.is_finite(), "{mode}: {name} = {v}");
+                }
+            }
+            for name in &terms {
+                assert!(term(&rows[0], name).is_some(), "{mode}: no {name}");
+            }
+            for n in ["adv_a", "d_a"] {
+                let name = format!("{family}_{n}");
+                assert_eq!(term(&rows[0], &name).is_some(), c, "{mode}: {name}");
+            }
+            assert_eq!(term(&rows[0], "correction").is_some(), r, "{mode}");
+            // The within-domain reconstructions learn within a dozen steps.
+            let recon = &terms[1];
+            let at = |k: usize| term(&rows[k], recon).unwrap();
+            assert!(at(11) < at(0), "{mode}: {recon} {} -> {}", at(0), at(11));
+        }
+    }
+}
+
+#[test]
+fn a_family_run_resumes_bit_exactly_and_translates_from_its_checkpoint() {
+    let _lock = common::rng_lock();
+    for mode in ["unit-nc+r", "munit-c+r"] {
+        resumes_and_translates(mode);
+    }
+}
+
+fn resumes_and_translates(mode: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    Trainer::new(config(mode, &whole, &[]))
+        .unwrap()
+        .run(true)
+        .unwrap();
+    let parts = dir.path().join("parts");
+    let mut t = Trainer::new(config(mode, &parts, &["train.stop_at_step=4"])).unwrap();
+    t.run(true).unwrap();
+    drop(t);
+    let mut t = Trainer::resume(&parts, &["train.stop_at_step=0".into()]).unwrap();
+    t.run(true).unwrap();
+    let losses = |p: &Path| std::fs::read_to_string(p.join("losses.csv")).unwrap();
+    assert_eq!(
+        losses(&parts),
+        losses(&whole),
+        "resuming UNIT changed its trajectory"
+    );
+
+    // Inference loads the two autoencoders only, and is deterministic (no
+    // latent noise), the same from either run's last checkpoint.
+    let test = SliceDataset::open(common::dataset(32), "test").unwrap();
+    let out = |run: &Path| {
+        Model::load(&run.join("checkpoints/last"), "cpu")
+            .unwrap()
+            .translate_split(&test, 4)
+            .unwrap()
+    };
+    let (a, b) = (out(&whole), out(&parts));
+    assert_eq!(a.len(), test.len());
+    assert_eq!(a, b);
+    assert_eq!(out(&whole), a);
+    assert!(a
+        .iter()
+        .all(|s| s.data.iter().all(|v| v.is_finite() && v.abs() <= 1.0)));
+}
+
+#[test]
+fn the_families_refuse_what_they_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let err = |mode: &str, extra: &[&str]| {
+        let mut set = tiny(mode.split('-').next().unwrap());
+        set.push(format!(
+            "data.path={:?}",
+            common::dataset(SIZE).display().to_string()
+        ));
+        set.push(format!("out={:?}", run.display().to_string()));
+        set.extend(extra.iter().map(|s| s.to_string()));
+        match medtrans_training::TrainConfig::preset(mode, &set) {
+            Ok(cfg) => format!("{:#}", Trainer::new(cfg).err().expect("refused")),
+            Err(e) => format!("{e:#}"),
+        }
+    };
+    let e = err("unit-c", &["loss.adversarial=1.0"]);
+    assert!(
+        e.contains("\"unit\"") && e.contains("loss.adversarial"),
+        "{e}"
+    );
+    let e = err("unit-nc", &["loss.cycle=10.0"]);
+    assert!(
+        e.contains("loss.cycle") && e.contains("options.unit.cycle"),
+        "{e}"
+    );
+    // 64 px halved five times leaves 2 px: too small, named.
+    let e = err("unit-nc", &["options.unit.n_downsample=5"]);
+    assert!(
+        e.contains("options.unit") && e.contains("n_downsample"),
+        "{e}"
+    );
+    let e = err("unit-nc", &["options.unit.klw=1"]);
+    assert!(e.contains("options.unit") && e.contains("`kl`"), "{e}");
+    let e = err("munit-nc+r", &["loss.adversarial=1.0"]);
+    assert!(
+        e.contains("\"munit\"") && e.contains("loss.adversarial"),
+        "{e}"
+    );
+    let e = err("munit-c", &["options.munit.recon_c=-1"]);
+    assert!(e.contains("options.munit.recon_c"), "{e}");
+}
