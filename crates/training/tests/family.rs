@@ -275,12 +275,12 @@ fn a_family_is_refused_where_it_cannot_run_and_by_an_unknown_name() {
         msg.contains("family \"toy\" cannot run mode \"cycle\"") && msg.contains("loss.cycle"),
         "{msg}"
     );
-    let err = medtrans_training::TrainConfig::preset("reggan", &["family=\"unit\"".to_string()])
+    let err = medtrans_training::TrainConfig::preset("reggan", &["family=\"unitt\"".to_string()])
         .err()
         .unwrap();
     let msg = format!("{err:#}");
     assert!(
-        msg.contains("\"unit\"") && msg.contains("\"cyclegan\""),
+        msg.contains("\"unitt\"") && msg.contains("\"cyclegan\"") && msg.contains("\"unit\""),
         "{msg}"
     );
 }
