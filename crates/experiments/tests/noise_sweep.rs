@@ -171,6 +171,8 @@ set = ["generator.ngf=4", "generator.n_blocks=1", "discriminator.ndf=4",
         "seeds = [0, 0]\n".to_string(),
         "seeds = [4, 9, 4]\n".to_string(),
         text.replace("set = [", "seeds = [3]\nset = [\"train.seed=1\", "),
+        // Without train.seed in `set`, the preset's (0) is the base seed.
+        "seeds = [5, 9]\n".to_string(),
     ] {
         let text = if bad.contains("[data]") {
             bad

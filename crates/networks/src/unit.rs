@@ -256,6 +256,31 @@ impl MsDiscriminatorConfig {
     }
 }
 
+impl MsDiscriminatorConfig {
+    /// Whether every scale's convolutions get at least 2 px (what their
+    /// reflect padding of 1 needs) on slices of this side; the reason,
+    /// naming the fields, when they do not.
+    pub fn fits(&self, side: usize) -> Result<(), String> {
+        let mut n = side;
+        for s in 0..self.num_scales {
+            if s > 0 {
+                n = (n - 1) / 2 + 1;
+            }
+            let mut m = n;
+            for _ in 0..self.n_layer {
+                if m < 2 {
+                    return Err(format!(
+                        "{side} px slices are too small for a discriminator of {} layers at {} scales (its scale {} would reach 1 px); use fewer dis_layers or dis_scales",
+                        self.n_layer, self.num_scales, s + 1
+                    ));
+                }
+                m = (m - 2) / 2 + 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl MsDiscriminator {
     /// One score map per scale, the full-resolution one first.
     pub fn forward(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
@@ -325,6 +350,21 @@ mod tests {
         assert_eq!(s, [[2, 1, 4, 4], [2, 1, 2, 2], [2, 1, 1, 1]]);
         assert!(cfg.fits(32).is_ok());
         assert!(cfg.fits(30).unwrap_err().contains("n_downsample"));
+        // The defaults (4 layers, 3 scales) need 64 px: 16 at the third
+        // scale, 2 before its last conv.
+        let d = MsDiscriminatorConfig::new();
+        assert!(d.fits(64).is_ok());
+        assert!(d.fits(48).unwrap_err().contains("scale 3"));
+        for side in [16, 24, 40, 64, 100] {
+            let d = MsDiscriminatorConfig::new()
+                .with_dim(2)
+                .with_n_layer(2)
+                .with_num_scales(2);
+            if d.fits(side).is_ok() {
+                d.init(&device)
+                    .forward(Tensor::zeros([1, 1, side, side], &device));
+            }
+        }
     }
 
     fn fixture() -> serde_json::Value {

@@ -361,6 +361,15 @@ impl TrainConfig {
         let cfg = Self::from_toml(&text, overrides, &path.display().to_string())?;
         if presets().iter().any(|(m, _)| *m == cfg.mode) {
             let preset = Self::preset(&cfg.mode, &[])?;
+            if cfg.family != preset.family {
+                bail!(
+                    "{}: mode = {mode:?} names the {mode:?} preset, whose family is {:?}, but the file sets family = {:?}; give it a mode name of its own",
+                    path.display(),
+                    preset.family,
+                    cfg.family,
+                    mode = cfg.mode,
+                );
+            }
             let (ours, theirs) = (cfg.term_names(), preset.term_names());
             if ours != theirs {
                 let only = |a: &[&str], b: &[&str]| -> String {
@@ -403,14 +412,20 @@ impl TrainConfig {
         Ok(cfg)
     }
 
-    /// The loss terms whose weight this config sets above zero, by name.
+    /// The loss terms whose weight this config sets above zero, by name:
+    /// the shared ones and its family's.
     pub fn term_names(&self) -> Vec<&'static str> {
+        let family = crate::family::get(&self.family).ok();
+        let own_g = family.map_or(&[][..], |f| f.generator_terms);
+        let own_d = family.map_or(&[][..], |f| f.discriminator_terms);
         crate::terms::GENERATOR_TERMS
             .iter()
+            .chain(own_g)
             .map(|t| (t.name, (t.weight)(self)))
             .chain(
                 crate::terms::DISCRIMINATOR_TERMS
                     .iter()
+                    .chain(own_d)
                     .map(|t| (t.name, (t.weight)(self))),
             )
             .filter(|(_, w)| *w > 0.0)

@@ -126,4 +126,30 @@ fn the_mode_name_and_the_terms_cannot_disagree() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("contradicts --mode reggan"), "{err}");
+    // A family's mode: its own terms count, and so does the family.
+    let unit_c = medtrans_training::presets()
+        .into_iter()
+        .find(|p| p.0 == "unit-c")
+        .unwrap()
+        .1;
+    let file = dir.path().join("unit.toml");
+    std::fs::write(&file, format!("{unit_c}\n")).unwrap();
+    TrainConfig::load(&file, &["options.unit.kl=0.02".into()]).unwrap();
+    let err = TrainConfig::load(&file, &["options.unit.bidirect=false".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("names the \"unit-c\" preset") && err.contains("unit_adv_a"),
+        "{err}"
+    );
+    // Another family under the name: refused (here first for the table
+    // that family does not read).
+    let err = format!(
+        "{:#}",
+        TrainConfig::load(&file, &["family=\"munit\"".into()]).unwrap_err()
+    );
+    assert!(
+        err.contains("[options.unit]") && err.contains("\"munit\""),
+        "{err}"
+    );
 }

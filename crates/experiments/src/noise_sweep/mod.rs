@@ -92,12 +92,15 @@ impl Experiment for SweepConfig {
             bail!("{origin}: modes and noise_levels must not be empty");
         }
         if let Some((&base, extra)) = seeds.split_first() {
+            // The base runs' folders carry no seed in their names: their
+            // seed is the one `set` (or the preset) gives, always, so that
+            // finished base runs are never relabelled.
             let from_set = cfg.base_seed()?;
-            let set_names_seed = cfg.common.set.iter().any(|s| s.starts_with("train.seed"));
-            if set_names_seed && from_set != base {
+            if from_set != base {
                 bail!(
-                    "{origin}: `set` trains with train.seed={from_set} but `seeds` starts with \
-                     {base} (the base runs' seed): say it once"
+                    "{origin}: `seeds` starts with {base}, but the base runs (MODE-noiseL) \
+                     train with train.seed={from_set} from `set` or the preset; start `seeds` \
+                     with {from_set}, or set train.seed={base} in `set` for a new sweep"
                 );
             }
             cfg.base = Some(base);

@@ -13,6 +13,7 @@
 //! paired test over subjects, not slices.
 use crate::experiment::{Common, Experiment};
 use crate::grid::{GridRun, Report};
+use crate::slabs::{record_settings, reuse_dataset};
 use anyhow::{bail, Context, Result};
 use medtrans_datasets::{
     prepare, read_subject_csv, PrepareSpec, SliceDataset, SplitMethod, SplitSpec, MANIFEST_FILE,
@@ -217,10 +218,22 @@ impl Experiment for SubjectsConfig {
         for fold in 0..self.folds {
             for &c in &self.conditions {
                 let out = self.dataset(c, fold);
-                if out.join(MANIFEST_FILE).is_file() {
+                let (train, test) = self.fold_subjects(fold);
+                let names = |v: &[usize]| -> Vec<&str> {
+                    v.iter().map(|&i| self.names[i].as_str()).collect()
+                };
+                // Everything the data depend on: a changed config never
+                // reuses a fold prepared for another one.
+                let settings = format!(
+                    "condition = {:?}\ntrain = {:?}\ntest = {:?}\ndata = {:?}\n",
+                    c.key(),
+                    names(&train),
+                    names(&test),
+                    self.data
+                );
+                if reuse_dataset(&out, &settings)? {
                     continue;
                 }
-                let (train, test) = self.fold_subjects(fold);
                 report(&format!(
                     "preparing fold {fold} {}: {} training subjects, testing {}",
                     c.key(),
@@ -247,14 +260,21 @@ impl Experiment for SubjectsConfig {
                     .then(RegistrationOptions::default);
                 let m = prepare(&spec, &mut |_, _, _| {})
                     .with_context(|| format!("preparing {}", out.display()))?;
-                for s in &m.skipped {
-                    report(&format!(
-                        "fold {fold} {}: {} left out: {}",
+                // A subject left out would shift the others between the
+                // splits and make the conditions train on different sets.
+                if let Some(s) = m.skipped.first() {
+                    std::fs::remove_dir_all(&out).ok();
+                    bail!(
+                        "fold {fold} {}: {}'s registration failed ({}); the folds must hold the \
+                         same subjects in every condition: remove it from {}, or align its \
+                         pair first",
                         c.key(),
                         s.name,
-                        s.reason
-                    ));
+                        s.reason,
+                        self.data.subjects.display()
+                    );
                 }
+                record_settings(&out, &settings)?;
             }
         }
         Ok(())

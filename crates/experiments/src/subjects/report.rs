@@ -269,7 +269,10 @@ fn table(rows: &[ModeRow]) -> ResultsTable {
                     .with(LESION_DICE, dice.0, dice.1),
                     extras: vec![
                         (with_lesions.to_string(), with_lesions.to_string()),
-                        (r.runs.to_string(), r.runs.to_string()),
+                        match r.mode.as_str() {
+                            IDENTITY => ("0".into(), "-".into()),
+                            _ => (r.runs.to_string(), r.runs.to_string()),
+                        },
                     ],
                 }
             })
@@ -290,17 +293,26 @@ fn judge(claim: &str, a: &Values, b: &Values, at_least: bool) -> String {
     let Some(w) = (n >= 2).then(|| wilcoxon_signed_rank(&x, &y)).flatten() else {
         return format!("{claim}: **not tested** ({n} paired subjects).");
     };
-    let diff = x.iter().zip(&y).map(|(p, q)| p - q).sum::<f64>() / n as f64;
+    let mut d: Vec<f64> = x.iter().zip(&y).map(|(p, q)| p - q).collect();
+    let diff = d.iter().sum::<f64>() / n as f64;
+    // The direction the ranks test: the median difference's sign (a mean
+    // can be pulled the other way by one subject).
+    d.sort_by(f64::total_cmp);
+    let median = if n % 2 == 1 {
+        d[n / 2]
+    } else {
+        (d[n / 2 - 1] + d[n / 2]) / 2.0
+    };
     let significant = w.p_value < 0.05;
-    let verdict = match (significant, diff > 0.0, at_least) {
+    let verdict = match (significant, median > 0.0, at_least) {
         (true, true, _) => "**holds**",
         (true, false, _) => "**fails**",
         (false, _, true) => "**holds** (no significant difference)",
         (false, _, false) => "**not shown** (no significant difference)",
     };
     format!(
-        "{claim}: {verdict}: mean difference {diff:+.2} dB, Wilcoxon signed-rank over \
-         subjects, n = {n}, {}.",
+        "{claim}: {verdict}: mean difference {diff:+.2} dB (median {median:+.2}), Wilcoxon \
+         signed-rank over subjects, n = {n}, {}.",
         format_p(w.p_value)
     )
 }
@@ -319,7 +331,7 @@ fn verdicts(cfg: &SubjectsConfig, rows: &[ModeRow]) -> Vec<String> {
         condition: Condition::Registered,
         noise: 0,
     };
-    let Some(&noisy) = settings.last().filter(|&&s| s != clean) else {
+    let Some(&noisy) = settings.iter().rev().find(|&&s| s != clean) else {
         return vec!["No claims: only one training setting was run.".into()];
     };
     let (c, n) = (clean.key(), noisy.key());
@@ -481,7 +493,10 @@ mod tests {
         // Eight subjects all better: the exact two-sided p is 2 / 2^8.
         let v = judge("x", &better, &b, false);
         assert!(v.contains("**holds**:") && v.contains("n = 8"), "{v}");
-        assert!(v.contains("p = 0.008") && v.contains("+0.85 dB"), "{v}");
+        assert!(
+            v.contains("p = 0.008") && v.contains("+0.85 dB (median +0.85)"),
+            "{v}"
+        );
         let v = judge("x", &b, &better, true);
         assert!(v.contains("**fails**"), "{v}");
         // Mixed signs: no significant difference; "not worse" keeps the

@@ -26,7 +26,9 @@
 //!   alone.
 //!
 //! R's terms act on the training translation (random style), as in that
-//! code.
+//! code. In C, D_A scores B -> A as G's step made it, before G's update
+//! (D_B scores A -> B remade after it, with `train.regenerate_fake`), where
+//! that code remakes both.
 use super::gaussian;
 use crate::config::TrainConfig;
 use crate::family::{Family, Options};
@@ -167,12 +169,9 @@ fn fits(c: &TrainConfig, side: usize) -> Result<(), String> {
     o.generator()
         .fits(side)
         .map_err(|e| format!("options.munit: {e}"))?;
-    if side < 1usize << o.dis_layers {
-        return Err(format!(
-            "{side} px slices are too small for options.munit.dis_layers = {}",
-            o.dis_layers
-        ));
-    }
+    o.discriminator()
+        .fits(side)
+        .map_err(|e| format!("options.munit: {e}"))?;
     Ok(())
 }
 

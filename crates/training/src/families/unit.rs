@@ -22,8 +22,9 @@
 //! translation `dec_B(enc_A(x) + n)`, as in that code. Two differences
 //! from it: the discriminator step scores the same noisy translation the
 //! generator step made (with `train.regenerate_fake`, G's after its step,
-//! with the same noise) where that code draws new noise; and Adam's
-//! settings come from `[optim]` as for every family.
+//! with the same noise) where that code draws new noise; in C, D_A scores
+//! B -> A as G's step made it, before G's update, where that code remakes
+//! it; and Adam's settings come from `[optim]` as for every family.
 use super::gaussian as noise;
 use crate::config::TrainConfig;
 use crate::family::{Family, Options};
@@ -161,13 +162,9 @@ fn fits(c: &TrainConfig, side: usize) -> Result<(), String> {
     o.autoencoder()
         .fits(side)
         .map_err(|e| format!("options.unit: {e}"))?;
-    let m = 1usize << o.dis_layers;
-    if side < m {
-        return Err(format!(
-            "{side} px slices are too small for options.unit.dis_layers = {} (at least {m} px)",
-            o.dis_layers
-        ));
-    }
+    o.discriminator()
+        .fits(side)
+        .map_err(|e| format!("options.unit: {e}"))?;
     Ok(())
 }
 
