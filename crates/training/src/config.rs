@@ -470,6 +470,17 @@ impl TrainConfig {
         self.has_network(crate::nets::R)
     }
 
+    /// Write each options table of the run's owners out in full (defaults
+    /// filled in), for the run's config.toml.
+    pub fn pin_options(&mut self) -> Result<()> {
+        let family = crate::family::get(&self.family)?;
+        for o in family.options.iter().chain(crate::terms::TERM_OPTIONS) {
+            let table = (o.pin)(self).map_err(|e| anyhow::anyhow!("{e}"))?;
+            self.options.insert(o.section.to_string(), table);
+        }
+        Ok(())
+    }
+
     /// The `[options.SECTION]` table as its owner's type `T` (which gives
     /// defaults and refuses unknown keys), the empty table when the config
     /// has none; an error names the section and the key.

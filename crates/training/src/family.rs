@@ -62,6 +62,23 @@ pub struct Family {
 pub struct Options {
     pub section: &'static str,
     pub check: fn(&TrainConfig) -> std::result::Result<(), String>,
+    /// The table in full, defaults filled in: a new run's config.toml
+    /// records it, so a later change of a default does not change what a
+    /// resumed run trains.
+    pub pin: fn(&TrainConfig) -> std::result::Result<toml::Table, String>,
+}
+
+/// `Options::pin` for an owner whose type is `T`.
+pub fn pin_as<T: serde::de::DeserializeOwned + serde::Serialize>(
+    c: &TrainConfig,
+    section: &str,
+) -> std::result::Result<toml::Table, String> {
+    let full: T = c.options_of(section)?;
+    toml::Value::try_from(full)
+        .map_err(|e| format!("options.{section}: {e}"))?
+        .as_table()
+        .cloned()
+        .ok_or_else(|| format!("options.{section} is not a table"))
 }
 
 impl std::fmt::Debug for Family {

@@ -131,6 +131,18 @@ fn resumes_and_translates(mode: &str) {
     let mut t = Trainer::resume(&parts, &["train.stop_at_step=0".into()]).unwrap();
     t.run(true).unwrap();
     let losses = |p: &Path| std::fs::read_to_string(p.join("losses.csv")).unwrap();
+    // The run's config records the family's options in full.
+    let family = mode.split('-').next().unwrap();
+    let saved = std::fs::read_to_string(whole.join("config.toml")).unwrap();
+    let key = if family == "unit" {
+        "kl = 0.01"
+    } else {
+        "recon_s = 1.0"
+    };
+    assert!(
+        saved.contains(&format!("[options.{family}]")) && saved.contains(key),
+        "{saved}"
+    );
     assert_eq!(
         losses(&parts),
         losses(&whole),

@@ -40,7 +40,7 @@ impl Layer {
 
 /// The toy's own config table, `[options.toy]`: the family's settings live
 /// with the family, not in the shared config.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct ToyOptions {
     /// Channels of E's features.
@@ -135,6 +135,7 @@ static TOY: Family = Family {
     presets: &[],
     options: &[Options {
         section: "toy",
+        pin: |c| medtrans_training::family::pin_as::<ToyOptions>(c, "toy"),
         check: |c| match c.options_of::<ToyOptions>("toy")?.features {
             0 => Err("options.toy.features must be at least 1".into()),
             _ => Ok(()),

@@ -377,6 +377,7 @@ pub const MUNIT: Family = Family {
     options: &[Options {
         section: "munit",
         check,
+        pin: |c| crate::family::pin_as::<MunitOptions>(c, "munit"),
     }],
     presets: &[
         ("munit-c", include_str!("../../../../configs/munit/c.toml")),

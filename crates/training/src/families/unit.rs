@@ -387,6 +387,7 @@ pub const UNIT: Family = Family {
     options: &[Options {
         section: "unit",
         check,
+        pin: |c| crate::family::pin_as::<UnitOptions>(c, "unit"),
     }],
     presets: &[
         ("unit-c", include_str!("../../../../configs/unit/c.toml")),

@@ -144,7 +144,9 @@ pub struct RunSummary {
 
 impl Trainer {
     /// Set up a new run from a config: opens the data, builds the networks.
-    pub fn new(cfg: TrainConfig) -> Result<Self> {
+    pub fn new(mut cfg: TrainConfig) -> Result<Self> {
+        // The run records every option it trains with, defaults included.
+        cfg.pin_options()?;
         let mut t = Self::build(cfg)?;
         // Pretrained networks (segmentors): their weights, this run's fresh Adam.
         t.nets.load_pretrained(&t.cfg)?;
