@@ -75,6 +75,7 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             Pairing::Paired
         },
+        misalign: None,
         seed: args.seed,
     };
     write_preview(&ds, &opts, args.count, &args.out)?;

@@ -3,7 +3,7 @@ use crate::slice_labels::SLICE_LABEL_FILES;
 use crate::{DatasetError, Result};
 use medtrans_io::{list_files, read_npy, Slice};
 use medtrans_transforms::{
-    affine_warp, affine_warp_labels, check_finite, MisalignParams, MAX_NOISE_LEVEL,
+    affine_warp, affine_warp_labels, check_finite, MisalignParams, MisalignRange, MAX_NOISE_LEVEL,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -27,6 +27,9 @@ pub enum Pairing {
 pub struct PairOptions {
     /// The RegGAN paper's misalignment noise level, 0..=5.
     pub noise_level: u32,
+    /// A misalignment range of its own instead of the level's (the
+    /// paper's Table 1 uses `MisalignRange::TABLE1`).
+    pub misalign: Option<MisalignRange>,
     pub pairing: Pairing,
     pub seed: u64,
 }
@@ -366,8 +369,11 @@ impl SliceDataset {
             Pairing::Unpaired => self.unpaired_index(i, &mut rng),
         };
         let (w, h) = (self.a[i].width, self.a[i].height);
-        let noise_a = MisalignParams::sample(opts.noise_level, w, h, &mut rng);
-        let noise_b = MisalignParams::sample(opts.noise_level, w, h, &mut rng);
+        let range = opts
+            .misalign
+            .unwrap_or_else(|| MisalignRange::level(opts.noise_level));
+        let noise_a = MisalignParams::sample_in(&range, w, h, &mut rng);
+        let noise_b = MisalignParams::sample_in(&range, w, h, &mut rng);
         Pair {
             a: affine_warp(&self.a[i], &noise_a, -1.0),
             b: affine_warp(&self.b[b_index], &noise_b, -1.0),

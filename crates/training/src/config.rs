@@ -76,6 +76,11 @@ pub struct DataConfig {
     pub val_split: String,
     /// RegGAN's misalignment noise level applied to training pairs (0-5).
     pub noise_level: u32,
+    /// A misalignment range of its own instead of `noise_level`'s, e.g. the
+    /// paper's Table 1: `misalign = { rotation_deg = 5.0, translation =
+    /// 0.05, scale = 0.05 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misalign: Option<medtrans_transforms::MisalignRange>,
     pub pairing: Pairing,
     /// Train pixel losses (L1, correction) against unrelated targets when
     /// unpaired: meaningless for a user's model, but the RegGAN paper's
@@ -265,6 +270,7 @@ impl Default for DataConfig {
             train_split: "train".into(),
             val_split: "val".into(),
             noise_level: 0,
+            misalign: None,
             pairing: Pairing::Paired,
             unpaired_pixel_losses: false,
         }
@@ -599,6 +605,10 @@ impl TrainConfig {
             && self.generator.levels < 5
         {
             bail!("generator.levels must be at least 5 for the U-Net (0 picks log2 of the image size)");
+        }
+        if let Some(m) = &self.data.misalign {
+            m.check()
+                .map_err(|e| anyhow::anyhow!("data.misalign: {e}"))?;
         }
         if self.data.noise_level > medtrans_transforms::MAX_NOISE_LEVEL {
             bail!("data.noise_level must be 0-5");

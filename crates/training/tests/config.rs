@@ -153,3 +153,33 @@ fn the_mode_name_and_the_terms_cannot_disagree() {
         "{err}"
     );
 }
+
+/// The paper's Table 1 misalignment as a range of its own.
+#[test]
+fn a_misalignment_range_is_a_data_setting() {
+    let set = |v: &str| vec![format!("data.misalign={v}")];
+    let cfg = TrainConfig::preset(
+        "reggan",
+        &set("{ rotation_deg = 5.0, translation = 0.05, scale = 0.05 }"),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.data.misalign,
+        Some(medtrans_transforms::MisalignRange::TABLE1)
+    );
+    assert!(cfg.to_toml().contains("misalign"));
+    let err = format!(
+        "{:#}",
+        TrainConfig::preset(
+            "reggan",
+            &set("{ rotation_deg = 5.0, translation = -0.1, scale = 0.0 }")
+        )
+        .unwrap_err()
+    );
+    assert!(err.contains("data.misalign"), "{err}");
+    // Without it, the config file does not mention it.
+    assert!(!TrainConfig::preset("reggan", &[])
+        .unwrap()
+        .to_toml()
+        .contains("misalign"));
+}

@@ -273,6 +273,7 @@ fn shape_runs_train_their_segmentors_and_keep_labels_whole_under_noise() {
     let opts = PairOptions {
         noise_level: 3,
         pairing: Pairing::Paired,
+        misalign: None,
         seed: 1,
     };
     let p = ds.pair(3, 0, &opts);

@@ -14,7 +14,9 @@ mod world;
 pub use augment::Augment;
 pub use intensity::{check_finite, percentile, IntensityMap, Normalization, TransformError};
 pub use lesions::{paint_lesions, LesionSpec, Lesioned};
-pub use misalign::{affine_warp, affine_warp_labels, ideal_field, MisalignParams, MAX_NOISE_LEVEL};
+pub use misalign::{
+    affine_warp, affine_warp_labels, ideal_field, MisalignParams, MisalignRange, MAX_NOISE_LEVEL,
+};
 pub use resample::{fit_square, pad_to_square, resize, Interp, SquareFit};
 pub use world::{
     apply, check_affine, det3, format_bounds, invert, mat_mul, regrid, resample, world_bounds,

@@ -9,6 +9,54 @@ use serde::{Deserialize, Serialize};
 /// The paper's levels run 0 (no noise) to 5.
 pub const MAX_NOISE_LEVEL: u32 = 5;
 
+/// How far a random misalignment may go: rotation within +-`rotation_deg`,
+/// translation within +-`translation` of the image size on each axis,
+/// scaling within 1 +- `scale`. The paper's level L is (L, 2L %, 2L %)
+/// ([`MisalignRange::level`]); its Table 1 uses (5, 5 %, 5 %)
+/// ([`MisalignRange::TABLE1`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MisalignRange {
+    pub rotation_deg: f64,
+    pub translation: f64,
+    pub scale: f64,
+}
+
+impl MisalignRange {
+    /// The RegGAN paper's Table 1 misalignment (rotation +-5 degrees,
+    /// translation +-5 %, scaling +-5 %).
+    pub const TABLE1: MisalignRange = MisalignRange {
+        rotation_deg: 5.0,
+        translation: 0.05,
+        scale: 0.05,
+    };
+
+    /// The paper's noise level `level` (Table 2).
+    pub fn level(level: u32) -> MisalignRange {
+        let l = level as f64;
+        MisalignRange {
+            rotation_deg: l,
+            translation: 0.02 * l,
+            scale: 0.02 * l,
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.rotation_deg == 0.0 && self.translation == 0.0 && self.scale == 0.0
+    }
+
+    /// Finite, non-negative, and a scale range below 1; the reason when not.
+    pub fn check(&self) -> Result<(), String> {
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        if !(ok(self.rotation_deg) && ok(self.translation) && ok(self.scale) && self.scale < 1.0) {
+            return Err(format!(
+                "misalignment range {self:?}: rotation_deg, translation and scale must be finite and >= 0, scale below 1"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One random affine: rotation about the image centre, isotropic scaling,
 /// then translation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -34,16 +82,26 @@ impl MisalignParams {
     /// of the image size on each axis, scale uniform in 1 +- 2L %. Level 0 is
     /// the identity and draws nothing from the RNG.
     pub fn sample<R: Rng + ?Sized>(level: u32, width: usize, height: usize, rng: &mut R) -> Self {
-        if level == 0 {
+        Self::sample_in(&MisalignRange::level(level), width, height, rng)
+    }
+
+    /// Draw a transform within `range`, in the order rotation, x shift, y
+    /// shift, scale. No range (all zero) is the identity and draws nothing.
+    pub fn sample_in<R: Rng + ?Sized>(
+        range: &MisalignRange,
+        width: usize,
+        height: usize,
+        rng: &mut R,
+    ) -> Self {
+        if range.is_none() {
             return Self::IDENTITY;
         }
-        let l = level as f64;
-        let f = 0.02 * l;
+        let (r, t, s) = (range.rotation_deg, range.translation, range.scale);
         MisalignParams {
-            angle_deg: rng.random_range(-l..=l),
-            tx: rng.random_range(-f..=f) * width as f64,
-            ty: rng.random_range(-f..=f) * height as f64,
-            scale: rng.random_range(1.0 - f..=1.0 + f),
+            angle_deg: rng.random_range(-r..=r),
+            tx: rng.random_range(-t..=t) * width as f64,
+            ty: rng.random_range(-t..=t) * height as f64,
+            scale: rng.random_range(1.0 - s..=1.0 + s),
         }
     }
 

@@ -146,6 +146,42 @@ fn misalignment_levels_follow_table_2_and_are_seeded() {
     assert_ne!(draw(3), draw(4));
 }
 
+/// The paper's Table 1 range (rotation +-5 deg, translation and scaling
+/// +-5 %), and a level drawn through its range is the level's own draw.
+#[test]
+fn a_misalignment_range_bounds_its_draws() {
+    use medtrans_transforms::MisalignRange;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let r = MisalignRange::TABLE1;
+    let (mut big_rot, mut big_shift) = (false, false);
+    for _ in 0..500 {
+        let p = MisalignParams::sample_in(&r, 100, 80, &mut rng);
+        assert!(p.angle_deg.abs() <= 5.0 && (p.scale - 1.0).abs() <= 0.05 + 1e-12);
+        assert!(p.tx.abs() <= 5.0 + 1e-9 && p.ty.abs() <= 4.0 + 1e-9);
+        big_rot |= p.angle_deg.abs() > 4.0;
+        big_shift |= p.tx.abs() > 4.0;
+    }
+    assert!(big_rot && big_shift);
+    for level in 0..=MAX_NOISE_LEVEL {
+        let draw = |by_range: bool| {
+            let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(level as u64);
+            if by_range {
+                MisalignParams::sample_in(&MisalignRange::level(level), 64, 48, &mut r)
+            } else {
+                MisalignParams::sample(level, 64, 48, &mut r)
+            }
+        };
+        assert_eq!(draw(true), draw(false));
+    }
+    assert!(MisalignRange { scale: 1.5, ..r }.check().is_err());
+    assert!(MisalignRange {
+        rotation_deg: -1.0,
+        ..r
+    }
+    .check()
+    .is_err());
+}
+
 #[test]
 fn square_fit_keeps_aspect_and_inverts() {
     let s = Slice::new((0..6 * 4).map(|i| i as f32).collect(), 6, 4);

@@ -234,6 +234,7 @@ pub fn field_panel(
         let opts = PairOptions {
             noise_level: level,
             pairing: Pairing::Paired,
+            misalign: None,
             seed: 7,
         };
         let pair = test.pair(i, 0, &opts);

@@ -443,6 +443,7 @@ pub fn registration_check(
     let opts = PairOptions {
         noise_level: level,
         pairing: Pairing::Paired,
+        misalign: None,
         seed: 7,
     };
     let (mut mis, mut res, mut n) = (0f64, 0f64, 0usize);

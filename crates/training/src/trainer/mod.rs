@@ -253,6 +253,7 @@ impl Trainer {
     fn pair_options(&self) -> PairOptions {
         PairOptions {
             noise_level: self.cfg.data.noise_level,
+            misalign: self.cfg.data.misalign,
             pairing: self.cfg.data.pairing,
             seed: self.cfg.train.seed,
         }
