@@ -304,15 +304,23 @@ fn judge(claim: &str, a: &Values, b: &Values, at_least: bool) -> String {
         (d[n / 2 - 1] + d[n / 2]) / 2.0
     };
     let significant = w.p_value < 0.05;
-    let verdict = match (significant, median > 0.0, at_least) {
-        (true, true, _) => "**holds**",
-        (true, false, _) => "**fails**",
-        (false, _, true) => "**holds** (no significant difference)",
-        (false, _, false) => "**not shown** (no significant difference)",
+    // The exact two-sided test's smallest p: every subject one way.
+    let smallest_p = 2.0 / 2f64.powi(n as i32);
+    let verdict = if smallest_p >= 0.05 {
+        format!("**cannot be shown at n = {n}** (the smallest possible p is {smallest_p:.3})")
+    } else {
+        match (significant, median > 0.0, at_least) {
+            (true, true, _) => "**holds**".into(),
+            (true, false, _) => "**fails**".into(),
+            // "Not worse" inside the noise is a tie, not a hold.
+            (false, _, true) => "**tie** (no significant difference)".into(),
+            (false, _, false) => "**not shown** (no significant difference)".into(),
+        }
     };
+    let up = d.iter().filter(|v| **v > 0.0).count();
     format!(
-        "{claim}: {verdict}: mean difference {diff:+.2} dB (median {median:+.2}), Wilcoxon \
-         signed-rank over subjects, n = {n}, {}.",
+        "{claim}: {verdict}: higher in {up} of {n} subjects, mean difference {diff:+.2} dB \
+         (median {median:+.2}), Wilcoxon signed-rank over subjects, n = {n}, {}.",
         format_p(w.p_value)
     )
 }
@@ -425,7 +433,9 @@ fn markdown(
     md += "The unit of analysis is the subject: one value per subject (its test slices \
            averaged), paired by subject. Slices of one subject are not independent and are \
            never counted as samples here. p < 0.05 is called significant; a claim that one \
-           mode is better needs it.\n\n";
+           mode is better needs it, and a \"not worse\" claim without it is a tie. With \
+           fewer than 6 subjects no difference can reach p < 0.05 (all of them one way \
+           gives p = 2 / 2^n).\n\n";
     for v in verdicts {
         md += v;
         md += "\n";
@@ -502,7 +512,21 @@ mod tests {
         // Mixed signs: no significant difference; "not worse" keeps the
         // claim, "better" does not show it.
         let mixed = values(&[10.5, 10.5, 12.5, 12.5, 14.5, 14.5, 16.5, 16.5]);
-        assert!(judge("x", &mixed, &b, true).contains("**holds** (no significant"));
+        assert!(judge("x", &mixed, &b, true).contains("**tie** (no significant"));
+        // Four subjects, all lower: as far as four can go, and still not
+        // enough for p < 0.05.
+        let four = |v: &[f64]| values(v);
+        let v = judge(
+            "x",
+            &four(&[1.0, 2.0, 3.0, 4.0]),
+            &four(&[2.0, 3.0, 4.0, 5.0]),
+            true,
+        );
+        assert!(
+            v.contains("**cannot be shown at n = 4** (the smallest possible p is 0.125)"),
+            "{v}"
+        );
+        assert!(v.contains("higher in 0 of 4 subjects"), "{v}");
         assert!(judge("x", &mixed, &b, false).contains("**not shown**"));
         // Only the subjects both have are paired.
         let mut one = Values::new();
