@@ -6,7 +6,9 @@
 //! scales and shifts that an MLP computes from the style code. The
 //! discriminator is UNIT's multi-scale one.
 use crate::blocks::{instance_norm, normalize, reflect};
-use crate::unit::{conv, torch_default, up_path, UnitConfig, UnitEncoder, UnitLayerNorm};
+use crate::unit::{
+    conv, torch_default, up_layers, up_path, UnitConfig, UnitEncoder, UnitLayerNorm,
+};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
@@ -144,7 +146,7 @@ pub struct MunitDecoder {
 
 impl MunitDecoder {
     fn new(cfg: &MunitConfig, device: &Device) -> Self {
-        let mut d = cfg.content_channels();
+        let d = cfg.content_channels();
         let blocks = (0..cfg.n_res)
             .map(|_| AdainBlock {
                 conv1: conv(d, d, 3, 1, device),
@@ -152,17 +154,12 @@ impl MunitDecoder {
                 norm: instance_norm(d, device),
             })
             .collect();
-        let (mut ups, mut norms) = (Vec::new(), Vec::new());
-        for _ in 0..cfg.n_downsample {
-            ups.push(conv(d, d / 2, 5, 1, device));
-            norms.push(UnitLayerNorm::new(d / 2, device));
-            d /= 2;
-        }
+        let (ups, norms, last) = up_layers(d, cfg.n_downsample, cfg.channels, device);
         Self {
             blocks,
             ups,
             norms,
-            last: conv(d, cfg.channels, 7, 1, device),
+            last,
         }
     }
 

@@ -139,21 +139,16 @@ pub struct UnitDecoder {
 
 impl UnitDecoder {
     pub fn new(cfg: &UnitConfig, device: &Device) -> Self {
-        let mut d = cfg.dim << cfg.n_downsample;
+        let d = cfg.dim << cfg.n_downsample;
         let blocks = (0..cfg.n_res)
             .map(|_| ResidualBlock::new(d, &torch_default(), device))
             .collect();
-        let (mut ups, mut norms) = (Vec::new(), Vec::new());
-        for _ in 0..cfg.n_downsample {
-            ups.push(conv(d, d / 2, 5, 1, device));
-            norms.push(UnitLayerNorm::new(d / 2, device));
-            d /= 2;
-        }
+        let (ups, norms, last) = up_layers(d, cfg.n_downsample, cfg.channels, device);
         Self {
             blocks,
             ups,
             norms,
-            last: conv(d, cfg.channels, 7, 1, device),
+            last,
         }
     }
 
@@ -164,6 +159,24 @@ impl UnitDecoder {
         }
         up_path(&self.ups, &self.norms, &self.last, h)
     }
+}
+
+/// The layers of [`up_path`] from `d` channels: `levels` 5x5 convs each
+/// halving the channels with their layer norms, and the 7x7 conv to the
+/// image.
+pub(crate) fn up_layers(
+    d: usize,
+    levels: usize,
+    channels: usize,
+    device: &Device,
+) -> (Vec<Conv2d>, Vec<UnitLayerNorm>, Conv2d) {
+    let (mut ups, mut norms, mut d) = (Vec::new(), Vec::new(), d);
+    for _ in 0..levels {
+        ups.push(conv(d, d / 2, 5, 1, device));
+        norms.push(UnitLayerNorm::new(d / 2, device));
+        d /= 2;
+    }
+    (ups, norms, conv(d, channels, 7, 1, device))
 }
 
 /// The decoders' way up (UNIT's and MUNIT's): per level a nearest

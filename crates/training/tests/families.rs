@@ -191,7 +191,7 @@ fn the_families_refuse_what_they_cannot_run() {
     );
     let e = err("unit-nc", &["loss.cycle=10.0"]);
     assert!(
-        e.contains("loss.cycle") && e.contains("options.unit.cycle"),
+        e.contains("loss.cycle") && e.contains("options.unit.bidirect"),
         "{e}"
     );
     // 64 px halved five times leaves 2 px: too small, named.

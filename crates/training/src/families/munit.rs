@@ -29,17 +29,16 @@
 //! code. In C, D_A scores B -> A as G's step made it, before G's update
 //! (D_B scores A -> B remade after it, with `train.regenerate_fake`), where
 //! that code remakes both.
-use super::gaussian;
+use super::{
+    check_values, frozen_scores, gaussian, ms_d_loss, one_channel, own_adversary_and_cycle,
+};
 use crate::config::TrainConfig;
 use crate::family::{Family, Options};
 use crate::nets::{trained, NetSpec, Nets, Role};
 use crate::terms::{GeneratorStep, Term};
-use burn::module::Module;
 use burn::tensor::Tensor;
 use medtrans_losses::l1;
-use medtrans_networks::{
-    ms_lsgan, MsDiscriminator, MsDiscriminatorConfig, MunitConfig, MunitGenerator,
-};
+use medtrans_networks::{ms_lsgan, MsDiscriminatorConfig, MunitConfig, MunitGenerator};
 use serde::{Deserialize, Serialize};
 
 pub const MUNIT_A: &str = "munit_A";
@@ -123,49 +122,33 @@ impl MunitOptions {
 
 fn check(c: &TrainConfig) -> Result<(), String> {
     let o: MunitOptions = c.options_of("munit")?;
-    for (name, v) in [
-        ("dim", o.dim),
-        ("n_res", o.n_res),
-        ("style_dim", o.style_dim),
-        ("mlp_dim", o.mlp_dim),
-        ("dis_dim", o.dis_dim),
-        ("dis_layers", o.dis_layers),
-        ("dis_scales", o.dis_scales),
-    ] {
-        if v == 0 {
-            return Err(format!("options.munit.{name} must be at least 1"));
-        }
-    }
-    for (name, w) in [
-        ("adversarial", o.adversarial),
-        ("recon_x", o.recon_x),
-        ("recon_s", o.recon_s),
-        ("recon_c", o.recon_c),
-    ] {
-        if !(w.is_finite() && w >= 0.0) {
-            return Err(format!(
-                "options.munit.{name} must be a finite weight >= 0, not {w}"
-            ));
-        }
-    }
-    Ok(())
+    check_values(
+        "munit",
+        &[
+            ("dim", o.dim),
+            ("n_res", o.n_res),
+            ("style_dim", o.style_dim),
+            ("mlp_dim", o.mlp_dim),
+            ("dis_dim", o.dis_dim),
+            ("dis_layers", o.dis_layers),
+            ("dis_scales", o.dis_scales),
+        ],
+        &[
+            ("adversarial", o.adversarial),
+            ("recon_x", o.recon_x),
+            ("recon_s", o.recon_s),
+            ("recon_c", o.recon_c),
+        ],
+    )
 }
 
 fn family_check(c: &TrainConfig) -> Result<(), String> {
-    if c.loss.adversarial > 0.0 {
-        return Err("MUNIT has its own multi-scale discriminators (options.munit.adversarial); set loss.adversarial = 0".into());
-    }
-    if c.loss.cycle > 0.0 {
-        return Err("MUNIT has no F and no cycle term (options.munit.bidirect chooses C); set loss.cycle = 0".into());
-    }
-    Ok(())
+    own_adversary_and_cycle(c, "MUNIT", "munit")
 }
 
 fn fits(c: &TrainConfig, side: usize) -> Result<(), String> {
     let o: MunitOptions = c.options_of("munit")?;
-    if (c.generator.in_channels, c.generator.out_channels) != (1, 1) {
-        return Err("MUNIT translates one-channel slices (generator.in_channels and out_channels must be 1)".into());
-    }
+    one_channel(c, "MUNIT")?;
     o.generator()
         .fits(side)
         .map_err(|e| format!("options.munit: {e}"))?;
@@ -178,13 +161,6 @@ fn fits(c: &TrainConfig, side: usize) -> Result<(), String> {
 fn generator<'n>(nets: &'n Nets, name: &str) -> &'n MunitGenerator {
     nets.get(name)
         .unwrap_or_else(|| panic!("MUNIT's terms run with {name}"))
-}
-
-fn frozen(nets: &Nets, name: &str, x: Tensor<4>) -> Vec<Tensor<4>> {
-    let d: &MsDiscriminator = nets
-        .get(name)
-        .unwrap_or_else(|| panic!("MUNIT's terms run with {name}"));
-    d.clone().no_grad().forward(x)
 }
 
 /// A style code per image of `x`: random from `rng`, or the prior's mean.
@@ -278,7 +254,7 @@ pub const MUNIT: Family = Family {
             weight: |c| MunitOptions::of(c).adversarial,
             needs: &[MUNIT_D_B],
             brings: &[MUNIT_D_B],
-            compute: |s| ms_lsgan(frozen(s.nets, MUNIT_D_B, s.fake_b.clone()), true),
+            compute: |s| ms_lsgan(frozen_scores(s.nets, MUNIT_D_B, s.fake_b.clone()), true),
         },
         Term {
             name: "munit_adv_a",
@@ -290,7 +266,7 @@ pub const MUNIT: Family = Family {
             brings: &[MUNIT_D_A],
             compute: |s| {
                 let x_ba = x_ba(s);
-                ms_lsgan(frozen(s.nets, MUNIT_D_A, x_ba), true)
+                ms_lsgan(frozen_scores(s.nets, MUNIT_D_A, x_ba), true)
             },
         },
         Term {
@@ -348,8 +324,7 @@ pub const MUNIT: Family = Family {
             needs: &[MUNIT_D_B],
             brings: &[MUNIT_D_B],
             compute: |s| {
-                let d: &MsDiscriminator = s.nets.get(MUNIT_D_B).expect("brought");
-                ms_lsgan(d.forward(s.y.clone()), true) + ms_lsgan(d.forward(s.fake_b.clone()), false)
+                ms_d_loss(s.nets, MUNIT_D_B, s.y.clone(), s.fake_b.clone())
             },
         },
         Term {
@@ -361,9 +336,8 @@ pub const MUNIT: Family = Family {
             needs: &[MUNIT_D_A],
             brings: &[MUNIT_D_A],
             compute: |s| {
-                let d: &MsDiscriminator = s.nets.get(MUNIT_D_A).expect("brought");
                 let fake = s.fake_a.clone().expect("munit_adv_a made B -> A in G's step");
-                ms_lsgan(d.forward(s.x.clone()), true) + ms_lsgan(d.forward(fake), false)
+                ms_d_loss(s.nets, MUNIT_D_A, s.x.clone(), fake)
             },
         },
     ],

@@ -25,17 +25,16 @@
 //! with the same noise) where that code draws new noise; in C, D_A scores
 //! B -> A as G's step made it, before G's update, where that code remakes
 //! it; and Adam's settings come from `[optim]` as for every family.
-use super::gaussian as noise;
+use super::{
+    check_values, frozen_scores, gaussian as noise, ms_d_loss, one_channel, own_adversary_and_cycle,
+};
 use crate::config::TrainConfig;
 use crate::family::{Family, Options};
 use crate::nets::{trained, NetSpec, Nets, Role};
 use crate::terms::{GeneratorStep, Term};
-use burn::module::Module;
 use burn::tensor::Tensor;
 use medtrans_losses::l1;
-use medtrans_networks::{
-    ms_lsgan, unit_kl, MsDiscriminator, MsDiscriminatorConfig, UnitAutoencoder, UnitConfig,
-};
+use medtrans_networks::{ms_lsgan, unit_kl, MsDiscriminatorConfig, UnitAutoencoder, UnitConfig};
 use serde::{Deserialize, Serialize};
 
 /// Domain A's autoencoder (the RegGAN code's `netG_A2B`).
@@ -114,51 +113,31 @@ impl UnitOptions {
 
 fn check(c: &TrainConfig) -> Result<(), String> {
     let o: UnitOptions = c.options_of("unit")?;
-    for (name, v) in [
-        ("dim", o.dim),
-        ("n_res", o.n_res),
-        ("dis_dim", o.dis_dim),
-        ("dis_layers", o.dis_layers),
-        ("dis_scales", o.dis_scales),
-    ] {
-        if v == 0 {
-            return Err(format!("options.unit.{name} must be at least 1"));
-        }
-    }
-    for (name, w) in [
-        ("adversarial", o.adversarial),
-        ("recon", o.recon),
-        ("kl", o.kl),
-        ("cycle", o.cycle),
-    ] {
-        if !(w.is_finite() && w >= 0.0) {
-            return Err(format!(
-                "options.unit.{name} must be a finite weight >= 0, not {w}"
-            ));
-        }
-    }
-    Ok(())
+    check_values(
+        "unit",
+        &[
+            ("dim", o.dim),
+            ("n_res", o.n_res),
+            ("dis_dim", o.dis_dim),
+            ("dis_layers", o.dis_layers),
+            ("dis_scales", o.dis_scales),
+        ],
+        &[
+            ("adversarial", o.adversarial),
+            ("recon", o.recon),
+            ("kl", o.kl),
+            ("cycle", o.cycle),
+        ],
+    )
 }
 
 fn family_check(c: &TrainConfig) -> Result<(), String> {
-    // Its own discriminators and cycle replace the shared ones.
-    if c.loss.adversarial > 0.0 {
-        return Err("UNIT has its own multi-scale discriminators (options.unit.adversarial); set loss.adversarial = 0".into());
-    }
-    if c.loss.cycle > 0.0 {
-        return Err("UNIT has no F; its cycle is options.unit.cycle, with options.unit.bidirect for C; set loss.cycle = 0".into());
-    }
-    Ok(())
+    own_adversary_and_cycle(c, "UNIT", "unit")
 }
 
 fn fits(c: &TrainConfig, side: usize) -> Result<(), String> {
     let o: UnitOptions = c.options_of("unit")?;
-    if (c.generator.in_channels, c.generator.out_channels) != (1, 1) {
-        return Err(
-            "UNIT translates one-channel slices (generator.in_channels and out_channels must be 1)"
-                .into(),
-        );
-    }
+    one_channel(c, "UNIT")?;
     o.autoencoder()
         .fits(side)
         .map_err(|e| format!("options.unit: {e}"))?;
@@ -171,15 +150,6 @@ fn fits(c: &TrainConfig, side: usize) -> Result<(), String> {
 fn autoencoder<'n>(nets: &'n Nets, name: &str) -> &'n UnitAutoencoder {
     nets.get(name)
         .unwrap_or_else(|| panic!("UNIT's terms run with {name}"))
-}
-
-/// `D`'s scores with its weights frozen (G's step needs gradients through
-/// D to its input only).
-fn frozen(nets: &Nets, name: &str, x: Tensor<4>) -> Vec<Tensor<4>> {
-    let d: &MsDiscriminator = nets
-        .get(name)
-        .unwrap_or_else(|| panic!("UNIT's terms run with {name}"));
-    d.clone().no_grad().forward(x)
 }
 
 /// `enc(img) + noise`, the noise drawn from the step's stream `stream`.
@@ -287,7 +257,7 @@ pub const UNIT: Family = Family {
             weight: |c| UnitOptions::of(c).adversarial,
             needs: &[UNIT_D_B],
             brings: &[UNIT_D_B],
-            compute: |s| ms_lsgan(frozen(s.nets, UNIT_D_B, s.fake_b.clone()), true),
+            compute: |s| ms_lsgan(frozen_scores(s.nets, UNIT_D_B, s.fake_b.clone()), true),
         },
         Term {
             name: "unit_adv_a",
@@ -299,7 +269,7 @@ pub const UNIT: Family = Family {
             brings: &[UNIT_D_A],
             compute: |s| {
                 let x_ba = x_ba(s);
-                ms_lsgan(frozen(s.nets, UNIT_D_A, x_ba), true)
+                ms_lsgan(frozen_scores(s.nets, UNIT_D_A, x_ba), true)
             },
         },
         Term {
@@ -352,8 +322,7 @@ pub const UNIT: Family = Family {
             needs: &[UNIT_D_B],
             brings: &[UNIT_D_B],
             compute: |s| {
-                let d: &MsDiscriminator = s.nets.get(UNIT_D_B).expect("brought");
-                ms_lsgan(d.forward(s.y.clone()), true) + ms_lsgan(d.forward(s.fake_b.clone()), false)
+                ms_d_loss(s.nets, UNIT_D_B, s.y.clone(), s.fake_b.clone())
             },
         },
         Term {
@@ -365,9 +334,8 @@ pub const UNIT: Family = Family {
             needs: &[UNIT_D_A],
             brings: &[UNIT_D_A],
             compute: |s| {
-                let d: &MsDiscriminator = s.nets.get(UNIT_D_A).expect("brought");
                 let fake = s.fake_a.clone().expect("unit_adv_a made B -> A in G's step");
-                ms_lsgan(d.forward(s.x.clone()), true) + ms_lsgan(d.forward(fake), false)
+                ms_d_loss(s.nets, UNIT_D_A, s.x.clone(), fake)
             },
         },
     ],
