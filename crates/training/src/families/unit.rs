@@ -202,22 +202,35 @@ fn x_ba(s: &mut GeneratorStep<'_>) -> Tensor<4> {
     })
 }
 
-/// A -> B re-encoded by B's encoder: (its latent, A -> B -> A).
+/// A -> B re-encoded by B's encoder: (its latent, A -> B -> A), made once.
 fn a_cycle(s: &mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>) {
     let h = s.memo("unit_h_a_recon", |s| {
         let (h, z) = sample(s, UNIT_B, s.fake_b.clone(), "unit_a_recon");
-        s.memo("unit_z_a_recon", |_| z);
+        s.memo("unit_aba", |s| {
+            autoencoder(s.nets, UNIT_A).decoder.forward(z)
+        });
         h
     });
-    let z = s.memo("unit_z_a_recon", |_| unreachable!("made with h_a_recon"));
-    (h, autoencoder(s.nets, UNIT_A).decoder.forward(z))
+    (
+        h,
+        s.memo("unit_aba", |_| unreachable!("made with h_a_recon")),
+    )
 }
 
-/// B -> A re-encoded by A's encoder: (its latent, B -> A -> B).
+/// B -> A re-encoded by A's encoder: (its latent, B -> A -> B), made once.
 fn b_cycle(s: &mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>) {
-    let x_ba = x_ba(s);
-    let (h, z) = sample(s, UNIT_A, x_ba, "unit_b_recon");
-    (h, autoencoder(s.nets, UNIT_B).decoder.forward(z))
+    let h = s.memo("unit_h_b_recon", |s| {
+        let x_ba = x_ba(s);
+        let (h, z) = sample(s, UNIT_A, x_ba, "unit_b_recon");
+        s.memo("unit_bab", |s| {
+            autoencoder(s.nets, UNIT_B).decoder.forward(z)
+        });
+        h
+    });
+    (
+        h,
+        s.memo("unit_bab", |_| unreachable!("made with h_b_recon")),
+    )
 }
 
 /// UNIT's family.
