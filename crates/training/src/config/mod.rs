@@ -1,41 +1,16 @@
 //! Training configuration: TOML, with presets for the paper's modes in
 //! `configs/` and `--set key=value` overrides.
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use medtrans_datasets::Pairing;
 use medtrans_losses::GanLoss;
-use medtrans_networks::{
-    GeneratorConfig, GeneratorKind, PredictorConfig, RegistrationConfig, SegmentorConfig,
-};
+use medtrans_networks::{GeneratorConfig, PredictorConfig, RegistrationConfig, SegmentorConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// The presets shipped in `configs/`, by mode name. Embedded so that the
-/// binary works without the checkout.
-pub const PRESETS: [(&str, &str); 7] = [
-    ("pix2pix", include_str!("../../../configs/pix2pix.toml")),
-    ("cycle", include_str!("../../../configs/cycle.toml")),
-    ("nc", include_str!("../../../configs/nc.toml")),
-    ("cycle+reg", include_str!("../../../configs/cycle+reg.toml")),
-    ("reggan", include_str!("../../../configs/reggan.toml")),
-    (
-        "asymmetric",
-        include_str!("../../../configs/asymmetric.toml"),
-    ),
-    ("guided", include_str!("../../../configs/guided.toml")),
-];
-
-/// Every preset: the shipped ones, then each translator family's modes.
-pub fn presets() -> Vec<(&'static str, &'static str)> {
-    PRESETS
-        .into_iter()
-        .chain(
-            crate::family::all()
-                .into_iter()
-                .flat_map(|f| f.presets.iter().copied()),
-        )
-        .collect()
-}
+mod check;
+mod load;
+pub use load::{presets, with_suggestion, PRESETS};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -343,81 +318,6 @@ impl Default for ScheduleConfig {
 }
 
 impl TrainConfig {
-    /// Parse TOML text, apply `key.path=value` overrides, and check it.
-    pub fn from_toml(text: &str, overrides: &[String], origin: &str) -> Result<Self> {
-        let mut value: toml::Table =
-            toml::from_str(text).with_context(|| format!("{origin}: not valid TOML"))?;
-        for o in overrides {
-            apply_override(&mut value, o)?;
-        }
-        let cfg: TrainConfig = value.try_into().map_err(|e: toml::de::Error| {
-            anyhow::anyhow!("{origin}: {}", with_suggestion(e.message()))
-        })?;
-        cfg.check()
-            .with_context(|| format!("{origin}: invalid config"))?;
-        Ok(cfg)
-    }
-
-    /// A config file. A file whose `mode` names a shipped preset must switch
-    /// on the terms that preset does (its weights may differ): the name
-    /// would otherwise say one method and train another.
-    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the config {}", path.display()))?;
-        let cfg = Self::from_toml(&text, overrides, &path.display().to_string())?;
-        if presets().iter().any(|(m, _)| *m == cfg.mode) {
-            let preset = Self::preset(&cfg.mode, &[])?;
-            if cfg.family != preset.family {
-                bail!(
-                    "{}: mode = {mode:?} names the {mode:?} preset, whose family is {:?}, but the file sets family = {:?}; give it a mode name of its own",
-                    path.display(),
-                    preset.family,
-                    cfg.family,
-                    mode = cfg.mode,
-                );
-            }
-            let (ours, theirs) = (cfg.term_names(), preset.term_names());
-            if ours != theirs {
-                let only = |a: &[&str], b: &[&str]| -> String {
-                    let v: Vec<&str> = a.iter().filter(|t| !b.contains(t)).copied().collect();
-                    if v.is_empty() {
-                        "none".into()
-                    } else {
-                        v.join(", ")
-                    }
-                };
-                bail!(
-                    "{}: mode = {mode:?} names the {mode:?} preset, but the file switches on other loss terms (here only: {}; the preset only: {}); give it a mode name of its own, or match the preset's terms",
-                    path.display(),
-                    only(&ours, &theirs),
-                    only(&theirs, &ours),
-                    mode = cfg.mode,
-                );
-            }
-        }
-        Ok(cfg)
-    }
-
-    /// A shipped preset by mode name (`reggan`, `pix2pix`, ...). Its `mode`
-    /// is the preset's: `--set mode=...` cannot relabel it.
-    pub fn preset(mode: &str, overrides: &[String]) -> Result<Self> {
-        let all = presets();
-        let Some((_, text)) = all.iter().find(|(m, _)| *m == mode) else {
-            bail!(
-                "unknown mode {mode:?}; the presets are {}",
-                all.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
-            );
-        };
-        let cfg = Self::from_toml(text, overrides, &format!("preset {mode}"))?;
-        if cfg.mode != mode {
-            bail!(
-                "--set mode={:?} contradicts --mode {mode}: a preset's mode is its name; to train other terms under another name, write a config file",
-                cfg.mode
-            );
-        }
-        Ok(cfg)
-    }
-
     /// The loss terms whose weight this config sets above zero, by name:
     /// the shared ones and its family's.
     pub fn term_names(&self) -> Vec<&'static str> {
@@ -502,139 +402,6 @@ impl TrainConfig {
             })
     }
 
-    fn check(&self) -> Result<()> {
-        let family = crate::family::get(&self.family)?;
-        (family.check)(self).map_err(|why| {
-            anyhow::anyhow!(
-                "family {:?} cannot run mode {:?}: {why}",
-                family.name,
-                self.mode
-            )
-        })?;
-        // Every options table has an owner in this run, and its owner
-        // accepts it (absent tables are checked too: defaults must pass).
-        let owners: Vec<&crate::family::Options> = family
-            .options
-            .iter()
-            .chain(crate::terms::TERM_OPTIONS)
-            .collect();
-        for section in self.options.keys() {
-            if !owners.iter().any(|o| o.section == section) {
-                let known: Vec<&str> = owners.iter().map(|o| o.section).collect();
-                bail!(
-                    "[options.{section}]: nothing in this run reads it (family {:?} and the \
-                     terms own: {})",
-                    family.name,
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                );
-            }
-        }
-        for o in owners {
-            (o.check)(self).map_err(|why| anyhow::anyhow!("{why}"))?;
-        }
-        let l = &self.loss;
-        for (name, w) in [
-            ("adversarial", l.adversarial),
-            ("l1", l.l1),
-            ("gradient_difference", l.gradient_difference),
-            ("cycle", l.cycle),
-            ("identity", l.identity),
-            ("correction", l.correction),
-            ("smoothness", l.smoothness),
-            ("shape", l.shape),
-            ("segmentation", l.segmentation),
-            ("prediction", l.prediction),
-            ("guidance", l.guidance),
-            ("discriminator", l.discriminator),
-        ] {
-            if !(w.is_finite() && w >= 0.0) {
-                bail!("loss.{name} must be a finite weight >= 0, not {w}");
-            }
-        }
-        if l.identity > 0.0 && l.cycle == 0.0 {
-            bail!("loss.identity is a fraction of loss.cycle, which is 0");
-        }
-        if l.shape > 0.0 && !self.uses_cycle() {
-            bail!("loss.shape needs the cycle (F: B -> A) for its second half; set loss.cycle > 0");
-        }
-        if self.uses_segmentors() && self.segmentor.classes < 2 {
-            bail!("segmentor.classes must be at least 2 (background and one structure)");
-        }
-        let s = &self.segmentor;
-        if l.shape > 0.0
-            && l.segmentation == 0.0
-            && !s.learn_from_translations
-            && s.init_from.is_none()
-        {
-            bail!("the segmentors would never learn (loss.segmentation = 0, segmentor.learn_from_translations = false): give pretrained ones with segmentor.init_from, or turn one of those on");
-        }
-        if self.uses_segmentors() && self.segmentor.ngf == 0 {
-            bail!("segmentor.ngf must be at least 1");
-        }
-        if self.uses_predictor() {
-            self.predictor.validate().map_err(anyhow::Error::msg)?;
-            if l.guidance > 0.0 && l.prediction == 0.0 {
-                bail!("loss.guidance needs a predictor that learns: set loss.prediction > 0 (1 is the paper's)");
-            }
-        }
-        if self.discriminator.conditional && self.uses_cycle() {
-            bail!("discriminator.conditional (pix2pix) does not combine with the cycle loss");
-        }
-        if self.data.pairing == Pairing::Unpaired
-            && !self.data.unpaired_pixel_losses
-            && (l.l1 > 0.0 || l.gradient_difference > 0.0 || self.discriminator.conditional)
-        {
-            bail!("data.pairing = \"unpaired\" leaves loss.l1, loss.gradient_difference and a conditional discriminator nothing to compare; use the cycle or nc presets (or set data.unpaired_pixel_losses = true to train them against unrelated targets, as the RegGAN paper's unpaired baseline does)");
-        }
-        if self.discriminator.conditional && self.train.pool_size > 0 {
-            bail!("train.pool_size must be 0 with a conditional discriminator (a pooled fake would meet another x)");
-        }
-        let o = &self.optim;
-        let betas_ok = (0.0..1.0).contains(&o.beta1) && (0.0..1.0).contains(&o.beta2);
-        // Written so that NaN fails too.
-        let decay_ok = o.weight_decay.is_finite() && o.weight_decay >= 0.0;
-        if !betas_ok || !decay_ok {
-            bail!("optim.beta1 and optim.beta2 must lie in [0, 1) and optim.weight_decay be >= 0");
-        }
-        if self.generator.kind == GeneratorKind::Unet
-            && self.generator.levels != 0
-            && self.generator.levels < 5
-        {
-            bail!("generator.levels must be at least 5 for the U-Net (0 picks log2 of the image size)");
-        }
-        if let Some(m) = &self.data.misalign {
-            m.check()
-                .map_err(|e| anyhow::anyhow!("data.misalign: {e}"))?;
-        }
-        if self.data.noise_level > medtrans_transforms::MAX_NOISE_LEVEL {
-            bail!("data.noise_level must be 0-5");
-        }
-        let t = &self.train;
-        if t.batch_size == 0 || t.epochs == 0 || t.keep_checkpoints == 0 {
-            bail!("train.batch_size, train.epochs and train.keep_checkpoints must be at least 1");
-        }
-        if !(t.loss_scale.is_finite() && t.loss_scale > 0.0) {
-            bail!("train.loss_scale must be a finite number > 0 (1: no scaling)");
-        }
-        if !(t.nan_lr_factor > 0.0 && t.nan_lr_factor < 1.0) {
-            bail!("train.nan_lr_factor must lie in (0, 1): a rollback lowers the learning rates");
-        }
-        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
-            bail!("optim.lr must be > 0");
-        }
-        if self.generator.in_channels == 0 || self.generator.out_channels == 0 {
-            bail!("generator.in_channels and generator.out_channels must be at least 1");
-        }
-        if self.generator.ngf == 0 || self.discriminator.ndf == 0 {
-            bail!("generator.ngf and discriminator.ndf must be at least 1");
-        }
-        Ok(())
-    }
-
     /// Learning-rate factor for `epoch` (0-based): 1, then a linear decay
     /// towards 0 over the last `decay_epochs` (the line ends at 0 one epoch
     /// after the last, as in the CycleGAN code).
@@ -646,72 +413,4 @@ impl TrainConfig {
             (e - epoch) as f64 / (k + 1) as f64
         }
     }
-}
-
-/// `a.b.c=value`: value as TOML (number, bool, string, array) or, failing
-/// that, as a bare string. Keys are checked when the table is read back.
-fn apply_override(table: &mut toml::Table, o: &str) -> Result<()> {
-    let Some((key, raw)) = o.split_once('=') else {
-        bail!("--set {o:?}: expected key=value, e.g. --set train.epochs=5");
-    };
-    let key = key.trim();
-    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
-    let parts: Vec<&str> = key.split('.').collect();
-    let mut t = table;
-    for (i, p) in parts.iter().enumerate() {
-        if p.is_empty() {
-            bail!("--set {o:?}: empty key part");
-        }
-        if i == parts.len() - 1 {
-            t.insert(p.to_string(), value);
-            return Ok(());
-        }
-        let entry = t
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(Default::default()));
-        t = entry
-            .as_table_mut()
-            .with_context(|| format!("--set {o:?}: {p} is a value, not a section"))?;
-    }
-    Ok(())
-}
-
-/// Serde's "unknown field `lrr`, expected one of `lr`, ..." with the
-/// closest known name added, so that a typo's fix is one glance away.
-pub fn with_suggestion(message: &str) -> String {
-    if !message.starts_with("unknown field") && !message.starts_with("unknown variant") {
-        return message.to_string();
-    }
-    let names: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
-    let Some((wrong, known)) = names.split_first() else {
-        return message.to_string();
-    };
-    let best = known
-        .iter()
-        .map(|k| (edit_distance(wrong, k), *k))
-        .min()
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3));
-    match best {
-        Some((_, k)) => format!("{message} (did you mean `{k}`?)"),
-        None => message.to_string(),
-    }
-}
-
-/// Levenshtein distance (insertions, deletions, substitutions).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
