@@ -164,38 +164,42 @@ fn sample(
     (h.clone(), h + n)
 }
 
-/// The step's latents and translations, each made once.
-fn h_a(s: &mut GeneratorStep<'_>) -> Tensor<4> {
-    s.memo("unit_h_a", |s| {
-        // The family's stream: the noise `translate` drew for G(x).
-        let (h, z) = sample(s, UNIT_A, s.x.clone(), "unit");
-        s.memo("unit_z_a", |_| z);
-        h
+/// Two tensors made together once per step, under two memo keys.
+fn memo_pair(
+    s: &mut GeneratorStep<'_>,
+    keys: [&'static str; 2],
+    make: impl FnOnce(&mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>),
+) -> (Tensor<4>, Tensor<4>) {
+    let first = s.memo(keys[0], |s| {
+        let (first, second) = make(s);
+        s.memo(keys[1], |_| second);
+        first
+    });
+    (
+        first,
+        s.memo(keys[1], |_| unreachable!("made with {}", keys[0])),
+    )
+}
+
+/// A's latent and its noisy sample; the noise comes from the family's
+/// stream, so it is the noise `translate` drew for G(x).
+fn latent_a(s: &mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>) {
+    memo_pair(s, ["unit_h_a", "unit_z_a"], |s| {
+        sample(s, UNIT_A, s.x.clone(), "unit")
     })
 }
 
-fn z_a(s: &mut GeneratorStep<'_>) -> Tensor<4> {
-    h_a(s);
-    s.memo("unit_z_a", |_| unreachable!("made with h_a"))
-}
-
-fn h_b(s: &mut GeneratorStep<'_>) -> Tensor<4> {
-    s.memo("unit_h_b", |s| {
-        let (h, z) = sample(s, UNIT_B, s.y.clone(), "unit_b");
-        s.memo("unit_z_b", |_| z);
-        h
+/// B's latent and its noisy sample.
+fn latent_b(s: &mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>) {
+    memo_pair(s, ["unit_h_b", "unit_z_b"], |s| {
+        sample(s, UNIT_B, s.y.clone(), "unit_b")
     })
-}
-
-fn z_b(s: &mut GeneratorStep<'_>) -> Tensor<4> {
-    h_b(s);
-    s.memo("unit_z_b", |_| unreachable!("made with h_b"))
 }
 
 /// B -> A: A's decoder on B's noisy latent; also what D_A scores.
 fn x_ba(s: &mut GeneratorStep<'_>) -> Tensor<4> {
     s.memo("unit_x_ba", |s| {
-        let z = z_b(s);
+        let (_, z) = latent_b(s);
         let x_ba = autoencoder(s.nets, UNIT_A).decoder.forward(z);
         s.set_fake_a(x_ba.clone());
         x_ba
@@ -204,33 +208,19 @@ fn x_ba(s: &mut GeneratorStep<'_>) -> Tensor<4> {
 
 /// A -> B re-encoded by B's encoder: (its latent, A -> B -> A), made once.
 fn a_cycle(s: &mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>) {
-    let h = s.memo("unit_h_a_recon", |s| {
+    memo_pair(s, ["unit_h_a_recon", "unit_aba"], |s| {
         let (h, z) = sample(s, UNIT_B, s.fake_b.clone(), "unit_a_recon");
-        s.memo("unit_aba", |s| {
-            autoencoder(s.nets, UNIT_A).decoder.forward(z)
-        });
-        h
-    });
-    (
-        h,
-        s.memo("unit_aba", |_| unreachable!("made with h_a_recon")),
-    )
+        (h, autoencoder(s.nets, UNIT_A).decoder.forward(z))
+    })
 }
 
 /// B -> A re-encoded by A's encoder: (its latent, B -> A -> B), made once.
 fn b_cycle(s: &mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>) {
-    let h = s.memo("unit_h_b_recon", |s| {
+    memo_pair(s, ["unit_h_b_recon", "unit_bab"], |s| {
         let x_ba = x_ba(s);
         let (h, z) = sample(s, UNIT_A, x_ba, "unit_b_recon");
-        s.memo("unit_bab", |s| {
-            autoencoder(s.nets, UNIT_B).decoder.forward(z)
-        });
-        h
-    });
-    (
-        h,
-        s.memo("unit_bab", |_| unreachable!("made with h_b_recon")),
-    )
+        (h, autoencoder(s.nets, UNIT_B).decoder.forward(z))
+    })
 }
 
 /// UNIT's family.
@@ -291,7 +281,7 @@ pub const UNIT: Family = Family {
             needs: &[],
             brings: &[],
             compute: |s| {
-                let (za, zb) = (z_a(s), z_b(s));
+                let (za, zb) = (latent_a(s).1, latent_b(s).1);
                 let a = autoencoder(s.nets, UNIT_A).decoder.forward(za);
                 let b = autoencoder(s.nets, UNIT_B).decoder.forward(zb);
                 l1(a, s.x.clone()) + l1(b, s.y.clone())
@@ -303,7 +293,7 @@ pub const UNIT: Family = Family {
             needs: &[],
             brings: &[],
             compute: |s| {
-                let (ha, hb) = (h_a(s), h_b(s));
+                let (ha, hb) = (latent_a(s).0, latent_b(s).0);
                 let (ha_recon, _) = a_cycle(s);
                 let mut kl = unit_kl(ha) + unit_kl(hb) + unit_kl(ha_recon);
                 if UnitOptions::of(s.cfg).bidirect {
