@@ -47,11 +47,6 @@ impl Common {
         self.device.as_deref().unwrap_or("cpu")
     }
 
-    /// Overrides for resuming a run: its device.
-    pub fn resume_overrides(&self) -> Vec<String> {
-        vec![format!("train.device={:?}", self.device())]
-    }
-
     /// `seeds`, or `default` when the config gives none; a repeated seed is
     /// refused (it would count one run twice and shrink the seed spread).
     pub fn seeds_or(&self, default: &[u64]) -> Result<Vec<u64>> {

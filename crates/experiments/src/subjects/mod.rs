@@ -383,20 +383,13 @@ pub fn per_subject(
     fakes: &[Slice],
     scores: &[SliceScore],
 ) -> Result<Vec<(SubjectScore, f64)>> {
-    let manifest = test
-        .manifest
-        .as_ref()
-        .context("a prepared split has a manifest")?;
     let mut by: BTreeMap<usize, Vec<&SliceScore>> = BTreeMap::new();
     for s in scores {
         by.entry(s.subject).or_default().push(s);
     }
     let mut out = Vec::new();
     for (subject, list) in by {
-        let name = manifest
-            .subjects
-            .get(subject)
-            .map_or(format!("subject{subject:03}"), |r| r.name.clone());
+        let name = subject_name(test, subject);
         let n = list.len() as f64;
         let mean = |f: fn(&SliceScore) -> f64| list.iter().map(|s| f(s)).sum::<f64>() / n;
         let (lesion_dice, ceiling) = match &test.labels_b {
@@ -420,6 +413,15 @@ pub fn per_subject(
         ));
     }
     Ok(out)
+}
+
+/// A subject's name in a prepared split's manifest (`subjectNNN` when the
+/// manifest has none).
+pub(crate) fn subject_name(test: &SliceDataset, subject: usize) -> String {
+    test.manifest
+        .as_ref()
+        .and_then(|m| m.subjects.get(subject))
+        .map_or(format!("subject{subject:03}"), |r| r.name.clone())
 }
 
 /// Pool a subject's slices into one image (stacked rows).

@@ -68,13 +68,6 @@ fn middles(test: &SliceDataset) -> BTreeMap<usize, usize> {
     by.into_iter().map(|(s, v)| (s, v[v.len() / 2])).collect()
 }
 
-fn subject_name(test: &SliceDataset, subject: usize) -> String {
-    test.manifest
-        .as_ref()
-        .and_then(|m| m.subjects.get(subject))
-        .map_or(format!("subject{subject:03}"), |r| r.name.clone())
-}
-
 pub(super) fn report(cfg: &SubjectsConfig, say: Report) -> Result<SubjectsResults> {
     let mut csv = String::from(
         "condition,mode,seed,fold,subject,slices,nmae,psnr,ssim,lesion_dice,lesion_dice_real\n",
