@@ -110,10 +110,10 @@ impl MunitOptions {
             .with_num_scales(self.dis_scales)
     }
 
-    /// A weight that only C uses.
-    fn both(&self, w: f64) -> f64 {
+    /// The B -> A adversarial weight: C's alone.
+    fn adversarial_a(&self) -> f64 {
         if self.bidirect {
-            w
+            self.adversarial
         } else {
             0.0
         }
@@ -258,10 +258,7 @@ pub const MUNIT: Family = Family {
         },
         Term {
             name: "munit_adv_a",
-            weight: |c| {
-                let o = MunitOptions::of(c);
-                o.both(o.adversarial)
-            },
+            weight: |c| MunitOptions::of(c).adversarial_a(),
             needs: &[MUNIT_D_A],
             brings: &[MUNIT_D_A],
             compute: |s| {
@@ -329,10 +326,7 @@ pub const MUNIT: Family = Family {
         },
         Term {
             name: "munit_d_a",
-            weight: |c| {
-                let o = MunitOptions::of(c);
-                o.both(o.adversarial)
-            },
+            weight: |c| MunitOptions::of(c).adversarial_a(),
             needs: &[MUNIT_D_A],
             brings: &[MUNIT_D_A],
             compute: |s| {

@@ -101,10 +101,10 @@ impl UnitOptions {
             .with_num_scales(self.dis_scales)
     }
 
-    /// A weight that only C uses.
-    fn both(&self, w: f64) -> f64 {
+    /// The B -> A adversarial weight: C's alone.
+    fn adversarial_a(&self) -> f64 {
         if self.bidirect {
-            w
+            self.adversarial
         } else {
             0.0
         }
@@ -264,10 +264,7 @@ pub const UNIT: Family = Family {
         },
         Term {
             name: "unit_adv_a",
-            weight: |c| {
-                let o = UnitOptions::of(c);
-                o.both(o.adversarial)
-            },
+            weight: |c| UnitOptions::of(c).adversarial_a(),
             needs: &[UNIT_D_A],
             brings: &[UNIT_D_A],
             compute: |s| {
@@ -330,10 +327,7 @@ pub const UNIT: Family = Family {
         },
         Term {
             name: "unit_d_a",
-            weight: |c| {
-                let o = UnitOptions::of(c);
-                o.both(o.adversarial)
-            },
+            weight: |c| UnitOptions::of(c).adversarial_a(),
             needs: &[UNIT_D_A],
             brings: &[UNIT_D_A],
             compute: |s| {
