@@ -146,7 +146,7 @@ fn resumes_and_translates(mode: &str) {
     assert_eq!(
         losses(&parts),
         losses(&whole),
-        "resuming UNIT changed its trajectory"
+        "resuming {mode} changed its trajectory"
     );
 
     // Inference loads the two autoencoders only, and is deterministic (no
@@ -169,6 +169,9 @@ fn resumes_and_translates(mode: &str) {
 
 #[test]
 fn the_families_refuse_what_they_cannot_run() {
+    // Trainer::new seeds the process's one random stream before it refuses:
+    // not while another test builds seeded networks.
+    let _lock = common::rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let err = |mode: &str, extra: &[&str]| {
