@@ -3,6 +3,7 @@ use anyhow::Result;
 use medtrans_datasets::Pairing;
 use medtrans_experiments::{
     AugmentConfig, Experiment, ManyToOneConfig, ShapeConfig, SubjectsConfig, SweepConfig,
+    Table1Config,
 };
 use std::path::PathBuf;
 
@@ -115,6 +116,21 @@ enum Which {
     /// Example: medtrans experiment subjects --config configs/experiments/subjects-nichart.toml
     /// (configs/experiments/subjects-quick.toml: two subjects in a minute)
     Subjects(Common),
+    /// The RegGAN paper's Table 1: is R a plug-in for any translator? Each
+    /// family (CycleGAN's ResNet, UNIT, MUNIT, NICE-GAN) in C, C+R, NC
+    /// and NC+R, trained on patients' pairs moved by the paper's Table 1
+    /// misalignment (rotation +-5 deg, translation and scaling +-5 %),
+    /// tested on a held-out patient against its untouched target, over
+    /// seeds. Patients and folds are prepared as in `subjects`; `run_folds`
+    /// picks the folds a budget allows. Resumable.
+    ///
+    /// Writes results.md/.csv (the 16-cell table per metric with what
+    /// adding R changes, and the paper's three conclusions judged by paired
+    /// Wilcoxon tests per family over test slices, and over patients when
+    /// every fold ran), per_slice.csv and a figure per held-out patient.
+    ///
+    /// Example: medtrans experiment table1 --config configs/experiments/table1-brats.toml
+    Table1(Common),
 }
 
 impl Common {
@@ -158,5 +174,6 @@ pub fn run(args: Args) -> Result<()> {
         Which::Augment(a) => a.run::<AugmentConfig>(|_| {}),
         Which::Shape(a) => a.run::<ShapeConfig>(|_| {}),
         Which::Subjects(a) => a.run::<SubjectsConfig>(|_| {}),
+        Which::Table1(a) => a.run::<Table1Config>(|_| {}),
     }
 }

@@ -14,6 +14,7 @@ pub mod plot;
 pub mod shape;
 pub mod slabs;
 pub mod subjects;
+pub mod table1;
 
 pub use augment::{report_augment, AugmentConfig};
 pub use experiment::{read_config, Common, Experiment};
@@ -24,3 +25,4 @@ pub use noise_sweep::{
 };
 pub use shape::{report_shape, ShapeConfig};
 pub use subjects::{SubjectsConfig, SubjectsResults};
+pub use table1::{Table1Config, Table1Results};

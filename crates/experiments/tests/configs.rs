@@ -3,6 +3,7 @@
 //! cannot strand the published experiments.
 use medtrans_experiments::{
     AugmentConfig, Experiment, ManyToOneConfig, ShapeConfig, SubjectsConfig, SweepConfig,
+    Table1Config,
 };
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,8 @@ fn every_committed_experiment_config_loads_and_builds_its_grid() {
             // Its subjects CSV names files in ../shared/data.
             "subjects" if medtrans_io::shared_data_or_skip().is_none() => continue,
             "subjects" => runs_of::<SubjectsConfig>(&path),
+            "table1" if medtrans_io::shared_data_or_skip().is_none() => continue,
+            "table1" => runs_of::<Table1Config>(&path),
             _ => panic!("{}: which experiment is this?", path.display()),
         };
         assert!(runs > 0, "{name}");
@@ -42,4 +45,9 @@ fn every_committed_experiment_config_loads_and_builds_its_grid() {
     let seeds = SweepConfig::load(&dir.join("noise-sweep-seeds.toml")).unwrap();
     assert_eq!((seeds.base, seeds.extra_seeds.clone()), (Some(1), vec![2]));
     assert_eq!(seeds.grid().unwrap().len(), 3 * 3 * 2);
+    // Table 1: 4 families x 4 modes x 2 seeds on fold 0.
+    if medtrans_io::shared_data_or_skip().is_some() {
+        let t = Table1Config::load(&dir.join("table1-brats.toml")).unwrap();
+        assert_eq!(t.grid().unwrap().len(), 4 * 4 * 2);
+    }
 }

@@ -12,6 +12,7 @@ mod discriminator;
 mod generator;
 mod ids;
 mod munit;
+mod nice;
 mod precision;
 mod predictor;
 mod registration;
@@ -28,6 +29,10 @@ pub use generator::{Generator, GeneratorConfig, GeneratorKind};
 pub(crate) use ids::zero_biases;
 pub use ids::{materialize, stable_param_ids};
 pub use munit::{MunitConfig, MunitGenerator};
+pub use nice::{
+    iln_mix, pixel_shuffle2, power_iteration, spectral_sigma, Iln, NiceDiscriminator,
+    NiceDiscriminatorConfig, NiceEncoder, NiceGenerator, NiceGeneratorConfig,
+};
 pub use precision::{cast_weights, weights_dtype};
 pub use predictor::{BasicBlock, Predictor, PredictorConfig, PredictorTask};
 pub use registration::{RegistrationConfig, RegistrationNet};

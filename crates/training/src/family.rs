@@ -28,8 +28,9 @@ pub struct Family {
     /// this order: building draws initial weights from the seeded device,
     /// so the order is part of a run's trajectory.
     pub networks: &'static [NetSpec],
-    /// The networks its translation reads, all that inference loads.
-    pub translators: &'static [&'static str],
+    /// The networks its translation reads under a config, all that
+    /// inference loads (NICE-GAN's C reads a discriminator's encoder).
+    pub translators: fn(&TrainConfig) -> &'static [&'static str],
     /// Its own loss terms, after the shared ones (`terms`).
     pub generator_terms: &'static [GeneratorTerm],
     pub discriminator_terms: &'static [DiscriminatorTerm],
@@ -109,7 +110,7 @@ pub const CYCLEGAN: Family = Family {
             build: |c, size, d| trained(F, c.generator.reversed().init(size, d), &c.optim),
         },
     ],
-    translators: &[G],
+    translators: |_| &[G],
     generator_terms: &[],
     discriminator_terms: &[],
     translate: |nets, x, _| generator(nets, G).forward(x),
@@ -150,6 +151,7 @@ pub fn all() -> Vec<&'static Family> {
         &CYCLEGAN,
         &crate::families::unit::UNIT,
         &crate::families::munit::MUNIT,
+        &crate::families::nice::NICE,
     ];
     out.extend(
         REGISTRY

@@ -105,7 +105,7 @@ pub fn translate_with(
     device: &Device,
 ) -> Result<Vec<Slice>> {
     let family = crate::family::get(&cfg.family)?;
-    let nets = nets.valid_of(family.translators);
+    let nets = nets.valid_of((family.translators)(cfg));
     generate_with(|x| (family.translate)(&nets, x, None), xs, 8, device)
 }
 
@@ -147,7 +147,7 @@ impl Model {
         let state = CheckpointState::load(&ckpt)?;
         let family = crate::family::get(&state.config.family)
             .with_context(|| format!("{}: the run's translator family", ckpt.display()))?;
-        let run = RunNetworks::load_only(&ckpt, device, Some(family.translators))?;
+        let run = RunNetworks::load_only(&ckpt, device, Some((family.translators)(&state.config)))?;
         Ok(Self {
             family,
             info: run.state.model.clone(),

@@ -157,6 +157,9 @@ pub struct Trained<M: Module> {
     pub net: M,
     pub optim: ModuleOptimizer,
     pub name: &'static str,
+    /// Run on the weights after each optimiser step: state a network keeps
+    /// beside its weights (NICE-GAN's spectral-norm estimates).
+    pub after_step: fn(M) -> M,
 }
 
 /// A network with its Adam (the run's `optim` settings), ready for a
@@ -165,6 +168,16 @@ pub fn trained<M: Module + 'static>(
     name: &'static str,
     net: M,
     o: &OptimConfig,
+) -> Box<dyn NetEntry> {
+    trained_with(name, net, o, |m| m)
+}
+
+/// [`trained`] with `after_step` run after each optimiser step.
+pub fn trained_with<M: Module + 'static>(
+    name: &'static str,
+    net: M,
+    o: &OptimConfig,
+    after_step: fn(M) -> M,
 ) -> Box<dyn NetEntry> {
     let mut adam = AdamConfig::new()
         .with_beta_1(o.beta1 as f32)
@@ -178,6 +191,7 @@ pub fn trained<M: Module + 'static>(
         net: materialize(stable_param_ids(net, name)),
         optim: adam.init(),
         name,
+        after_step,
     })
 }
 
@@ -246,7 +260,8 @@ impl<M: Module + 'static> NetEntry for Trained<M> {
                 factor: 1.0 / loss_scale,
             });
         }
-        self.net = self.optim.step(lr, self.net.clone(), g);
+        let net = self.optim.step(lr, self.net.clone(), g);
+        self.net = (self.after_step)(net);
     }
 
     fn cast_view(&self, dtype: FloatDType) -> Box<dyn NetEntry> {
@@ -254,6 +269,7 @@ impl<M: Module + 'static> NetEntry for Trained<M> {
             net: cast_weights(self.net.clone(), dtype),
             optim: self.optim.clone(),
             name: self.name,
+            after_step: self.after_step,
         })
     }
 
@@ -262,6 +278,7 @@ impl<M: Module + 'static> NetEntry for Trained<M> {
             net: self.net.valid(),
             optim: self.optim.clone(),
             name: self.name,
+            after_step: self.after_step,
         })
     }
 
@@ -365,7 +382,7 @@ pub fn networks_of(cfg: &TrainConfig) -> Result<Vec<&'static str>> {
                 .flat_map(|t| t.iter().map(|t| ((t.weight)(cfg), t.needs, t.brings))),
         )
         .collect();
-    let mut have: Vec<&'static str> = family.translators.to_vec();
+    let mut have: Vec<&'static str> = (family.translators)(cfg).to_vec();
     loop {
         let before = have.len();
         for (weight, needs, brings) in &terms {

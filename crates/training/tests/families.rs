@@ -1,4 +1,4 @@
-//! The Table 1 families (families/unit.rs, families/munit.rs) in their
+//! The Table 1 families (families/unit.rs, munit.rs, nice.rs) in their
 //! four modes at a tiny size: the networks each mode brings, the loss terms
 //! finite and learning, a save -> load -> translate round trip, a bit-exact
 //! resume, and what each refuses.
@@ -15,16 +15,21 @@ const SIZE: usize = 64;
 /// A family at a CPU test size: 4 channels, one residual block, two-scale
 /// discriminators of two layers.
 fn tiny(family: &str) -> Vec<String> {
-    let mut set: Vec<String> = [
-        "dim=4",
-        "n_res=1",
-        "dis_dim=4",
-        "dis_layers=2",
-        "dis_scales=2",
-    ]
-    .iter()
-    .map(|kv| format!("options.{family}.{kv}"))
-    .collect();
+    let keys: &[&str] = if family == "nice" {
+        &["dim=4", "n_blocks=1", "dis_dim=4", "dis_layers=6"]
+    } else {
+        &[
+            "dim=4",
+            "n_res=1",
+            "dis_dim=4",
+            "dis_layers=2",
+            "dis_scales=2",
+        ]
+    };
+    let mut set: Vec<String> = keys
+        .iter()
+        .map(|kv| format!("options.{family}.{kv}"))
+        .collect();
     if family == "munit" {
         set.push("options.munit.mlp_dim=8".into());
     }
@@ -45,34 +50,61 @@ fn config(mode: &str, out: &Path, extra: &[&str]) -> TrainConfig {
     TrainConfig::preset(mode, &set).unwrap()
 }
 
-/// Each family's networks and terms, by its prefix: (A's and B's
-/// translators, D_B, D_A, its generator terms in every mode).
-fn parts(family: &str) -> ([String; 4], Vec<String>) {
-    let nets = ["A", "B", "D_B", "D_A"].map(|n| format!("{family}_{n}"));
-    let terms = match family {
-        "unit" => vec![
-            "unit_adv_b",
-            "unit_recon",
-            "unit_kl",
-            "unit_cycle",
-            "unit_d_b",
-        ],
-        _ => vec![
-            "munit_adv_b",
-            "munit_recon_x",
-            "munit_recon_s",
-            "munit_recon_c",
-            "munit_d_b",
-        ],
-    };
-    (nets, terms.into_iter().map(String::from).collect())
+/// A family's networks and generator terms: those of every mode, and
+/// those of C alone; the term that must learn within a dozen steps.
+struct Parts {
+    nets: [&'static str; 2],
+    c_nets: [&'static str; 2],
+    terms: &'static [&'static str],
+    c_terms: &'static [&'static str],
+    learns: &'static str,
+}
+
+fn parts(family: &str) -> Parts {
+    match family {
+        "unit" => Parts {
+            nets: ["unit_A", "unit_B"],
+            c_nets: ["unit_D_A", "unit_D_A"],
+            terms: &[
+                "unit_adv_b",
+                "unit_recon",
+                "unit_kl",
+                "unit_cycle",
+                "unit_d_b",
+            ],
+            c_terms: &["unit_adv_a", "unit_d_a"],
+            learns: "unit_recon",
+        },
+        "munit" => Parts {
+            nets: ["munit_A", "munit_B"],
+            c_nets: ["munit_D_A", "munit_D_A"],
+            terms: &[
+                "munit_adv_b",
+                "munit_recon_x",
+                "munit_recon_s",
+                "munit_recon_c",
+                "munit_d_b",
+            ],
+            c_terms: &["munit_adv_a", "munit_d_a"],
+            learns: "munit_recon_x",
+        },
+        // NICE-GAN's NC is one translator with its own encoder and D_B.
+        _ => Parts {
+            nets: ["nice_G", "nice_D_B"],
+            c_nets: ["nice_F", "nice_D_A"],
+            terms: &["nice_adv_b", "nice_d_b"],
+            c_terms: &["nice_adv_a", "nice_d_a", "nice_cycle", "nice_recon"],
+            learns: "nice_recon",
+        },
+    }
 }
 
 #[test]
 fn every_mode_brings_its_networks_and_trains() {
     let _lock = common::rng_lock();
-    for family in ["unit", "munit"] {
-        let ([a, b, d_b, d_a], terms) = parts(family);
+    for family in ["unit", "munit", "nice"] {
+        let p = parts(family);
+        let d_b = format!("{family}_D_B");
         for (mode, c, r) in [
             ("c", true, false),
             ("c+r", true, true),
@@ -83,8 +115,14 @@ fn every_mode_brings_its_networks_and_trains() {
             let dir = tempfile::tempdir().unwrap();
             let mut t = Trainer::new(config(&mode, &dir.path().join("run"), &[])).unwrap();
             let nets = &t.nets;
-            assert!(nets.has(&a) && nets.has(&b) && nets.has(&d_b), "{mode}");
-            assert_eq!((nets.has(&d_a), nets.has(R)), (c, r), "{mode}");
+            assert!(
+                p.nets.iter().all(|n| nets.has(n)) && nets.has(&d_b),
+                "{mode}"
+            );
+            for n in p.c_nets {
+                assert_eq!(nets.has(n), c, "{mode}: {n}");
+            }
+            assert_eq!(nets.has(R), r, "{mode}");
             // Not the shared PatchGAN D, nor CycleGAN's G.
             assert!(!nets.has("D_B") && !nets.has("G"), "{mode}");
             let rows: Vec<_> = (0..12).map(|_| t.train_step().unwrap()).collect();
@@ -93,18 +131,18 @@ fn every_mode_brings_its_networks_and_trains() {
                     assert!(v.is_finite(), "{mode}: {name} = {v}");
                 }
             }
-            for name in &terms {
+            for name in p.terms {
                 assert!(term(&rows[0], name).is_some(), "{mode}: no {name}");
             }
-            for n in ["adv_a", "d_a"] {
-                let name = format!("{family}_{n}");
-                assert_eq!(term(&rows[0], &name).is_some(), c, "{mode}: {name}");
+            for name in p.c_terms {
+                assert_eq!(term(&rows[0], name).is_some(), c, "{mode}: {name}");
             }
             assert_eq!(term(&rows[0], "correction").is_some(), r, "{mode}");
             // The within-domain reconstructions learn within a dozen steps.
-            let recon = &terms[1];
-            let at = |k: usize| term(&rows[k], recon).unwrap();
-            assert!(at(11) < at(0), "{mode}: {recon} {} -> {}", at(0), at(11));
+            if let Some(first) = term(&rows[0], p.learns) {
+                let last = term(&rows[11], p.learns).unwrap();
+                assert!(last < first, "{mode}: {} {first} -> {last}", p.learns);
+            }
         }
     }
 }
@@ -112,7 +150,7 @@ fn every_mode_brings_its_networks_and_trains() {
 #[test]
 fn a_family_run_resumes_bit_exactly_and_translates_from_its_checkpoint() {
     let _lock = common::rng_lock();
-    for mode in ["unit-nc+r", "munit-c+r"] {
+    for mode in ["unit-nc+r", "munit-c+r", "nice-c+r", "nice-nc"] {
         resumes_and_translates(mode);
     }
 }
@@ -134,10 +172,10 @@ fn resumes_and_translates(mode: &str) {
     // The run's config records the family's options in full.
     let family = mode.split('-').next().unwrap();
     let saved = std::fs::read_to_string(whole.join("config.toml")).unwrap();
-    let key = if family == "unit" {
-        "kl = 0.01"
-    } else {
-        "recon_s = 1.0"
+    let key = match family {
+        "unit" => "kl = 0.01",
+        "munit" => "recon_s = 1.0",
+        _ => "dis_layers = 6",
     };
     assert!(
         saved.contains(&format!("[options.{family}]")) && saved.contains(key),
@@ -212,4 +250,17 @@ fn the_families_refuse_what_they_cannot_run() {
     );
     let e = err("munit-c", &["options.munit.recon_c=-1"]);
     assert!(e.contains("options.munit.recon_c"), "{e}");
+    // NICE-GAN's C discriminators of 7 layers need 128 px; these are 64.
+    let e = err("nice-c", &["options.nice.dis_layers=7"]);
+    assert!(
+        e.contains("options.nice") && e.contains("dis_layers = 7") && e.contains("64 px"),
+        "{e}"
+    );
+    let e = err("nice-nc", &["options.nice.dis_layers=5"]);
+    assert!(e.contains("options.nice.dis_layers = 5"), "{e}");
+    let e = err("nice-c+r", &["loss.cycle=10.0"]);
+    assert!(
+        e.contains("loss.cycle") && e.contains("options.nice.bidirect"),
+        "{e}"
+    );
 }

@@ -100,7 +100,7 @@ static TOY: Family = Family {
             build: |c, _, d| trained(HEAD, Layer::new(toy_options(c).features, 1, d), &c.optim),
         },
     ],
-    translators: &[E, DEC],
+    translators: |_| &[E, DEC],
     generator_terms: &[Term {
         name: "toy_adv",
         weight: |c| c.loss.adversarial,

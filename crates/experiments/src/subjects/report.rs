@@ -34,7 +34,7 @@ impl ModeRow {
 }
 
 /// One value per subject.
-type Values = BTreeMap<String, f64>;
+pub(crate) type Values = BTreeMap<String, f64>;
 
 /// What the report computes.
 #[derive(Debug, Clone)]
@@ -276,7 +276,19 @@ fn table(rows: &[ModeRow]) -> ResultsTable {
 /// A claim that `a` is better than `b` (higher PSNR), judged by a paired
 /// Wilcoxon test over the subjects both have. `at_least`: the claim is
 /// "not worse", so a tie keeps it.
-fn judge(claim: &str, a: &Values, b: &Values, at_least: bool) -> String {
+pub(crate) fn judge(claim: &str, a: &Values, b: &Values, at_least: bool) -> String {
+    judge_over(claim, a, b, at_least, "subjects")
+}
+
+/// [`judge`] over any paired unit (`unit` names it in the plural: test
+/// slices, patients).
+pub(crate) fn judge_over(
+    claim: &str,
+    a: &Values,
+    b: &Values,
+    at_least: bool,
+    unit: &str,
+) -> String {
     let (x, y): (Vec<f64>, Vec<f64>) = a
         .iter()
         .filter_map(|(k, v)| Some((*v, *b.get(k)?)))
@@ -284,7 +296,7 @@ fn judge(claim: &str, a: &Values, b: &Values, at_least: bool) -> String {
         .unzip();
     let n = x.len();
     let Some(w) = (n >= 2).then(|| wilcoxon_signed_rank(&x, &y)).flatten() else {
-        return format!("{claim}: **not tested** ({n} paired subjects).");
+        return format!("{claim}: **not tested** ({n} paired {unit}).");
     };
     let mut d: Vec<f64> = x.iter().zip(&y).map(|(p, q)| p - q).collect();
     let diff = d.iter().sum::<f64>() / n as f64;
@@ -312,8 +324,8 @@ fn judge(claim: &str, a: &Values, b: &Values, at_least: bool) -> String {
     };
     let up = d.iter().filter(|v| **v > 0.0).count();
     format!(
-        "{claim}: {verdict}: higher in {up} of {n} subjects, mean difference {diff:+.2} dB \
-         (median {median:+.2}), Wilcoxon signed-rank over subjects, n = {n}, {}.",
+        "{claim}: {verdict}: higher in {up} of {n} {unit}, mean difference {diff:+.2} dB \
+         (median {median:+.2}), Wilcoxon signed-rank over {unit}, n = {n}, {}.",
         format_p(w.p_value)
     )
 }

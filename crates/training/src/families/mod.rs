@@ -2,6 +2,7 @@
 //! file each: networks, terms, translation, options and presets.
 use crate::config::TrainConfig;
 use crate::nets::Nets;
+use crate::terms::GeneratorStep;
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use medtrans_networks::{ms_lsgan, MsDiscriminator};
@@ -9,6 +10,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 pub mod munit;
+pub mod nice;
 pub mod unit;
 
 /// Unit Gaussian noise shaped like `h`, from `rng` (Box-Muller): UNIT's
@@ -88,4 +90,21 @@ pub(crate) fn frozen_scores(nets: &Nets, name: &str, x: Tensor<4>) -> Vec<Tensor
 pub(crate) fn ms_d_loss(nets: &Nets, name: &str, real: Tensor<4>, fake: Tensor<4>) -> Tensor<1> {
     let d = ms_discriminator(nets, name);
     ms_lsgan(d.forward(real), true) + ms_lsgan(d.forward(fake), false)
+}
+
+/// Two tensors made together once per step, under two memo keys.
+pub(crate) fn memo_pair(
+    s: &mut GeneratorStep<'_>,
+    keys: [&'static str; 2],
+    make: impl FnOnce(&mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>),
+) -> (Tensor<4>, Tensor<4>) {
+    let first = s.memo(keys[0], |s| {
+        let (first, second) = make(s);
+        s.memo(keys[1], |_| second);
+        first
+    });
+    (
+        first,
+        s.memo(keys[1], |_| unreachable!("made with {}", keys[0])),
+    )
 }

@@ -247,7 +247,7 @@ pub const MUNIT: Family = Family {
             build: |c, _, d| trained(MUNIT_D_A, MunitOptions::of(c).discriminator().init(d), &c.optim),
         },
     ],
-    translators: &[MUNIT_A, MUNIT_B],
+    translators: |_| &[MUNIT_A, MUNIT_B],
     generator_terms: &[
         Term {
             name: "munit_adv_b",

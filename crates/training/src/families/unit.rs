@@ -26,7 +26,8 @@
 //! B -> A as G's step made it, before G's update, where that code remakes
 //! it; and Adam's settings come from `[optim]` as for every family.
 use super::{
-    check_values, frozen_scores, gaussian as noise, ms_d_loss, one_channel, own_adversary_and_cycle,
+    check_values, frozen_scores, gaussian as noise, memo_pair, ms_d_loss, one_channel,
+    own_adversary_and_cycle,
 };
 use crate::config::TrainConfig;
 use crate::family::{Family, Options};
@@ -164,23 +165,6 @@ fn sample(
     (h.clone(), h + n)
 }
 
-/// Two tensors made together once per step, under two memo keys.
-fn memo_pair(
-    s: &mut GeneratorStep<'_>,
-    keys: [&'static str; 2],
-    make: impl FnOnce(&mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>),
-) -> (Tensor<4>, Tensor<4>) {
-    let first = s.memo(keys[0], |s| {
-        let (first, second) = make(s);
-        s.memo(keys[1], |_| second);
-        first
-    });
-    (
-        first,
-        s.memo(keys[1], |_| unreachable!("made with {}", keys[0])),
-    )
-}
-
 /// A's latent and its noisy sample; the noise comes from the family's
 /// stream, so it is the noise `translate` drew for G(x).
 fn latent_a(s: &mut GeneratorStep<'_>) -> (Tensor<4>, Tensor<4>) {
@@ -253,7 +237,7 @@ pub const UNIT: Family = Family {
             build: |c, _, d| trained(UNIT_D_A, UnitOptions::of(c).discriminator().init(d), &c.optim),
         },
     ],
-    translators: &[UNIT_A, UNIT_B],
+    translators: |_| &[UNIT_A, UNIT_B],
     generator_terms: &[
         Term {
             name: "unit_adv_b",

@@ -344,7 +344,7 @@ impl Trainer {
             // G after its step; inference only: no autodiff graph.
             let mut rng = ctx.rng(family.name);
             Tensor::from_inner((family.translate)(
-                &nets.valid_of(family.translators),
+                &nets.valid_of((family.translators)(&self.cfg)),
                 batch.x.clone().inner(),
                 Some(&mut rng),
             ))
