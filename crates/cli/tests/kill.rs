@@ -73,12 +73,16 @@ fn finish(child: Child) {
 }
 
 /// Every complete checkpoint on disk verifies (`.part` is the one being
-/// written and is allowed to be partial).
+/// written and is allowed to be partial; `.NAME.trash` folders are being
+/// deleted, nothing reads them, and a kill may leave one half-deleted).
 fn all_checkpoints_sound(run: &Path) {
     let ck = run.join("checkpoints");
     let mut dirs = vec![ck.join("last"), ck.join("last.old"), ck.join("best")];
     if let Ok(h) = std::fs::read_dir(ck.join("history")) {
-        dirs.extend(h.filter_map(|e| e.ok().map(|e| e.path())));
+        dirs.extend(h.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| {
+            p.file_name()
+                .is_some_and(|n| !n.to_string_lossy().ends_with(".trash"))
+        }));
     }
     for d in dirs.iter().filter(|d| d.join("state.json").is_file()) {
         if let Err(e) = verify_checkpoint(d) {
