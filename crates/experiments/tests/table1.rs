@@ -64,3 +64,30 @@ fn quick_table1_trains_every_cell_and_judges_over_test_slices() {
     }
     assert!(dir.path().join("results/patient_Subj1.png").is_file());
 }
+
+#[test]
+fn one_volume_is_one_fold_and_a_config_takes_patients_or_a_volume() {
+    if medtrans_io::shared_data_or_skip().is_none() {
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::env::set_current_dir(&root).unwrap();
+    let icbm = root.join("configs/experiments/table1-icbm.toml");
+    let cfg = Table1Config::load(&icbm).unwrap();
+    assert_eq!((cfg.folds, cfg.run_folds()), (1, &[0][..]));
+    assert_eq!(cfg.labels(), (["T1".into(), "T2".into()], "ICBM152".into()));
+    for r in cfg.grid().unwrap() {
+        assert_eq!(
+            r.config.data.path,
+            PathBuf::from("runs/table1-icbm/dataset")
+        );
+    }
+    // Both a volume and patients: refused, naming the two.
+    let text = std::fs::read_to_string(&icbm).unwrap()
+        + "\n[data]\nsubjects = \"configs/subjects/brats.csv\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let both = dir.path().join("both.toml");
+    std::fs::write(&both, text).unwrap();
+    let err = format!("{:#}", Table1Config::load(&both).unwrap_err());
+    assert!(err.contains("[data]") && err.contains("[volume]"), "{err}");
+}

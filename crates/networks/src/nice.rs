@@ -356,6 +356,10 @@ pub struct NiceDiscriminator {
 impl NiceDiscriminatorConfig {
     pub fn init(&self, device: &Device) -> NiceDiscriminator {
         let (d, l) = (self.dim, self.n_layers);
+        assert!(
+            l >= 6,
+            "NICE-GAN's discriminator has at least 6 layers, not {l}"
+        );
         let down = |range: std::ops::Range<usize>| {
             range
                 .map(|i| {

@@ -256,6 +256,11 @@ fn the_families_refuse_what_they_cannot_run() {
         e.contains("options.nice") && e.contains("dis_layers = 7") && e.contains("64 px"),
         "{e}"
     );
+    let e = err("nice-c", &["options.nice.adversarial=0"]);
+    assert!(
+        e.contains("options.nice.adversarial = 0") && e.contains("encoders"),
+        "{e}"
+    );
     let e = err("nice-nc", &["options.nice.dis_layers=5"]);
     assert!(e.contains("options.nice.dis_layers = 5"), "{e}");
     let e = err("nice-c+r", &["loss.cycle=10.0"]);

@@ -15,7 +15,7 @@ use medtrans_transforms::{ideal_field, percentile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 mod claims;
 pub mod figures;
@@ -64,6 +64,37 @@ pub struct SweepData {
     /// Slicing axis (2: axial).
     #[serde(default = "default_axis")]
     pub axis: usize,
+}
+
+impl SweepData {
+    /// Slice the pair into `out` once (a dataset already there is kept):
+    /// train, validation and test slabs of the one volume.
+    pub fn prepare(&self, out: &Path, report: Report) -> Result<()> {
+        if out.join(MANIFEST_FILE).is_file() {
+            return Ok(());
+        }
+        report(&format!(
+            "preparing {} -> {} at {} px",
+            self.a.display(),
+            self.b.display(),
+            self.size
+        ));
+        let mut spec = PrepareSpec::new(
+            vec![SubjectSpec {
+                a: self.a.clone(),
+                b: self.b.clone(),
+                mask: self.mask.clone(),
+                ..Default::default()
+            }],
+            out,
+        );
+        spec.size = self.size;
+        spec.axis = self.axis;
+        spec.min_foreground = 0.1;
+        spec.split = SplitSpec::default();
+        prepare(&spec, &mut |_, _, _| {})?;
+        Ok(())
+    }
 }
 
 fn default_modes() -> Vec<String> {
@@ -118,31 +149,7 @@ impl Experiment for SweepConfig {
     }
 
     fn build(&self, report: Report) -> Result<()> {
-        if self.dataset().join(MANIFEST_FILE).is_file() {
-            return Ok(());
-        }
-        let data = &self.data;
-        report(&format!(
-            "preparing {} -> {} at {} px",
-            data.a.display(),
-            data.b.display(),
-            data.size
-        ));
-        let mut spec = PrepareSpec::new(
-            vec![SubjectSpec {
-                a: data.a.clone(),
-                b: data.b.clone(),
-                mask: data.mask.clone(),
-                ..Default::default()
-            }],
-            self.dataset(),
-        );
-        spec.size = data.size;
-        spec.axis = data.axis;
-        spec.min_foreground = 0.1;
-        spec.split = SplitSpec::default();
-        prepare(&spec, &mut |_, _, _| {})?;
-        Ok(())
+        self.data.prepare(&self.dataset(), report)
     }
 
     /// Every run of the sweep as a grid, in [`SweepConfig::runs`] order.

@@ -4,9 +4,11 @@
 //! its four modes (C, C+R, NC, NC+R), trained on pairs moved by the
 //! paper's Table 1 misalignment (rotation within +-5 degrees, translation
 //! and scaling within +-5 %, freshly drawn each epoch) and tested against
-//! the untouched targets of a held-out patient. The patients are prepared
-//! as in the subjects benchmark (`subjects`), so folds hold out whole
-//! patients; `run_folds` picks which folds a budget allows.
+//! the untouched targets of a held-out patient. The patients (`[data]`)
+//! are prepared as in the subjects benchmark (`subjects`), so folds hold
+//! out whole patients; `run_folds` picks which folds a budget allows. Or
+//! one co-registered pair of volumes (`[volume]`, e.g. the ICBM template),
+//! sliced into train and test slabs as the noise sweep does.
 //!
 //! The paper's claims are judged per family by paired Wilcoxon tests over
 //! test slices (the mean over seeds of each slice's score): that unit is
@@ -15,6 +17,7 @@
 //! comparisons are also made over patients.
 use crate::experiment::{Common, Experiment};
 use crate::grid::{GridRun, Report};
+use crate::noise_sweep::SweepData;
 use crate::subjects::{Condition, SubjectsConfig, SubjectsData};
 use anyhow::{bail, Context, Result};
 use medtrans_training::TrainConfig;
@@ -138,7 +141,19 @@ pub struct Table1Config {
     /// The folds trained (default: all); the rest are prepared, not run.
     #[serde(default)]
     pub run_folds: Option<Vec<usize>>,
-    pub data: SubjectsData,
+    /// Patients, one held out per fold.
+    #[serde(default)]
+    pub data: Option<SubjectsData>,
+    /// Or one co-registered pair of volumes: train and test slabs of it
+    /// (one fold).
+    #[serde(default)]
+    pub volume: Option<SweepData>,
+    /// Names of A's and B's contrasts and the page's title (with
+    /// `[volume]`; `[data]` has its own).
+    #[serde(default)]
+    pub contrasts: Option<[String; 2]>,
+    #[serde(default)]
+    pub title: Option<String>,
 }
 
 impl Experiment for Table1Config {
@@ -162,36 +177,45 @@ impl Experiment for Table1Config {
         for f in &own.families {
             medtrans_training::family::get(f).with_context(|| format!("{origin}: families"))?;
         }
+        let folds = match (&own.data, &own.volume) {
+            (Some(_), None) => own.folds,
+            (None, Some(_)) if own.folds == default_folds() || own.folds == 1 => 1,
+            (None, Some(_)) => bail!("{origin}: folds: one [volume] is one fold"),
+            _ => bail!(
+                "{origin}: give either [data] (patients) or [volume] (one pair), not both or neither"
+            ),
+        };
         // The subjects benchmark prepares the folds: registered only (the
         // noise is the misalignment here), no noise levels of its own.
-        let subjects = SubjectsConfig::new(
-            common.clone(),
-            SubjectsConfig {
-                common: Common::default(),
-                seeds: Vec::new(),
-                names: Vec::new(),
-                modes: vec!["cycle".into()],
-                conditions: vec![Condition::Registered],
-                noise_levels: vec![0],
-                folds: own.folds,
-                data: own.data.clone(),
-            },
-        )?;
+        let subjects = match &own.data {
+            Some(data) => Some(SubjectsConfig::new(
+                common.clone(),
+                SubjectsConfig {
+                    common: Common::default(),
+                    seeds: Vec::new(),
+                    names: Vec::new(),
+                    modes: vec!["cycle".into()],
+                    conditions: vec![Condition::Registered],
+                    noise_levels: vec![0],
+                    folds,
+                    data: data.clone(),
+                },
+            )?),
+            None => None,
+        };
         let run_folds = own
             .run_folds
             .clone()
-            .unwrap_or_else(|| (0..own.folds).collect());
-        if let Some(f) = run_folds.iter().find(|&&f| f >= own.folds) {
-            bail!(
-                "{origin}: run_folds: fold {f} of {} (folds count from 0)",
-                own.folds
-            );
+            .unwrap_or_else(|| (0..folds).collect());
+        if let Some(f) = run_folds.iter().find(|&&f| f >= folds) {
+            bail!("{origin}: run_folds: fold {f} of {folds} (folds count from 0)");
         }
         let cfg = Table1Config {
             seeds: common.seeds_or(&[1, 2])?,
             common,
-            subjects: Some(subjects),
+            subjects,
             run_folds: Some(run_folds),
+            folds,
             ..own
         };
         // Every cell's config is made (and checked) now, not hours later.
@@ -208,7 +232,11 @@ impl Experiment for Table1Config {
     }
 
     fn build(&self, report: Report) -> Result<()> {
-        self.subjects().build(report)
+        match (&self.subjects, &self.volume) {
+            (Some(s), _) => s.build(report),
+            (None, Some(v)) => v.prepare(&self.dataset(0), report),
+            (None, None) => unreachable!("checked by Table1Config::new"),
+        }
     }
 
     fn grid(&self) -> Result<Vec<GridRun>> {
@@ -235,10 +263,6 @@ impl Experiment for Table1Config {
 }
 
 impl Table1Config {
-    fn subjects(&self) -> &SubjectsConfig {
-        self.subjects.as_ref().expect("made by Table1Config::new")
-    }
-
     /// The folds trained.
     pub fn run_folds(&self) -> &[usize] {
         self.run_folds
@@ -246,9 +270,24 @@ impl Table1Config {
             .expect("filled by Table1Config::new")
     }
 
-    /// The prepared patients of one fold.
+    /// The prepared patients of one fold (or the volume's slabs).
     pub fn dataset(&self, fold: usize) -> PathBuf {
-        self.subjects().dataset(Condition::Registered, fold)
+        match &self.subjects {
+            Some(s) => s.dataset(Condition::Registered, fold),
+            None => self.common.runs.join("dataset"),
+        }
+    }
+
+    /// A's and B's contrast names, and the results page's title.
+    pub fn labels(&self) -> ([String; 2], String) {
+        let (contrasts, title) = match &self.data {
+            Some(d) => (d.contrasts.clone(), d.title.clone()),
+            None => (["A".to_string(), "B".to_string()], "Table 1".to_string()),
+        };
+        (
+            self.contrasts.clone().unwrap_or(contrasts),
+            self.title.clone().unwrap_or(title),
+        )
     }
 
     pub fn run_dir(&self, family: &str, mode: Table1Mode, fold: usize, seed: u64) -> PathBuf {

@@ -252,7 +252,8 @@ fn table(cells: &[Cell]) -> ResultsTable {
 /// (and over patients when every fold ran).
 fn verdicts(cfg: &Table1Config, cells: &[Cell]) -> Vec<String> {
     let find = |f: &str, m: Table1Mode| cells.iter().find(|c| c.family == f && c.mode == m);
-    let all_folds = cfg.run_folds().len() == cfg.folds;
+    // Over patients too when every patient was held out once (n >= 2).
+    let all_folds = cfg.data.is_some() && cfg.folds >= 2 && cfg.run_folds().len() == cfg.folds;
     let mut out = Vec::new();
     let judge = |claim: String, a: Option<&Cell>, b: Option<&Cell>, at_least: bool| -> String {
         match (a, b) {
@@ -378,16 +379,20 @@ fn markdown(
     table: &ResultsTable,
     (done, planned): (usize, usize),
 ) -> String {
-    let [a, b] = &cfg.data.contrasts;
-    let mut md = format!("# {}: Table 1, {a} -> {b}\n\n", cfg.data.title);
+    let ([a, b], title) = cfg.labels();
+    let mut md = format!("# {title}: Table 1, {a} -> {b}\n\n");
     let _ = writeln!(
         md,
         "{done} of {planned} runs finished; cells are the mean over seeds {:?} and folds {:?} \
-         (each fold holds out its patients); training pairs moved by rotation +-{} deg, \
-         translation +-{:.0} %, scaling +-{:.0} %; tested against the held-out patients' \
-         untouched targets, brain-masked.\n",
+         ({}); training pairs moved by rotation +-{} deg, translation +-{:.0} %, scaling \
+         +-{:.0} %; tested against the untouched targets, brain-masked.\n",
         cfg.seeds,
         cfg.run_folds(),
+        if cfg.data.is_some() {
+            "each fold holds out its patients"
+        } else {
+            "one volume: train and test slabs"
+        },
         cfg.misalign.rotation_deg,
         100.0 * cfg.misalign.translation,
         100.0 * cfg.misalign.scale,
@@ -413,7 +418,7 @@ fn markdown(
 /// A held-out patient's middle slice: rows of families, columns input,
 /// target and the four modes.
 fn draw(path: &std::path::Path, cfg: &Table1Config, f: &Figure) -> Result<()> {
-    let [a, b] = cfg.data.contrasts.clone();
+    let ([a, b], _) = cfg.labels();
     let mut cols = vec![a, b];
     cols.extend(cfg.modes.iter().map(|m| m.label().to_string()));
     let blank = Slice::new(vec![-1.0; f.a.data.len()], f.a.width, f.a.height);

@@ -66,7 +66,7 @@ pub struct NiceOptions {
     /// U-GAT-IT's light MLP (from pooled features) to AdaILN's parameters.
     pub light: bool,
     /// The reference's `n_layers` of each discriminator (at least 6; 7
-    /// needs slices of 128 px).
+    /// takes slices of 96 px or more in C, of 64 px in NC).
     pub dis_layers: usize,
     /// NC's discriminator's width (in C the discriminators are the
     /// encoders, of `dim`).
@@ -141,6 +141,9 @@ fn check(c: &TrainConfig) -> Result<(), String> {
             ("recon", o.recon),
         ],
     )?;
+    if o.bidirect && o.adversarial == 0.0 && (o.cycle > 0.0 || o.recon > 0.0) {
+        return Err("options.nice.adversarial = 0 with bidirect = true: C's encoders are its discriminators' first layers and learn from the adversarial loss alone, so they would stay random; give adversarial a weight".into());
+    }
     if o.dis_layers < 6 {
         return Err(format!(
             "options.nice.dis_layers = {} is below NICE-GAN's least, 6 (its local head needs the encoder's 2 layers and 4 more)",
@@ -259,6 +262,9 @@ pub const NICE: Family = Family {
     networks: &[
         net(NICE_G, Role::Generator, |c, size, d| {
             let o = NiceOptions::of(c);
+            if !o.light && size > 256 {
+                tracing::warn!("NICE-GAN's decoder MLP reads every position of the encoding: at {size} px its first layer alone has {} M parameters per decoder; options.nice.light = true pools first", (size / 4).pow(2) * 16 * o.dim * o.dim / 1_000_000);
+            }
             let g = o.translator(!o.bidirect).init(size, d);
             trained_with(NICE_G, g, &c.optim, NiceGenerator::refreshed)
         }),
