@@ -203,6 +203,19 @@ fn resumes_and_translates(mode: &str) {
     assert!(a
         .iter()
         .all(|s| s.data.iter().all(|v| v.is_finite() && v.abs() <= 1.0)));
+    // `translate` (a volume in, a volume out) and `evaluate` load it too.
+    let model = Model::load(&whole.join("checkpoints/last"), "cpu").unwrap();
+    let d = common::demo_data();
+    let read = |f: &str| medtrans_training::inference::read_input(&d.join(f)).unwrap();
+    let (t1, mask) = (read("t1.nii.gz"), read("mask.nii.gz"));
+    let vol = model
+        .translate_volume(&t1, Some(&mask), 8, &mut |_, _| {})
+        .unwrap();
+    assert_eq!(vol.len(), t1.data.len(), "{mode}");
+    assert!(vol.iter().all(|v| v.is_finite()), "{mode}");
+    let scores = model.evaluate(&test, 8).unwrap();
+    assert_eq!(scores.len(), test.len(), "{mode}");
+    assert!(scores.iter().all(|s| s.psnr.is_finite()), "{mode}");
 }
 
 #[test]
