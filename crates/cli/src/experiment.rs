@@ -127,7 +127,8 @@ enum Which {
     /// Writes results.md/.csv (the 16-cell table per metric with what
     /// adding R changes, and the paper's three conclusions judged by paired
     /// Wilcoxon tests per family over test slices, and over patients when
-    /// every fold ran), per_slice.csv and a figure per held-out patient.
+    /// every fold ran), per_slice.csv, psnr.png (every cell, seed spread)
+    /// and a figure per held-out patient.
     ///
     /// Example: medtrans experiment table1 --config configs/experiments/table1-brats.toml
     Table1(Common),

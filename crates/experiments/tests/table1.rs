@@ -63,6 +63,7 @@ fn quick_table1_trains_every_cell_and_judges_over_test_slices() {
         assert!(!v.contains("over patients"), "{v}");
     }
     assert!(dir.path().join("results/patient_Subj1.png").is_file());
+    assert!(dir.path().join("results/psnr.png").is_file());
 }
 
 #[test]

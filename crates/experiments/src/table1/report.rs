@@ -3,7 +3,7 @@
 //! figure of one slice per held-out patient under every cell.
 use super::*;
 use crate::grid::{finished_steps, ResultsRow, ResultsTable};
-use crate::plot::{image_grid, Tile};
+use crate::plot::{bar_chart, image_grid, Bar, Tile};
 use crate::subjects::{judge_over, subject_name, Values};
 use medtrans_datasets::{SliceDataset, MANIFEST_FILE};
 use medtrans_io::{write_file_atomic, Slice};
@@ -182,6 +182,25 @@ pub(super) fn report(cfg: &Table1Config, say: Report) -> Result<Table1Results> {
     write_file_atomic(&dir.join("results.csv"), table.csv().as_bytes())?;
     let md = markdown(cfg, &results, &table, (done, planned));
     write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
+    let ([a, b], title) = cfg.labels();
+    let bars: Vec<Bar> = results
+        .cells
+        .iter()
+        .map(|c| {
+            let seeds: Vec<f64> = c.seed_psnr.iter().map(|s| s.1).collect();
+            Bar {
+                label: format!("{} {}", c.family, c.mode.label()),
+                mean: c.mean(Metric::PSNR),
+                std: mean_std(&seeds).map_or(0.0, |m| m.1),
+            }
+        })
+        .collect();
+    bar_chart(
+        &dir.join("psnr.png"),
+        &format!("{title}: Table 1, {a} -> {b} (whiskers: std over seeds)"),
+        "test PSNR (dB)",
+        &bars,
+    )?;
     say("drawing a figure per held-out patient");
     for f in &figures {
         draw(&dir.join(format!("patient_{}.png", f.patient)), cfg, f)?;
