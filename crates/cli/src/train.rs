@@ -6,14 +6,17 @@ use std::path::PathBuf;
 /// Train a translation model.
 ///
 /// The mode is a config: start from a preset in configs/ (pix2pix, cycle,
-/// nc, cycle+reg, reggan, asymmetric, guided; UNIT's unit-c, unit-c+r,
-/// unit-nc, unit-nc+r in configs/unit/) and override fields with --set. The
+/// nc, cycle+reg, reggan, asymmetric, guided; and the RegGAN paper's Table 1
+/// families in C, C+R, NC and NC+R: unit-c ... unit-nc+r in configs/unit/,
+/// munit-* in configs/munit/, nice-* in configs/nice/) and override fields
+/// with --set (a family's own settings: --set options.nice.light=true). The
 /// run folder gets config.toml (the effective config), losses.csv,
 /// validation.csv, samples/epoch_NNN.png and checkpoints/{best,last}.
 ///
 /// Examples:
 ///   medtrans train --config configs/reggan.toml --set data.path=data/t1t2 --set data.noise_level=3
 ///   medtrans train --mode pix2pix --set data.path=data/t1t2 --set out=runs/p2p
+///   medtrans train --mode nice-nc+r --set data.path=data/t1t2 --set options.nice.dis_layers=6
 ///   medtrans train --resume runs/reggan
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
