@@ -49,6 +49,9 @@ impl Cell {
 pub struct Table1Results {
     /// Complete cells only: every seed and run fold finished.
     pub cells: Vec<Cell>,
+    /// The untranslated input scored as the target, over the same slices:
+    /// the floor a translation must clear.
+    pub identity: Option<Summary>,
     pub verdicts: Vec<String>,
 }
 
@@ -80,6 +83,7 @@ pub(super) fn report(cfg: &Table1Config, say: Report) -> Result<Table1Results> {
     let mut runs: BTreeMap<(String, Table1Mode), usize> = BTreeMap::new();
     let mut patient_of: BTreeMap<String, String> = BTreeMap::new();
     let mut figures = Vec::new();
+    let mut identity: Vec<SliceScore> = Vec::new();
     let (mut done, mut planned) = (0, 0);
     for &fold in cfg.run_folds() {
         let data = cfg.dataset(fold);
@@ -87,6 +91,7 @@ pub(super) fn report(cfg: &Table1Config, say: Report) -> Result<Table1Results> {
             continue;
         }
         let test = SliceDataset::open(&data, "test")?;
+        identity.extend(medtrans_training::score_slices(&test, &test.a));
         let middle = test.len() / 2;
         let mut figure = Figure {
             patient: subject_name(&test, test.refs.as_ref().map_or(0, |r| r[middle].subject)),
@@ -174,11 +179,22 @@ pub(super) fn report(cfg: &Table1Config, say: Report) -> Result<Table1Results> {
     let results = Table1Results {
         verdicts: verdicts(cfg, &cells),
         cells,
+        identity: Summary::of(&identity),
     };
     let dir = &cfg.common.results;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     write_file_atomic(&dir.join("per_slice.csv"), csv.as_bytes())?;
-    let table = table(&results.cells);
+    let mut table = table(&results.cells);
+    if let Some(id) = &results.identity {
+        table.rows.insert(
+            0,
+            ResultsRow {
+                keys: vec!["identity".into(), "-".into()],
+                scores: id.clone(),
+                extras: vec![("0".into(), "-".into()), (String::new(), "-".into())],
+            },
+        );
+    }
     write_file_atomic(&dir.join("results.csv"), table.csv().as_bytes())?;
     let md = markdown(cfg, &results, &table, (done, planned));
     write_file_atomic(&dir.join("results.md"), md.as_bytes())?;
@@ -418,6 +434,14 @@ fn markdown(
     );
     for m in [Metric::PSNR, Metric::NMAE, Metric::SSIM] {
         md += &grid(cfg, &r.cells, m);
+        if let Some(id) = &r.identity {
+            let d = m.table_decimals();
+            let _ = writeln!(
+                md,
+                "\nThe untranslated input ({a} scored as {b}): {:.d$}.",
+                id.mean(m)
+            );
+        }
         md.push('\n');
     }
     md += "## The paper's conclusions\n\n";
