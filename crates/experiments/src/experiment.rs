@@ -106,6 +106,21 @@ pub fn read_config<C: DeserializeOwned>(path: &Path) -> Result<(Common, C)> {
     Ok((common, own))
 }
 
+/// `common` and `common_mut` for an experiment whose shared keys are its
+/// field `common` (every shipped one): `common_field!();` in its impl.
+#[macro_export]
+macro_rules! common_field {
+    () => {
+        fn common(&self) -> &$crate::experiment::Common {
+            &self.common
+        }
+
+        fn common_mut(&mut self) -> &mut $crate::experiment::Common {
+            &mut self.common
+        }
+    };
+}
+
 /// An experiment: a grid of training runs over prepared data, scored and
 /// reported.
 pub trait Experiment: Sized {

@@ -105,13 +105,7 @@ impl Experiment for ShapeConfig {
         Ok(cfg)
     }
 
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    fn common_mut(&mut self) -> &mut Common {
-        &mut self.common
-    }
+    crate::common_field!();
 
     fn build(&self, report: Report) -> Result<()> {
         build_dataset(self, report)

@@ -186,13 +186,7 @@ impl Experiment for AugmentConfig {
         Ok(cfg)
     }
 
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    fn common_mut(&mut self) -> &mut Common {
-        &mut self.common
-    }
+    crate::common_field!();
 
     fn build(&self, report: Report) -> Result<()> {
         build_datasets(self, report)

@@ -153,13 +153,7 @@ impl Experiment for ManyToOneConfig {
         Ok(cfg)
     }
 
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    fn common_mut(&mut self) -> &mut Common {
-        &mut self.common
-    }
+    crate::common_field!();
 
     fn build(&self, report: Report) -> Result<()> {
         build_dataset(self, report)

@@ -205,13 +205,7 @@ impl Experiment for SubjectsConfig {
         Ok(cfg)
     }
 
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    fn common_mut(&mut self) -> &mut Common {
-        &mut self.common
-    }
+    crate::common_field!();
 
     fn build(&self, report: Report) -> Result<()> {
         let all = read_subject_csv(&self.data.subjects)?;

@@ -223,13 +223,7 @@ impl Experiment for Table1Config {
         Ok(cfg)
     }
 
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    fn common_mut(&mut self) -> &mut Common {
-        &mut self.common
-    }
+    crate::common_field!();
 
     fn build(&self, report: Report) -> Result<()> {
         match (&self.subjects, &self.volume) {
