@@ -60,7 +60,7 @@ pub struct Args {
     mask: Vec<PathBuf>,
     /// Label map of A per subject (integer classes 0..=255 on A's grid),
     /// stored as A_labels.npy: what the shape-consistency loss
-    /// (loss.shape, segmentor.classes) needs.
+    /// (options.shape, segmentor.classes) needs.
     #[arg(long)]
     labels_a: Vec<PathBuf>,
     /// Label map of B per subject, stored as B_labels.npy.

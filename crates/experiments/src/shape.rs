@@ -23,6 +23,7 @@ use medtrans_io::{write_file_atomic, Slice};
 use medtrans_metrics::{dice_per_label, format_p, mean_std, wilcoxon_signed_rank, Metric, Summary};
 use medtrans_training::checkpoint::last_checkpoint;
 use medtrans_training::nets::S_B;
+use medtrans_training::term_options::{ShapeOptions, SHAPE};
 use medtrans_training::{RunNetworks, SliceScore, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -168,10 +169,12 @@ impl ShapeConfig {
                     t.data.pairing = Pairing::Unpaired;
                     t.data.noise_level = c.noise;
                     t.out = self.run_dir(c, seed);
-                    t.loss.shape = c.shape;
-                    if t.loss.segmentation == 0.0 {
-                        t.loss.segmentation = 1.0;
-                    }
+                    t.edit_options(SHAPE, |o: &mut ShapeOptions| {
+                        o.weight = c.shape;
+                        if o.segmentation == 0.0 {
+                            o.segmentation = 1.0;
+                        }
+                    });
                     t.segmentor.classes = CLASS_NAMES.len();
                     t.train.seed = seed;
                     t.train.device = self.device().to_string();

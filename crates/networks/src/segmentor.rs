@@ -18,7 +18,7 @@ pub struct SegmentorConfig {
     pub learn_from_translations: bool,
     /// A checkpoint folder (`RUN/checkpoints/last`) whose S_A and S_B
     /// start these segmentors: pretrained ones. With
-    /// `loss.segmentation = 0` and `learn_from_translations = false` they
+    /// `options.shape.segmentation = 0` and `learn_from_translations = false` they
     /// stay frozen.
     pub init_from: Option<std::path::PathBuf>,
 }

@@ -265,7 +265,13 @@ impl CheckpointState {
         }
         let text = std::fs::read_to_string(&p)
             .with_context(|| format!("{}: unreadable checkpoint state", p.display()))?;
-        let s: CheckpointState = serde_json::from_str(&text)
+        let mut json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: unreadable checkpoint state", p.display()))?;
+        // A run saved before some [loss] keys moved to their tables.
+        if let Some(config) = json.get_mut("config") {
+            crate::term_options::migrate_json(config);
+        }
+        let s: CheckpointState = serde_json::from_value(json)
             .with_context(|| format!("{}: unreadable checkpoint state", p.display()))?;
         if !(1..=FORMAT_VERSION).contains(&s.format_version) {
             bail!(

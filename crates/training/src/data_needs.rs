@@ -14,7 +14,7 @@ pub fn segmentors(cfg: &mut TrainConfig, train: &SliceDataset, w: usize) -> Resu
     }
     check_labels(train, cfg.segmentor.classes).with_context(|| {
         format!(
-            "loss.shape and loss.segmentation need label maps in {}",
+            "options.shape (shape consistency and the segmentors' loss) needs label maps in {}",
             cfg.data.path.display()
         )
     })
@@ -27,16 +27,16 @@ pub fn predictor(cfg: &mut TrainConfig, train: &SliceDataset, _: usize) -> Resul
         .slice_labels_a
         .as_ref()
         .is_some_and(|l| l.iter().any(|v| !v.is_nan()));
-    if cfg.loss.guidance > 0.0 && !labelled_a {
+    if crate::term_options::GuidedOptions::of(cfg).guidance > 0.0 && !labelled_a {
         bail!(
-            "{}: loss.guidance > 0 needs labelled A (source) slices, but the {} split has none: guidance would do nothing",
+            "{}: options.guided.guidance > 0 needs labelled A (source) slices, but the {} split has none: guidance would do nothing",
             cfg.data.path.display(),
             cfg.data.train_split
         );
     }
     check_slice_labels(train, &mut cfg.predictor).with_context(|| {
         format!(
-            "loss.prediction and loss.guidance need per-slice labels in {} (medtrans prepare --slice-labels)",
+            "options.guided (the predictor's loss and its guidance) needs per-slice labels in {} (medtrans prepare --slice-labels)",
             cfg.data.path.display()
         )
     })

@@ -18,6 +18,7 @@ mod pool;
 pub mod predict;
 mod samples;
 mod tensors;
+pub mod term_options;
 pub mod terms;
 mod trainer;
 pub mod validation;

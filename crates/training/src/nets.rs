@@ -584,9 +584,12 @@ mod brings_tests {
         assert_eq!(networks("cycle+reg", &[]), [D_A, D_B, F, G, R]);
         assert_eq!(networks("guided", &[]), [D_A, D_B, F, G, P]);
         // The shape loss brings the segmentors, as their own loss does.
-        let shape = networks("cycle", &["loss.shape=1.0"]);
+        let shape = networks("cycle", &["options.shape.weight=1.0"]);
         assert_eq!(shape, [D_A, D_B, F, G, S_A, S_B]);
-        assert_eq!(networks("cycle", &["loss.segmentation=1.0"]), shape);
+        assert_eq!(
+            networks("cycle", &["options.shape.segmentation=1.0"]),
+            shape
+        );
         // Without the adversarial weight no discriminator comes; without
         // the cycle no F, and so no D_A either.
         assert_eq!(networks("reggan", &["loss.adversarial=0.0"]), [G, R]);

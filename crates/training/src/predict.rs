@@ -41,7 +41,7 @@ impl PredictorModel {
         let state = CheckpointState::load(&ckpt)?;
         if !state.config.uses_predictor() {
             bail!(
-                "{}: this run has no predictor (its loss.prediction is 0); train one with the guided preset",
+                "{}: this run has no predictor (its options.guided.prediction is 0); train one with the guided preset",
                 ckpt.display()
             );
         }

@@ -11,6 +11,7 @@ use crate::batch::Batch;
 use crate::config::{CycleDirection, LossConfig, TrainConfig};
 use crate::nets::{Nets, D_A, D_B, F, G, P, R, S_A, S_B};
 use crate::pool::ImagePool;
+use crate::term_options::{GradientDifferenceOptions, GuidedOptions, ShapeOptions};
 use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -22,9 +23,10 @@ use medtrans_networks::{
 use rand_chacha::ChaCha8Rng;
 
 /// Config tables that shared terms own (`[options.NAME]`,
-/// `family::Options`). The paper's terms keep their weights in `[loss]`;
-/// a new shared term with settings of its own adds its table here.
-pub const TERM_OPTIONS: &[crate::family::Options] = &[];
+/// `family::Options`): one per method (`term_options`). The core terms
+/// keep their weights in `[loss]`; a new shared term with settings of its
+/// own adds its table there.
+pub const TERM_OPTIONS: &[crate::family::Options] = crate::term_options::OPTIONS;
 
 /// One loss term of a step; `C` computes it from the step's tensors.
 pub struct Term<C> {
@@ -338,7 +340,7 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
     },
     Term {
         name: "gdl",
-        weight: |c| c.loss.gradient_difference,
+        weight: |c| GradientDifferenceOptions::of(c).weight,
         needs: &[],
         brings: &[],
         compute: |s| gradient_difference(s.fake_b.clone(), s.y.clone()),
@@ -409,14 +411,14 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
     },
     Term {
         name: "seg_a",
-        weight: |c| c.loss.segmentation,
+        weight: |c| ShapeOptions::of(c).segmentation,
         needs: &[S_A],
         brings: &[S_A, S_B],
         compute: |s| cross_entropy(segmentor(s.nets, S_A).forward(s.x.clone()), s.labels(false)),
     },
     Term {
         name: "seg_b",
-        weight: |c| c.loss.segmentation,
+        weight: |c| ShapeOptions::of(c).segmentation,
         needs: &[S_B],
         brings: &[S_A, S_B],
         compute: |s| cross_entropy(segmentor(s.nets, S_B).forward(s.y.clone()), s.labels(true)),
@@ -425,7 +427,7 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
         // A translation must segment as its source did: G(x) under S_B
         // with x's labels, F(y) under S_A with y's.
         name: "shape",
-        weight: |c| c.loss.shape,
+        weight: |c| ShapeOptions::of(c).weight,
         needs: &[F, S_A, S_B],
         brings: &[S_A, S_B],
         compute: |s| {
@@ -439,7 +441,7 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
         // Predictor guidance: P, frozen here (it learns in its own step),
         // must get the labels of x right from G(x).
         name: "guidance",
-        weight: |c| c.loss.guidance,
+        weight: |c| GuidedOptions::of(c).guidance,
         needs: &[P],
         brings: &[P],
         compute: |s| {
@@ -503,7 +505,7 @@ pub const DISCRIMINATOR_TERMS: &[DiscriminatorTerm] = &[
         // L_pred: P on labelled translated sources (G(x), detached) plus
         // labelled real targets.
         name: "pred",
-        weight: |c| c.loss.prediction,
+        weight: |c| GuidedOptions::of(c).prediction,
         needs: &[P],
         brings: &[P],
         compute: |s| {

@@ -183,3 +183,26 @@ fn a_misalignment_range_is_a_data_setting() {
         .to_toml()
         .contains("misalign"));
 }
+
+/// Method weights that left `[loss]` for their tables are still read from
+/// an old config (and an old `--set`), moved; given both ways, refused.
+#[test]
+fn old_loss_keys_of_a_method_are_read_into_its_table() {
+    use medtrans_training::term_options::{GuidedOptions, ShapeOptions};
+    let cfg = TrainConfig::preset(
+        "cycle",
+        &["loss.shape=1.0".into(), "loss.segmentation=0.5".into()],
+    )
+    .unwrap();
+    let shape = ShapeOptions::of(&cfg);
+    assert_eq!((shape.weight, shape.segmentation), (1.0, 0.5));
+    assert!(cfg.uses_segmentors());
+    let guided = TrainConfig::preset("guided", &[]).unwrap();
+    assert_eq!(GuidedOptions::of(&guided).guidance, 1e-3);
+    let err = TrainConfig::preset(
+        "cycle",
+        &["loss.shape=1.0".into(), "options.shape.weight=2.0".into()],
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("same setting"), "{err:#}");
+}

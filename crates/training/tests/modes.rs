@@ -115,7 +115,7 @@ fn gradient_difference_term_joins_through_the_config() {
     let cfg = small_config(
         "pix2pix",
         &dir.path().join("run"),
-        &["loss.gradient_difference=10"],
+        &["options.gradient_difference.weight=10"],
     );
     let mut t = Trainer::new(cfg).unwrap();
     let rows: Vec<_> = (0..25).map(|_| t.train_step().unwrap()).collect();

@@ -87,7 +87,7 @@ fn config(dir: &Path, extra: &[&str]) -> TrainConfig {
         "train.samples=0",
         "predictor.width=8",
         "predictor.blocks=[1, 1]",
-        "loss.prediction=1",
+        "options.guided.prediction=1",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -201,7 +201,7 @@ fn labelled_batch(cfg: &TrainConfig, device: &Device) -> (Tensor<4>, Tensor<4>, 
 fn guidance_reaches_g_through_a_frozen_p_and_p_learns_only_in_its_own_step() {
     let _rng = common::rng_lock();
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path(), &["loss.guidance=1e-3"]);
+    let mut cfg = config(dir.path(), &["options.guided.guidance=1e-3"]);
     // What the trainer fills in from the training labels.
     cfg.predictor.label_mean = Some(1000.0);
     cfg.predictor.label_std = Some(250.0);
@@ -322,10 +322,10 @@ fn lambda_zero_trains_exactly_the_plain_translator_and_lambda_above_zero_does_no
     let _rng = common::rng_lock();
     let dir = tempfile::tempdir().unwrap();
     let steps = 4;
-    let plain = config(&dir.path().join("plain"), &["loss.prediction=0"]);
+    let plain = config(&dir.path().join("plain"), &["options.guided.prediction=0"]);
     assert!(!plain.uses_predictor());
-    let with_p = config(&dir.path().join("p"), &["loss.guidance=0"]);
-    let guided = config(&dir.path().join("g"), &["loss.guidance=1"]);
+    let with_p = config(&dir.path().join("p"), &["options.guided.guidance=0"]);
+    let guided = config(&dir.path().join("g"), &["options.guided.guidance=1"]);
     let (g_plain, rows_plain) = g_after(plain, steps);
     let (g_p, rows_p) = g_after(with_p, steps);
     let (g_guided, rows_guided) = g_after(guided, steps);
@@ -345,7 +345,7 @@ fn the_predictor_learns_and_predicts_a_volume_as_its_prepared_slices() {
     let cfg = config(
         dir.path(),
         &[
-            "loss.guidance=1e-3",
+            "options.guided.guidance=1e-3",
             "train.epochs=1",
             "train.steps_per_epoch=150",
             "train.batch_size=2",
@@ -444,19 +444,21 @@ fn guidance_without_labelled_sources_is_refused() {
         vec![
             format!("data.path={:?}", out.display().to_string()),
             format!("out={:?}", dir.path().join("run").display().to_string()),
-            "loss.prediction=1".to_string(),
+            "options.guided.prediction=1".to_string(),
             extra.to_string(),
         ]
     };
-    let err = TrainConfig::preset("cycle", &set("loss.guidance=1e-3"))
+    let err = TrainConfig::preset("cycle", &set("options.guided.guidance=1e-3"))
         .and_then(Trainer::new)
         .err()
         .expect("guidance with no labelled A slice must be refused");
     assert!(format!("{err:#}").contains("needs labelled A"), "{err:#}");
     // P alone may learn from the labelled targets.
-    assert!(TrainConfig::preset("cycle", &set("loss.guidance=0"))
-        .and_then(Trainer::new)
-        .is_ok());
+    assert!(
+        TrainConfig::preset("cycle", &set("options.guided.guidance=0"))
+            .and_then(Trainer::new)
+            .is_ok()
+    );
 }
 
 /// The classification head end to end: integer classes from the CSV

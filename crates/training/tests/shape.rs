@@ -69,8 +69,8 @@ fn shape_config(dir: &Path, extra: &[&str]) -> TrainConfig {
     let data = labelled_dataset(dir);
     let mut set = vec![
         format!("data.path={:?}", data.display().to_string()),
-        "loss.shape=1.0".into(),
-        "loss.segmentation=1.0".into(),
+        "options.shape.weight=1.0".into(),
+        "options.shape.segmentation=1.0".into(),
         format!("segmentor.classes={CLASSES}"),
         "segmentor.ngf=4".into(),
     ];
@@ -321,8 +321,8 @@ fn shape_without_labels_or_with_too_many_classes_is_refused_by_name() {
         &[
             format!("data.path={data:?}"),
             format!("out={:?}", dir.path().join("r").display().to_string()),
-            "loss.shape=1".into(),
-            "loss.segmentation=1".into(),
+            "options.shape.weight=1".into(),
+            "options.shape.segmentation=1".into(),
         ],
     )
     .and_then(Trainer::new)
@@ -342,9 +342,9 @@ fn shape_without_labels_or_with_too_many_classes_is_refused_by_name() {
         "{err:#}"
     );
 
-    let err = TrainConfig::preset("pix2pix", &["loss.shape=1".into()]).unwrap_err();
+    let err = TrainConfig::preset("pix2pix", &["options.shape.weight=1".into()]).unwrap_err();
     assert!(
-        format!("{err:#}").contains("loss.shape needs the cycle"),
+        format!("{err:#}").contains("options.shape.weight needs the cycle"),
         "{err:#}"
     );
 }
@@ -366,7 +366,7 @@ fn pretrained_segmentors_load_and_stay_frozen() {
     let mut set = steps.to_vec();
     set.extend([
         init.as_str(),
-        "loss.segmentation=0",
+        "options.shape.segmentation=0",
         "segmentor.learn_from_translations=false",
         "train.seed=9",
     ]);
@@ -412,7 +412,7 @@ fn pretrained_segmentors_load_and_stay_frozen() {
     let err = TrainConfig::preset(
         "cycle",
         &[
-            "loss.shape=1".into(),
+            "options.shape.weight=1".into(),
             "segmentor.learn_from_translations=false".into(),
         ],
     )

@@ -32,6 +32,7 @@ use anyhow::{bail, Context, Result};
 use medtrans_datasets::{Pairing, SliceDataset};
 use medtrans_io::{read_volume, write_file_atomic, Slice};
 use medtrans_metrics::{format_p, mean_std, paired_t_test, Metric, SliceScore, Summary};
+use medtrans_training::term_options::{GuidedOptions, GUIDED};
 use medtrans_training::{
     fit_predictor, fit_predictor_stages, predict_with, FitOptions, Model, PredictorModel,
     TrainConfig,
@@ -247,12 +248,14 @@ impl AugmentConfig {
                 t.train.device = self.device().to_string();
                 if let Some(l) = lambda {
                     t.out = self.guided_dir(l, split);
-                    t.loss.guidance = l;
+                    t.edit_options(GUIDED, |o: &mut GuidedOptions| o.guidance = l);
                 } else {
                     t.out = self.cyclegan_dir();
                     t.mode = "cycle".into();
-                    t.loss.prediction = 0.0;
-                    t.loss.guidance = 0.0;
+                    t.edit_options(GUIDED, |o: &mut GuidedOptions| {
+                        o.prediction = 0.0;
+                        o.guidance = 0.0;
+                    });
                 }
             })
         })

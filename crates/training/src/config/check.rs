@@ -2,6 +2,7 @@
 //! can run its mode, every weight is a weight, every options table has an
 //! owner, and the settings agree with each other.
 use super::TrainConfig;
+use crate::term_options::{GradientDifferenceOptions, GuidedOptions, ShapeOptions};
 use anyhow::{bail, Result};
 use medtrans_datasets::Pairing;
 use medtrans_networks::GeneratorKind;
@@ -45,15 +46,10 @@ impl TrainConfig {
         for (name, w) in [
             ("adversarial", l.adversarial),
             ("l1", l.l1),
-            ("gradient_difference", l.gradient_difference),
             ("cycle", l.cycle),
             ("identity", l.identity),
             ("correction", l.correction),
             ("smoothness", l.smoothness),
-            ("shape", l.shape),
-            ("segmentation", l.segmentation),
-            ("prediction", l.prediction),
-            ("guidance", l.guidance),
             ("discriminator", l.discriminator),
         ] {
             if !(w.is_finite() && w >= 0.0) {
@@ -63,27 +59,29 @@ impl TrainConfig {
         if l.identity > 0.0 && l.cycle == 0.0 {
             bail!("loss.identity is a fraction of loss.cycle, which is 0");
         }
-        if l.shape > 0.0 && !self.uses_cycle() {
-            bail!("loss.shape needs the cycle (F: B -> A) for its second half; set loss.cycle > 0");
+        let shape = ShapeOptions::of(self);
+        if shape.weight > 0.0 && !self.uses_cycle() {
+            bail!("options.shape.weight needs the cycle (F: B -> A) for its second half; set loss.cycle > 0");
         }
         if self.uses_segmentors() && self.segmentor.classes < 2 {
             bail!("segmentor.classes must be at least 2 (background and one structure)");
         }
         let s = &self.segmentor;
-        if l.shape > 0.0
-            && l.segmentation == 0.0
+        if shape.weight > 0.0
+            && shape.segmentation == 0.0
             && !s.learn_from_translations
             && s.init_from.is_none()
         {
-            bail!("the segmentors would never learn (loss.segmentation = 0, segmentor.learn_from_translations = false): give pretrained ones with segmentor.init_from, or turn one of those on");
+            bail!("the segmentors would never learn (options.shape.segmentation = 0, segmentor.learn_from_translations = false): give pretrained ones with segmentor.init_from, or turn one of those on");
         }
         if self.uses_segmentors() && self.segmentor.ngf == 0 {
             bail!("segmentor.ngf must be at least 1");
         }
         if self.uses_predictor() {
             self.predictor.validate().map_err(anyhow::Error::msg)?;
-            if l.guidance > 0.0 && l.prediction == 0.0 {
-                bail!("loss.guidance needs a predictor that learns: set loss.prediction > 0 (1 is the paper's)");
+            let g = GuidedOptions::of(self);
+            if g.guidance > 0.0 && g.prediction == 0.0 {
+                bail!("options.guided.guidance needs a predictor that learns: set options.guided.prediction > 0 (1 is the paper's)");
             }
         }
         if self.discriminator.conditional && self.uses_cycle() {
@@ -91,9 +89,11 @@ impl TrainConfig {
         }
         if self.data.pairing == Pairing::Unpaired
             && !self.data.unpaired_pixel_losses
-            && (l.l1 > 0.0 || l.gradient_difference > 0.0 || self.discriminator.conditional)
+            && (l.l1 > 0.0
+                || GradientDifferenceOptions::of(self).weight > 0.0
+                || self.discriminator.conditional)
         {
-            bail!("data.pairing = \"unpaired\" leaves loss.l1, loss.gradient_difference and a conditional discriminator nothing to compare; use the cycle or nc presets (or set data.unpaired_pixel_losses = true to train them against unrelated targets, as the RegGAN paper's unpaired baseline does)");
+            bail!("data.pairing = \"unpaired\" leaves loss.l1, options.gradient_difference.weight and a conditional discriminator nothing to compare; use the cycle or nc presets (or set data.unpaired_pixel_losses = true to train them against unrelated targets, as the RegGAN paper's unpaired baseline does)");
         }
         if self.discriminator.conditional && self.train.pool_size > 0 {
             bail!("train.pool_size must be 0 with a conditional discriminator (a pooled fake would meet another x)");

@@ -42,6 +42,15 @@ impl TrainConfig {
         for o in overrides {
             apply_override(&mut value, o)?;
         }
+        // Keys that left [loss] for a method's own table.
+        let moved = crate::term_options::migrate_toml(&mut value)
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        if !moved.is_empty() {
+            tracing::warn!(
+                "{origin}: read with keys moved to their method's table ({}); write them there",
+                moved.join(", ")
+            );
+        }
         let cfg: TrainConfig = value.try_into().map_err(|e: toml::de::Error| {
             anyhow::anyhow!("{origin}: {}", with_suggestion(e.message()))
         })?;

@@ -93,31 +93,12 @@ pub struct LossConfig {
     pub gan: GanLoss,
     pub adversarial: f64,
     pub l1: f64,
-    /// Gradient difference between G(x) and y (paired modes): sharper
-    /// edges than L1 alone.
-    pub gradient_difference: f64,
     pub cycle: f64,
     pub cycle_direction: CycleDirection,
     /// Identity loss as a fraction of the cycle weight (CycleGAN: 0.5).
     pub identity: f64,
     pub correction: f64,
     pub smoothness: f64,
-    /// Shape consistency: CE(S_B(G(x)), labels of x) + CE(S_A(F(y)),
-    /// labels of y), so translation keeps anatomy (needs the cycle and
-    /// label maps in the dataset).
-    pub shape: f64,
-    /// The segmentors' own loss on real labelled images: CE(S_A(x), labels
-    /// of x) + CE(S_B(y), labels of y).
-    pub segmentation: f64,
-    /// The predictor's own loss L_pred on labelled slices: translated
-    /// sources P(G(x)) (G's output detached) and real targets P(y). Any
-    /// weight > 0 gives the run a predictor P; it needs per-slice labels
-    /// (`medtrans prepare --slice-labels`).
-    pub prediction: f64,
-    /// Predictor guidance (the paper's lambda, 1e-3): L_pred on P(G(x))
-    /// joins G's loss, so translations must also help P. 0 trains the plain
-    /// translator, P beside it.
-    pub guidance: f64,
     /// Factor on the discriminators' real + fake loss: 0.5 in the
     /// CycleGAN/pix2pix code, 1 in the RegGAN code.
     pub discriminator: f64,
@@ -268,16 +249,11 @@ impl Default for LossConfig {
             gan: GanLoss::Lsgan,
             adversarial: 1.0,
             l1: 0.0,
-            gradient_difference: 0.0,
             cycle: 0.0,
             cycle_direction: CycleDirection::Both,
             identity: 0.0,
             correction: 0.0,
             smoothness: 0.0,
-            shape: 0.0,
-            segmentation: 0.0,
-            prediction: 0.0,
-            guidance: 0.0,
             discriminator: 0.5,
         }
     }
@@ -400,6 +376,26 @@ impl TrainConfig {
             .map_err(|e: toml::de::Error| {
                 format!("options.{section}: {}", with_suggestion(e.message()))
             })
+    }
+
+    /// Change the `[options.SECTION]` table through its owner's type `T`
+    /// (an experiment's typed change: `ShapeOptions`'s weight). A table
+    /// that does not read as `T` is left as it is, for `check` to name.
+    pub fn edit_options<T: serde::de::DeserializeOwned + serde::Serialize>(
+        &mut self,
+        section: &str,
+        change: impl FnOnce(&mut T),
+    ) {
+        let Ok(mut o) = self.options_of::<T>(section) else {
+            return;
+        };
+        change(&mut o);
+        if let Some(t) = toml::Value::try_from(o)
+            .ok()
+            .and_then(|v| v.as_table().cloned())
+        {
+            self.options.insert(section.to_string(), t);
+        }
     }
 
     /// Learning-rate factor for `epoch` (0-based): 1, then a linear decay
