@@ -132,12 +132,14 @@ def torch_step_fn(family, mode, size, o):
             s_a, s_b = nets["styleA"](x), nets["styleB"](y)
             fake_b = decode("B", c_a, s_b_rand)
             fake_a = decode("A", c_b, s_a_rand)
+            # munit.rs: A's style back from B -> A and A's content back
+            # from A -> B in every mode; in C also B's, and D_A on B -> A.
             loss = ms_lsgan(nets["DB"](fake_b), True)
             loss = loss + 10 * (l1(decode("A", c_a, s_a), x) + l1(decode("B", c_b, s_b), y))
-            loss = loss + l1(nets["styleB"](fake_b), s_b_rand) + l1(nets["contentB"](fake_b), c_a)
+            loss = loss + l1(nets["styleA"](fake_a), s_a_rand) + l1(nets["contentB"](fake_b), c_a)
             if bidirect:
                 loss = loss + ms_lsgan(nets["DA"](fake_a), True)
-                loss = loss + l1(nets["styleA"](fake_a), s_a_rand) + l1(nets["contentA"](fake_a), c_b)
+                loss = loss + l1(nets["styleB"](fake_b), s_b_rand) + l1(nets["contentA"](fake_a), c_b)
             return loss, fake_b, fake_a if bidirect else None
     else:
         from make_nice_fixtures import Dis, Gen
