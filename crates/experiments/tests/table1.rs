@@ -63,6 +63,8 @@ fn quick_table1_trains_every_cell_and_judges_over_test_slices() {
     for v in tested {
         assert!(v.contains("over test slices, n = "), "{v}");
         assert!(!v.contains("over patients"), "{v}");
+        // One seed: no verdict is called held or failed outright.
+        assert!(!v.contains("**holds**") && !v.contains("**fails**"), "{v}");
     }
     assert!(dir.path().join("results/patient_Subj1.png").is_file());
     assert!(dir.path().join("results/psnr.png").is_file());
