@@ -120,10 +120,11 @@ impl NiceOptions {
         }
     }
 
-    /// A weight that only C's terms take.
-    fn in_c(&self, w: f64) -> f64 {
-        if self.bidirect {
-            w
+    /// A weight that only C's terms take: `pick`'s, or 0 in NC.
+    fn in_c(c: &TrainConfig, pick: fn(&NiceOptions) -> f64) -> f64 {
+        let o = NiceOptions::of(c);
+        if o.bidirect {
+            pick(&o)
         } else {
             0.0
         }
@@ -254,6 +255,9 @@ const fn net(
     }
 }
 
+/// C's networks beyond A -> B's: both discriminators (encoders) and F.
+const BOTH_WAYS: &[&str] = &[NICE_D_A, NICE_D_B, NICE_F];
+
 /// NICE-GAN's family.
 pub const NICE: Family = Family {
     name: "nice",
@@ -298,22 +302,16 @@ pub const NICE: Family = Family {
         },
         Term {
             name: "nice_adv_a",
-            weight: |c| {
-                let o = NiceOptions::of(c);
-                o.in_c(o.adversarial)
-            },
+            weight: |c| NiceOptions::in_c(c, |o| o.adversarial),
             needs: &[NICE_D_A, NICE_F],
             brings: &[NICE_D_A, NICE_F],
             compute: |s| adversarial(s, NICE_D_A),
         },
         Term {
             name: "nice_cycle",
-            weight: |c| {
-                let o = NiceOptions::of(c);
-                o.in_c(o.cycle)
-            },
-            needs: &[NICE_D_A, NICE_D_B, NICE_F],
-            brings: &[NICE_D_A, NICE_D_B, NICE_F],
+            weight: |c| NiceOptions::in_c(c, |o| o.cycle),
+            needs: BOTH_WAYS,
+            brings: BOTH_WAYS,
             compute: |s| {
                 let (z_b, _) = fake_code(s, NICE_D_B);
                 let (z_a, _) = fake_code(s, NICE_D_A);
@@ -324,12 +322,9 @@ pub const NICE: Family = Family {
         },
         Term {
             name: "nice_recon",
-            weight: |c| {
-                let o = NiceOptions::of(c);
-                o.in_c(o.recon)
-            },
-            needs: &[NICE_D_A, NICE_D_B, NICE_F],
-            brings: &[NICE_D_A, NICE_D_B, NICE_F],
+            weight: |c| NiceOptions::in_c(c, |o| o.recon),
+            needs: BOTH_WAYS,
+            brings: BOTH_WAYS,
             compute: |s| {
                 let (z_a, z_b) = (real_z(s, NICE_D_A), real_z(s, NICE_D_B));
                 let aa = translator(s.nets, NICE_F).decode(z_a);
@@ -348,10 +343,7 @@ pub const NICE: Family = Family {
         },
         Term {
             name: "nice_d_a",
-            weight: |c| {
-                let o = NiceOptions::of(c);
-                o.in_c(o.adversarial)
-            },
+            weight: |c| NiceOptions::in_c(c, |o| o.adversarial),
             needs: &[NICE_D_A],
             brings: &[NICE_D_A],
             compute: |s| {
