@@ -31,6 +31,7 @@ fn quick_table1_trains_every_cell_and_judges_over_test_slices() {
     let r = cfg.run(false, &mut |_| {}).unwrap();
 
     assert_eq!(r.cells.len(), 16);
+    assert!(r.cell("nice", Table1Mode::NcR).is_some());
     // The input scored as the target, over the same slices.
     assert_eq!(r.identity.as_ref().unwrap().slices, r.cells[0].slices.len());
     let slices = r.cells[0].slices.len();

@@ -74,11 +74,11 @@ impl Table1Mode {
         }
     }
 
-    /// The mode without R, and whether this one has it.
-    pub fn without_r(self) -> (Table1Mode, bool) {
+    /// The same mode with R added.
+    pub fn with_r(self) -> Table1Mode {
         match self {
-            Table1Mode::C | Table1Mode::CR => (Table1Mode::C, self == Table1Mode::CR),
-            Table1Mode::Nc | Table1Mode::NcR => (Table1Mode::Nc, self == Table1Mode::NcR),
+            Table1Mode::C | Table1Mode::CR => Table1Mode::CR,
+            Table1Mode::Nc | Table1Mode::NcR => Table1Mode::NcR,
         }
     }
 }

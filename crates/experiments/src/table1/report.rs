@@ -57,10 +57,13 @@ pub struct Table1Results {
 
 impl Table1Results {
     pub fn cell(&self, family: &str, mode: Table1Mode) -> Option<&Cell> {
-        self.cells
-            .iter()
-            .find(|c| c.family == family && c.mode == mode)
+        find(&self.cells, family, mode)
     }
+}
+
+/// The cell of `family` in `mode`, when it is complete.
+fn find<'c>(cells: &'c [Cell], family: &str, mode: Table1Mode) -> Option<&'c Cell> {
+    cells.iter().find(|c| c.family == family && c.mode == mode)
 }
 
 /// (family, mode) -> slice key -> one score triple per seed.
@@ -286,7 +289,7 @@ fn table(cells: &[Cell]) -> ResultsTable {
 /// The paper's three conclusions, judged per family over test slices
 /// (and over patients when every fold ran).
 fn verdicts(cfg: &Table1Config, cells: &[Cell]) -> Vec<String> {
-    let find = |f: &str, m: Table1Mode| cells.iter().find(|c| c.family == f && c.mode == m);
+    let find = |f: &str, m: Table1Mode| find(cells, f, m);
     // Over patients too when every patient was held out once (n >= 2).
     let all_folds = cfg.data.is_some() && cfg.folds >= 2 && cfg.run_folds().len() == cfg.folds;
     let mut out = Vec::new();
@@ -319,11 +322,7 @@ fn verdicts(cfg: &Table1Config, cells: &[Cell]) -> Vec<String> {
     out.push("**1. Adding R helps every method** (PSNR, +R against without):".into());
     for f in &cfg.families {
         for base in [Table1Mode::C, Table1Mode::Nc] {
-            let with = if base == Table1Mode::C {
-                Table1Mode::CR
-            } else {
-                Table1Mode::NcR
-            };
+            let with = base.with_r();
             out.push(judge(
                 format!("- {f}: {} > {}", with.label(), base.label()),
                 find(f, with),
@@ -425,12 +424,7 @@ fn seed_noise(line: String, claim: &str, a: &Cell, b: &Cell) -> String {
 
 /// `| family | C | C+R | NC | NC+R | +R (C) | +R (NC) |` for one metric.
 fn grid(cfg: &Table1Config, cells: &[Cell], metric: Metric) -> String {
-    let get = |f: &str, m: Table1Mode| {
-        cells
-            .iter()
-            .find(|c| c.family == f && c.mode == m)
-            .map(|c| c.mean(metric))
-    };
+    let get = |f: &str, m: Table1Mode| find(cells, f, m).map(|c| c.mean(metric));
     let d = metric.table_decimals();
     let cell = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.d$}"));
     let diff = |a: Option<f64>, b: Option<f64>| match (a, b) {
