@@ -459,6 +459,17 @@ impl Nets {
             .map(|t| &t.net)
     }
 
+    /// A copy of the network `name` with its weights frozen: a step that
+    /// is not its own needs gradients through it to its input only (D in
+    /// G's step, P's guidance, NICE-GAN's encoders). Safe because networks
+    /// are materialised when built.
+    pub fn frozen<M: Module + 'static>(&self, name: &str) -> M {
+        self.get::<M>(name)
+            .unwrap_or_else(|| panic!("terms needing {name} run with {name}"))
+            .clone()
+            .no_grad()
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.entries.iter().any(|(_, e)| e.name() == name)
     }

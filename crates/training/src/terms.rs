@@ -271,10 +271,7 @@ impl<'a> GeneratorStep<'a> {
     /// gradients through D to its input, not for D's weights (D steps later
     /// on its own loss). Safe because networks are materialised when built.
     fn frozen_scores(&self, name: &str, input: Tensor<4>) -> Tensor<4> {
-        discriminator(self.nets, name)
-            .clone()
-            .no_grad()
-            .forward(input)
+        self.nets.frozen::<Discriminator>(name).forward(input)
     }
 }
 
@@ -445,7 +442,7 @@ pub const GENERATOR_TERMS: &[GeneratorTerm] = &[
         needs: &[P],
         brings: &[P],
         compute: |s| {
-            let p = predictor(s.nets).clone().no_grad();
+            let p: Predictor = s.nets.frozen(P);
             prediction_loss(&p, s.cfg.predictor.task, &s.fake_b, &s.batch.slice_labels_a)
                 .unwrap_or_else(|| zero(&s.fake_b))
         },

@@ -3,7 +3,6 @@
 use crate::config::TrainConfig;
 use crate::nets::Nets;
 use crate::terms::GeneratorStep;
-use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use medtrans_networks::{ms_lsgan, MsDiscriminator};
 use rand::Rng;
@@ -82,7 +81,7 @@ fn ms_discriminator<'n>(nets: &'n Nets, name: &str) -> &'n MsDiscriminator {
 /// A multi-scale discriminator's scores with its weights frozen: G's step
 /// needs gradients through D to its input only.
 pub(crate) fn frozen_scores(nets: &Nets, name: &str, x: Tensor<4>) -> Vec<Tensor<4>> {
-    ms_discriminator(nets, name).clone().no_grad().forward(x)
+    nets.frozen::<MsDiscriminator>(name).forward(x)
 }
 
 /// A multi-scale discriminator's own LSGAN loss: `real` as real, `fake`

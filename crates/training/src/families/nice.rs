@@ -38,7 +38,6 @@ use crate::config::TrainConfig;
 use crate::family::{Family, Options};
 use crate::nets::{trained_with, NetSpec, Nets, Role};
 use crate::terms::{GeneratorStep, Term};
-use burn::module::Module;
 use burn::tensor::Tensor;
 use medtrans_losses::l1;
 use medtrans_networks::{
@@ -178,7 +177,7 @@ fn translator<'n>(nets: &'n Nets, name: &str) -> &'n NiceGenerator {
 /// A discriminator with its weights frozen: the generator step's gradients
 /// reach its input only.
 fn frozen(nets: &Nets, name: &str) -> NiceDiscriminator {
-    discriminator(nets, name).clone().no_grad()
+    nets.frozen(name)
 }
 
 /// A real image's encoding by its domain's discriminator: a constant of
