@@ -1,0 +1,159 @@
+//! The CPU convolutions (medtrans's burn-flex patch, patches/README.md)
+//! against PyTorch: conv2d and conv_transpose2d, their values and the
+//! gradients of input, weight and bias (fixtures/networks/conv.json, from
+//! scripts/make_conv_fixtures.py). Strides, padding (asymmetric too),
+//! dilation, groups, 1x1, batches, and sizes large enough to tile the
+//! column buffer.
+use burn::tensor::module::{conv2d, conv_transpose2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde_json::Value;
+
+fn fixture() -> Value {
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/networks/conv.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn usizes(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
+}
+
+fn pair(v: &Value) -> [usize; 2] {
+    let u = usizes(v);
+    [u[0], u[1]]
+}
+
+/// The fixture's input formula: sin(a * i + b) over the row-major index.
+fn ramp<const D: usize>(shape: [usize; D], a: f64, b: f64, scale: f64, d: &Device) -> Tensor<D> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|i| ((a * i as f64 + b).sin() * scale) as f32)
+        .collect();
+    Tensor::from_data(TensorData::new(v, shape), d)
+}
+
+fn dims4(v: &Value) -> [usize; 4] {
+    let u = usizes(v);
+    [u[0], u[1], u[2], u[3]]
+}
+
+/// Compares `got` with a fixture summary: every value, or the sums and
+/// the sampled values of a large tensor.
+fn check(got: Vec<f32>, want: &Value, what: &str) {
+    let vals: Vec<f64> = want["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let at: Vec<usize> = match want.get("at") {
+        Some(a) => usizes(a),
+        None => {
+            assert_eq!(got.len(), vals.len(), "{what}: length");
+            (0..vals.len()).collect()
+        }
+    };
+    let scale = vals.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (&i, &w) in at.iter().zip(&vals) {
+        let g = got[i] as f64;
+        assert!(
+            (g - w).abs() <= 2e-5 * scale + 1e-4 * w.abs(),
+            "{what}[{i}]: {g} against PyTorch's {w}"
+        );
+    }
+    if let Some(sum) = want.get("sum") {
+        let (sum, abs_sum) = (sum.as_f64().unwrap(), want["abs_sum"].as_f64().unwrap());
+        let g: f64 = got.iter().map(|&x| x as f64).sum();
+        assert!(
+            (g - sum).abs() <= 1e-5 * abs_sum,
+            "{what}: sum {g} against PyTorch's {sum} (abs sum {abs_sum})"
+        );
+    }
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn run_case(c: &Value) {
+    let d = Device::flex().autodiff();
+    let kind = c["kind"].as_str().unwrap();
+    let (xs, ws, ys) = (dims4(&c["x_shape"]), dims4(&c["w_shape"]), dims4(&c["y_shape"]));
+    let (stride, dilation) = (pair(&c["stride"]), pair(&c["dilation"]));
+    let groups = c["groups"].as_u64().unwrap() as usize;
+    let name = format!("{kind} x{xs:?} w{ws:?} stride{stride:?} groups {groups}");
+    let x = ramp(xs, 0.37, 0.1, 1.0, &d).require_grad();
+    let w = ramp(ws, 0.71, 0.3, 0.5, &d).require_grad();
+    let c_out = if kind == "conv2d" { ws[0] } else { ws[1] * groups };
+    let b = c["bias"]
+        .as_bool()
+        .unwrap()
+        .then(|| ramp([c_out], 1.3, 0.2, 1.0, &d).require_grad());
+    let y = if kind == "conv2d" {
+        let p = c["padding"].as_array().unwrap();
+        let (ph, pw) = (pair(&p[0]), pair(&p[1]));
+        let o = ConvOptions::new_with_padding(
+            stride,
+            [(ph[0], ph[1]), (pw[0], pw[1])],
+            dilation,
+            groups,
+        );
+        conv2d(x.clone(), w.clone(), b.clone(), o)
+    } else {
+        let o = ConvTransposeOptions::new(
+            stride,
+            pair(&c["padding"]),
+            pair(&c["output_padding"]),
+            dilation,
+            groups,
+        );
+        conv_transpose2d(x.clone(), w.clone(), b.clone(), o)
+    };
+    assert_eq!(y.dims(), ys, "{name}: output shape");
+    let up = ramp(ys, 0.11, 0.5, 1.0, &d);
+    let grads = (y.clone() * up).sum().backward();
+    check(values(y), &c["y"], &format!("{name}: y"));
+    check(values(x.grad(&grads).unwrap()), &c["dx"], &format!("{name}: dx"));
+    check(values(w.grad(&grads).unwrap()), &c["dw"], &format!("{name}: dw"));
+    if let Some(b) = b {
+        check(values(b.grad(&grads).unwrap()), &c["db"], &format!("{name}: db"));
+    }
+}
+
+#[test]
+fn convolutions_match_pytorch_values_and_gradients() {
+    let f = fixture();
+    let cases = f["cases"].as_array().unwrap();
+    assert!(cases.len() >= 16);
+    for c in cases {
+        run_case(c);
+    }
+}
+
+/// A constant input's convolution is the weights' sum times the constant
+/// wherever the kernel sits inside the image: a check of the tiling that
+/// needs no reference, at a size whose column buffer takes several tiles.
+#[test]
+fn a_constant_image_gives_the_weight_sum_inside() {
+    let d = Device::flex();
+    let x = Tensor::<4>::ones([1, 128, 70, 70], &d);
+    let w = ramp([32, 128, 3, 3], 0.71, 0.3, 0.5, &d);
+    let sums = values(w.clone().sum_dim(3).sum_dim(2).sum_dim(1).reshape([32]));
+    let y = values(conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1)));
+    let plane = 70 * 70;
+    for (co, s) in sums.iter().enumerate() {
+        for yy in 1..69 {
+            for xx in [1, 35, 68] {
+                let v = y[co * plane + yy * 70 + xx];
+                assert!((v - s).abs() < 1e-3, "channel {co} ({yy}, {xx}): {v} vs {s}");
+            }
+        }
+    }
+}

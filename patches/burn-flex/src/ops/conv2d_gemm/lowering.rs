@@ -1,0 +1,393 @@
+//! The lowering itself: geometry, im2col, col2im, and the three passes
+//! (forward, input gradient, weight gradient) as GEMMs over NCHW buffers.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use burn_std::{Element, ElementAdd, f16};
+use core::ops::AddAssign;
+/// Column-buffer budget per tile, in elements (16 MiB of f32).
+const TILE_ELEMS: usize = 1 << 22;
+
+/// Below this many elements a buffer is filled on the calling thread.
+const PAR_MIN_ELEMS: usize = 1 << 15;
+
+/// An element the `gemm` crate multiplies natively.
+pub(super) trait GemmElem:
+    bytemuck::Pod + Default + AddAssign + Element + ElementAdd + Send + Sync + 'static
+{
+    const ONE: Self;
+}
+
+impl GemmElem for f32 {
+    const ONE: Self = 1.0;
+}
+impl GemmElem for f64 {
+    const ONE: Self = 1.0;
+}
+impl GemmElem for f16 {
+    const ONE: Self = f16::ONE;
+}
+
+/// The geometry of one convolution, from the image side (the convolution's
+/// input, `c_img x h x w`) to the column side (its output, `c_col x oh x
+/// ow`). A transposed convolution runs the same geometry backwards.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Geom {
+    pub(super) batch: usize,
+    pub(super) groups: usize,
+    pub(super) c_img: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) c_col: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) sh: usize,
+    pub(super) sw: usize,
+    pub(super) ph: usize,
+    pub(super) pw: usize,
+    pub(super) dh: usize,
+    pub(super) dw: usize,
+}
+
+impl Geom {
+    fn cg_img(&self) -> usize {
+        self.c_img / self.groups
+    }
+    fn cg_col(&self) -> usize {
+        self.c_col / self.groups
+    }
+    /// Rows of the im2col matrix of one group.
+    fn k(&self) -> usize {
+        self.cg_img() * self.kh * self.kw
+    }
+    /// A 1x1 convolution whose im2col matrix is the input itself.
+    fn direct(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.ph == 0
+            && self.pw == 0
+            && self.h == self.oh
+            && self.w == self.ow
+    }
+    /// Output rows per tile.
+    fn tile_rows(&self) -> usize {
+        (TILE_ELEMS / (self.k() * self.ow).max(1)).clamp(1, self.oh.max(1))
+    }
+    /// The range of output columns `ox` whose input column for kernel
+    /// column `j` lies inside the image.
+    fn valid_ox(&self, j: usize) -> (usize, usize) {
+        let off = j * self.dw; // ix = ox * sw + off - pw
+        let lo = if off >= self.pw {
+            0
+        } else {
+            (self.pw - off).div_ceil(self.sw)
+        };
+        let hi = if self.w + self.pw > off {
+            (self.w + self.pw - off).div_ceil(self.sw)
+        } else {
+            0
+        };
+        (lo.min(self.ow), hi.min(self.ow).max(lo.min(self.ow)))
+    }
+    /// The input row for output row `oy` and kernel row `i`, if inside.
+    fn iy(&self, oy: usize, i: usize) -> Option<usize> {
+        let y = (oy * self.sh + i * self.dh) as isize - self.ph as isize;
+        (y >= 0 && (y as usize) < self.h).then_some(y as usize)
+    }
+}
+
+/// Runs `f(index, chunk)` over `chunk`-sized pieces of `data`, on rayon's
+/// pool when the buffer is large enough to pay for it.
+fn for_chunks<T: Send>(data: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Send + Sync) {
+    if chunk == 0 {
+        return;
+    }
+    #[cfg(feature = "rayon")]
+    if data.len() >= PAR_MIN_ELEMS {
+        use rayon::prelude::*;
+        data.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+        return;
+    }
+    for (i, c) in data.chunks_mut(chunk).enumerate() {
+        f(i, c);
+    }
+}
+
+/// Fills `col` (`k x (rows * ow)`) with the patches of output rows
+/// `oy0..oy0 + rows`, from `img` (one group's `cg_img` channels).
+fn im2col<T: GemmElem>(g: &Geom, img: &[T], oy0: usize, rows: usize, col: &mut [T]) {
+    let zero = T::default();
+    let p = rows * g.ow;
+    let (kh, kw, hw) = (g.kh, g.kw, g.h * g.w);
+    for_chunks(col, p, |r, dst| {
+        let (c, i, j) = (r / (kh * kw), (r / kw) % kh, r % kw);
+        let plane = &img[c * hw..(c + 1) * hw];
+        let (lo, hi) = g.valid_ox(j);
+        for (t, out) in dst.chunks_mut(g.ow).enumerate() {
+            let Some(iy) = g.iy(oy0 + t, i) else {
+                out.fill(zero);
+                continue;
+            };
+            let row = &plane[iy * g.w..(iy + 1) * g.w];
+            out[..lo].fill(zero);
+            out[hi..].fill(zero);
+            if hi == lo {
+                continue;
+            }
+            let x0 = lo * g.sw + j * g.dw - g.pw;
+            if g.sw == 1 {
+                out[lo..hi].copy_from_slice(&row[x0..x0 + (hi - lo)]);
+            } else {
+                for (k, o) in out[lo..hi].iter_mut().enumerate() {
+                    *o = row[x0 + k * g.sw];
+                }
+            }
+        }
+    });
+}
+
+/// Adds the patches in `col` (`k x (rows * ow)`, output rows
+/// `oy0..oy0 + rows`) back into `img` (one group's channels). Channels are
+/// independent, so they run in parallel.
+fn col2im_add<T: GemmElem>(g: &Geom, col: &[T], oy0: usize, rows: usize, img: &mut [T]) {
+    let p = rows * g.ow;
+    let (kh, kw) = (g.kh, g.kw);
+    for_chunks(img, g.h * g.w, |c, plane| {
+        for i in 0..kh {
+            for j in 0..kw {
+                let src = &col[((c * kh + i) * kw + j) * p..][..p];
+                let (lo, hi) = g.valid_ox(j);
+                if hi == lo {
+                    continue;
+                }
+                for t in 0..rows {
+                    let Some(iy) = g.iy(oy0 + t, i) else {
+                        continue;
+                    };
+                    let row = &mut plane[iy * g.w..(iy + 1) * g.w];
+                    let s = &src[t * g.ow..(t + 1) * g.ow];
+                    let x0 = lo * g.sw + j * g.dw - g.pw;
+                    for ox in lo..hi {
+                        row[x0 + (ox - lo) * g.sw] += s[ox];
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `dst (m x n) = [dst +] lhs (m x k) @ rhs (k x n)`, all strided.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm<T: GemmElem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: *const T,
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: *const T,
+    rhs_rs: usize,
+    rhs_cs: usize,
+) {
+    #[cfg(feature = "rayon")]
+    let par = gemm::Parallelism::Rayon(0);
+    #[cfg(not(feature = "rayon"))]
+    let par = gemm::Parallelism::None;
+    let (alpha, beta) = if accumulate {
+        (T::ONE, T::ONE)
+    } else {
+        (T::default(), T::ONE)
+    };
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            alpha,
+            beta,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// The column side from the image side: `cols = W @ im2col(img)`.
+/// `wmat` is `c_col x k` per group (a conv2d weight as stored).
+pub(super) fn forward<T: GemmElem>(g: &Geom, img: &[T], wmat: &[T]) -> Vec<T> {
+    let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    let mut out = vec![T::default(); g.batch * g.c_col * ohw];
+    let tile = g.tile_rows();
+    let mut col = if g.direct() {
+        Vec::new()
+    } else {
+        vec![T::default(); k * tile * g.ow]
+    };
+    for b in 0..g.batch {
+        for grp in 0..g.groups {
+            let img_g = &img[(b * g.c_img + grp * cg_img) * hw..][..cg_img * hw];
+            let w_g = &wmat[grp * cg_col * k..][..cg_col * k];
+            let out_g = (b * g.c_col + grp * cg_col) * ohw;
+            let mut oy0 = 0;
+            while oy0 < g.oh {
+                let rows = tile.min(g.oh - oy0);
+                let p = rows * g.ow;
+                let (rhs, rhs_rs) = if g.direct() {
+                    (img_g[oy0 * g.ow..].as_ptr(), hw)
+                } else {
+                    im2col(g, img_g, oy0, rows, &mut col[..k * p]);
+                    (col.as_ptr(), p)
+                };
+                unsafe {
+                    gemm(
+                        cg_col,
+                        p,
+                        k,
+                        out.as_mut_ptr().add(out_g + oy0 * g.ow),
+                        ohw,
+                        false,
+                        w_g.as_ptr(),
+                        k,
+                        1,
+                        rhs,
+                        rhs_rs,
+                        1,
+                    );
+                }
+                oy0 += rows;
+            }
+        }
+    }
+    out
+}
+
+/// The image side from the column side: `img = col2im(W^T @ cols)`.
+pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> Vec<T> {
+    let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    let mut img = vec![T::default(); g.batch * g.c_img * hw];
+    let tile = g.tile_rows();
+    let mut col = if g.direct() {
+        Vec::new()
+    } else {
+        vec![T::default(); k * tile * g.ow]
+    };
+    for b in 0..g.batch {
+        for grp in 0..g.groups {
+            let cols_g = &cols[(b * g.c_col + grp * cg_col) * ohw..][..cg_col * ohw];
+            let w_g = &wmat[grp * cg_col * k..][..cg_col * k];
+            let img_off = (b * g.c_img + grp * cg_img) * hw;
+            let mut oy0 = 0;
+            while oy0 < g.oh {
+                let rows = tile.min(g.oh - oy0);
+                let p = rows * g.ow;
+                let (dst, dst_rs) = if g.direct() {
+                    (unsafe { img.as_mut_ptr().add(img_off + oy0 * g.ow) }, hw)
+                } else {
+                    (col.as_mut_ptr(), p)
+                };
+                // W^T: k x cg_col, read from the c_col x k weight.
+                unsafe {
+                    gemm(
+                        k,
+                        p,
+                        cg_col,
+                        dst,
+                        dst_rs,
+                        false,
+                        w_g.as_ptr(),
+                        1,
+                        k,
+                        cols_g[oy0 * g.ow..].as_ptr(),
+                        ohw,
+                        1,
+                    );
+                }
+                if !g.direct() {
+                    col2im_add(
+                        g,
+                        &col[..k * p],
+                        oy0,
+                        rows,
+                        &mut img[img_off..img_off + cg_img * hw],
+                    );
+                }
+                oy0 += rows;
+            }
+        }
+    }
+    img
+}
+
+/// The weight's gradient: `dW = sum over images of cols @ im2col(img)^T`.
+pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> Vec<T> {
+    let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    let mut dw = vec![T::default(); g.c_col * k];
+    let tile = g.tile_rows();
+    let mut col = if g.direct() {
+        Vec::new()
+    } else {
+        vec![T::default(); k * tile * g.ow]
+    };
+    for grp in 0..g.groups {
+        let dw_g = unsafe { dw.as_mut_ptr().add(grp * cg_col * k) };
+        let mut first = true;
+        for b in 0..g.batch {
+            let img_g = &img[(b * g.c_img + grp * cg_img) * hw..][..cg_img * hw];
+            let cols_g = &cols[(b * g.c_col + grp * cg_col) * ohw..][..cg_col * ohw];
+            let mut oy0 = 0;
+            while oy0 < g.oh {
+                let rows = tile.min(g.oh - oy0);
+                let p = rows * g.ow;
+                let (rhs, rhs_cs) = if g.direct() {
+                    (img_g[oy0 * g.ow..].as_ptr(), hw)
+                } else {
+                    im2col(g, img_g, oy0, rows, &mut col[..k * p]);
+                    (col.as_ptr(), p)
+                };
+                // im2col^T: p x k, read from the k x p buffer.
+                unsafe {
+                    gemm(
+                        cg_col,
+                        k,
+                        p,
+                        dw_g,
+                        k,
+                        !first,
+                        cols_g[oy0 * g.ow..].as_ptr(),
+                        ohw,
+                        1,
+                        rhs,
+                        1,
+                        rhs_cs,
+                    );
+                }
+                first = false;
+                oy0 += rows;
+            }
+        }
+    }
+    dw
+}
