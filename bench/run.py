@@ -56,17 +56,20 @@ ARCHS = {"paper": (64, 9, 64), "demo": (16, 4, 16)}
 
 def measure(cmd):
     """Run `cmd` under /usr/bin/time; return (last JSON line or None, wall
-    seconds, peak RSS in MB)."""
+    seconds, peak RSS in MB, cores busy on average: CPU time / wall time of
+    the whole process)."""
     start = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB %M"] + cmd,
+    p = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB %M\nCPU_S %U %S"] + cmd,
                        capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - start
     if p.returncode != 0:
         sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout}\n{p.stderr}")
     rss = next((int(l.split()[1]) / 1024 for l in p.stderr.splitlines()
                 if l.startswith("MAXRSS_KB")), float("nan"))
+    cpu = next((float(l.split()[1]) + float(l.split()[2]) for l in p.stderr.splitlines()
+                if l.startswith("CPU_S")), float("nan"))
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-    return (json.loads(lines[-1]) if lines else None), wall, rss
+    return (json.loads(lines[-1]) if lines else None), wall, rss, cpu / wall
 
 
 def arch_flags_medtrans(arch):
@@ -155,18 +158,20 @@ def cases(args, scratch):
     py = args.python
     out = []
     if "train" in args.what:
-        for arch in ["paper", "demo"]:
-            for size in args.sizes:
-                for mode in ["pix2pix", "reggan"]:
-                    steps = ["--steps", str(args.steps)]
-                    out.append((
-                        f"train {mode} {size}px {arch}",
-                        [MEDTRANS, "bench", "--json", "--mode", mode, "--size", str(size)]
-                        + steps + arch_flags_medtrans(arch),
-                        [py, TORCH_REF, "train", "--mode", mode, "--size", str(size)]
-                        + steps + arch_flags_torch(arch),
-                        "s_per_step",
-                    ))
+        # Issue 24's cases: the sweeps' networks at 64 px, the paper's at
+        # 128 and 256 px.
+        for size in args.sizes:
+            arch = "demo" if size <= 64 else "paper"
+            for mode in args.train_modes:
+                steps = ["--steps", str(args.steps)]
+                out.append((
+                    f"train {mode} {size}px {arch}",
+                    [MEDTRANS, "bench", "--json", "--mode", mode, "--size", str(size)]
+                    + steps + arch_flags_medtrans(arch),
+                    [py, TORCH_REF, "train", "--mode", mode, "--size", str(size)]
+                    + steps + arch_flags_torch(arch),
+                    "s_per_step",
+                ))
     if "infer" in args.what:
         for arch, size in [("paper", 256), ("demo", 128)]:
             n = ["--slices", "32", "--batch", "8"]
@@ -226,7 +231,10 @@ def main():
     p.add_argument("--translate-rounds", type=int,
                    help="rounds of the (slow) translate case; default: --rounds")
     p.add_argument("--steps", type=int, default=3, help="timed training steps per process")
-    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256],
+                   help="training cases: 64 px with the sweeps' networks (ngf 16, 4 blocks, "
+                        "ndf 16), larger sizes with the paper's (ngf 64, 9 blocks, ndf 64)")
+    p.add_argument("--train-modes", nargs="+", default=["pix2pix", "reggan", "cycle"])
     p.add_argument("--what", nargs="+", default=["train", "infer", "translate"],
                    choices=["train", "infer", "translate"])
     p.add_argument("--python", default=os.environ.get("BENCH_PYTHON",
@@ -268,13 +276,14 @@ def main():
             if r % 2:
                 order.reverse()
             for who, cmd in order:
-                res, wall, rss = measure(cmd)
+                res, wall, rss, cores = measure(cmd)
                 if key == "launches_per_step":  # per training step or per batch
                     value = res.get("launches_per_step") or res.get("launches_per_batch") \
                         if who == "medtrans" else res.get("ops_per_step") or res.get("ops_per_batch")
                 else:
                     value = wall if key == "wall" else res[key]
-                raw[name][who].append({"value": value, "rss_mb": rss, "result": res})
+                raw[name][who].append({"value": value, "rss_mb": rss, "cores": cores,
+                                       "result": res})
                 print(f"round {r + 1}/{args.rounds} {name} {who}: {value:.4g} "
                       f"({rss:.0f} MB)", file=sys.stderr, flush=True)
                 if args.json:  # after every measurement: a failure loses nothing
@@ -297,18 +306,22 @@ def main():
             print(f"| {name} | {m['value']} | {t['value']} | {m['value'] / t['value']:.1f} "
                   f"| {top_m} | {top_t} |")
         return
-    print("| benchmark | medtrans | PyTorch | medtrans / PyTorch time | peak RSS medtrans / PyTorch (MB) |")
-    print("|---|---|---|---|---|")
+    print("| benchmark | medtrans | PyTorch | medtrans / PyTorch time | peak RSS medtrans / "
+          "PyTorch (MB) | cores busy medtrans / PyTorch |")
+    print("|---|---|---|---|---|---|")
     for name, _, _, key in todo:
         m = statistics.median(x["value"] for x in raw[name]["medtrans"])
         t = statistics.median(x["value"] for x in raw[name]["pytorch"])
         rm = max(x["rss_mb"] for x in raw[name]["medtrans"])
         rt = max(x["rss_mb"] for x in raw[name]["pytorch"])
+        cm = statistics.median(x["cores"] for x in raw[name]["medtrans"])
+        ct = statistics.median(x["cores"] for x in raw[name]["pytorch"])
         if key == "slices_per_s":
             cell, ratio = (f"{m:.2f} slices/s", f"{t:.2f} slices/s"), t / m
         else:
             cell, ratio = (f"{m:.3f} s", f"{t:.3f} s"), m / t
-        print(f"| {name} | {cell[0]} | {cell[1]} | {ratio:.2f} | {rm:.0f} / {rt:.0f} |")
+        print(f"| {name} | {cell[0]} | {cell[1]} | {ratio:.2f} | {rm:.0f} / {rt:.0f} "
+              f"| {cm:.2f} / {ct:.2f} |")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,17 @@ impl Geom {
     }
 }
 
+/// A buffer whose every element the caller writes before reading: large
+/// convolution buffers would otherwise be cleared for nothing.
+fn uninit<T: GemmElem>(len: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(len);
+    }
+    v
+}
+
 /// Runs `f(index, chunk)` over `chunk`-sized pieces of `data`, on rayon's
 /// pool when the buffer is large enough to pay for it.
 fn for_chunks<T: Send>(data: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Send + Sync) {
@@ -172,9 +183,17 @@ fn col2im_add<T: GemmElem>(g: &Geom, col: &[T], oy0: usize, rows: usize, img: &m
                     };
                     let row = &mut plane[iy * g.w..(iy + 1) * g.w];
                     let s = &src[t * g.ow..(t + 1) * g.ow];
-                    let x0 = lo * g.sw + j * g.dw - g.pw;
-                    for ox in lo..hi {
-                        row[x0 + (ox - lo) * g.sw] += s[ox];
+                    let dst = &mut row[lo * g.sw + j * g.dw - g.pw..];
+                    // One contribution per element here: the order of the
+                    // sums is the loop order above, vectorised or not.
+                    if g.sw == 1 {
+                        for (d, v) in dst[..hi - lo].iter_mut().zip(&s[lo..hi]) {
+                            *d += *v;
+                        }
+                    } else {
+                        for (d, v) in dst.iter_mut().step_by(g.sw).zip(&s[lo..hi]) {
+                            *d += *v;
+                        }
                     }
                 }
             }
@@ -198,6 +217,17 @@ unsafe fn gemm<T: GemmElem>(
     rhs_rs: usize,
     rhs_cs: usize,
 ) {
+    if k == 0 {
+        // An empty sum: the destination, which may be uninitialised, is 0.
+        if !accumulate {
+            for r in 0..m {
+                for c in 0..n {
+                    unsafe { dst.add(r * dst_rs + c).write(T::default()) };
+                }
+            }
+        }
+        return;
+    }
     #[cfg(feature = "rayon")]
     let par = gemm::Parallelism::Rayon(0);
     #[cfg(not(feature = "rayon"))]
@@ -237,12 +267,13 @@ unsafe fn gemm<T: GemmElem>(
 pub(super) fn forward<T: GemmElem>(g: &Geom, img: &[T], wmat: &[T]) -> Vec<T> {
     let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    let mut out = vec![T::default(); g.batch * g.c_col * ohw];
+    // Every element is written by a GEMM that does not read it.
+    let mut out: Vec<T> = uninit(g.batch * g.c_col * ohw);
     let tile = g.tile_rows();
     let mut col = if g.direct() {
         Vec::new()
     } else {
-        vec![T::default(); k * tile * g.ow]
+        uninit(k * tile * g.ow) // im2col writes every element, zeros too
     };
     for b in 0..g.batch {
         for grp in 0..g.groups {
@@ -286,12 +317,17 @@ pub(super) fn forward<T: GemmElem>(g: &Geom, img: &[T], wmat: &[T]) -> Vec<T> {
 pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> Vec<T> {
     let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    let mut img = vec![T::default(); g.batch * g.c_img * hw];
+    // col2im adds into the image; the direct path's GEMM overwrites it.
+    let mut img = if g.direct() {
+        uninit(g.batch * g.c_img * hw)
+    } else {
+        vec![T::default(); g.batch * g.c_img * hw]
+    };
     let tile = g.tile_rows();
     let mut col = if g.direct() {
         Vec::new()
     } else {
-        vec![T::default(); k * tile * g.ow]
+        uninit(k * tile * g.ow) // im2col writes every element, zeros too
     };
     for b in 0..g.batch {
         for grp in 0..g.groups {
@@ -344,12 +380,13 @@ pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> V
 pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> Vec<T> {
     let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    let mut dw = vec![T::default(); g.c_col * k];
+    // Each group's first GEMM overwrites its block, the rest add to it.
+    let mut dw: Vec<T> = uninit(g.c_col * k);
     let tile = g.tile_rows();
     let mut col = if g.direct() {
         Vec::new()
     } else {
-        vec![T::default(); k * tile * g.ow]
+        uninit(k * tile * g.ow) // im2col writes every element, zeros too
     };
     for grp in 0..g.groups {
         let dw_g = unsafe { dw.as_mut_ptr().add(grp * cg_col * k) };
