@@ -1,11 +1,5 @@
 //! `medtrans`: a thin command line over the medtrans library crates.
 
-/// Burn's CPU backend allocates and frees tensor-sized buffers on every
-/// operation. glibc hands large ones back to the kernel each time, so every
-/// step paid page faults; mimalloc keeps and reuses them (docs/benchmarks.md).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Print a line to stdout, ignoring a closed pipe (`medtrans info x | head`).
 macro_rules! say {
     ($($t:tt)*) => {{
@@ -14,6 +8,7 @@ macro_rules! say {
     }};
 }
 
+mod allocator;
 mod bench;
 mod demo;
 mod demo_data;
@@ -61,6 +56,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    allocator::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MEDTRANS_LOG")
