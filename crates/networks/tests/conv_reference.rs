@@ -85,13 +85,21 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 fn run_case(c: &Value) {
     let d = Device::flex().autodiff();
     let kind = c["kind"].as_str().unwrap();
-    let (xs, ws, ys) = (dims4(&c["x_shape"]), dims4(&c["w_shape"]), dims4(&c["y_shape"]));
+    let (xs, ws, ys) = (
+        dims4(&c["x_shape"]),
+        dims4(&c["w_shape"]),
+        dims4(&c["y_shape"]),
+    );
     let (stride, dilation) = (pair(&c["stride"]), pair(&c["dilation"]));
     let groups = c["groups"].as_u64().unwrap() as usize;
     let name = format!("{kind} x{xs:?} w{ws:?} stride{stride:?} groups {groups}");
     let x = ramp(xs, 0.37, 0.1, 1.0, &d).require_grad();
     let w = ramp(ws, 0.71, 0.3, 0.5, &d).require_grad();
-    let c_out = if kind == "conv2d" { ws[0] } else { ws[1] * groups };
+    let c_out = if kind == "conv2d" {
+        ws[0]
+    } else {
+        ws[1] * groups
+    };
     let b = c["bias"]
         .as_bool()
         .unwrap()
@@ -120,10 +128,22 @@ fn run_case(c: &Value) {
     let up = ramp(ys, 0.11, 0.5, 1.0, &d);
     let grads = (y.clone() * up).sum().backward();
     check(values(y), &c["y"], &format!("{name}: y"));
-    check(values(x.grad(&grads).unwrap()), &c["dx"], &format!("{name}: dx"));
-    check(values(w.grad(&grads).unwrap()), &c["dw"], &format!("{name}: dw"));
+    check(
+        values(x.grad(&grads).unwrap()),
+        &c["dx"],
+        &format!("{name}: dx"),
+    );
+    check(
+        values(w.grad(&grads).unwrap()),
+        &c["dw"],
+        &format!("{name}: dw"),
+    );
     if let Some(b) = b {
-        check(values(b.grad(&grads).unwrap()), &c["db"], &format!("{name}: db"));
+        check(
+            values(b.grad(&grads).unwrap()),
+            &c["db"],
+            &format!("{name}: db"),
+        );
     }
 }
 
@@ -146,13 +166,21 @@ fn a_constant_image_gives_the_weight_sum_inside() {
     let x = Tensor::<4>::ones([1, 128, 70, 70], &d);
     let w = ramp([32, 128, 3, 3], 0.71, 0.3, 0.5, &d);
     let sums = values(w.clone().sum_dim(3).sum_dim(2).sum_dim(1).reshape([32]));
-    let y = values(conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1)));
+    let y = values(conv2d(
+        x,
+        w,
+        None,
+        ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+    ));
     let plane = 70 * 70;
     for (co, s) in sums.iter().enumerate() {
         for yy in 1..69 {
             for xx in [1, 35, 68] {
                 let v = y[co * plane + yy * 70 + xx];
-                assert!((v - s).abs() < 1e-3, "channel {co} ({yy}, {xx}): {v} vs {s}");
+                assert!(
+                    (v - s).abs() < 1e-3,
+                    "channel {co} ({yy}, {xx}): {v} vs {s}"
+                );
             }
         }
     }
