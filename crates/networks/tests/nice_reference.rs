@@ -4,18 +4,17 @@
 //! normalisation, one spectral-norm power iteration, pixel shuffle.
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
+use json_fixture::usizes;
 use medtrans_networks::{
     iln_mix, pixel_shuffle2, power_iteration, spectral_sigma, NiceDiscriminatorConfig,
     NiceGeneratorConfig,
 };
 use serde_json::Value;
 
+mod json_fixture;
+
 fn fixture() -> Value {
-    let p = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/networks/nice.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    json_fixture::load("nice.json")
 }
 
 fn floats(v: &Value) -> Vec<f32> {
@@ -23,14 +22,6 @@ fn floats(v: &Value) -> Vec<f32> {
         .unwrap()
         .iter()
         .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as usize)
         .collect()
 }
 

@@ -93,6 +93,22 @@ impl Geom {
         };
         (lo.min(self.ow), hi.min(self.ow).max(lo.min(self.ow)))
     }
+    /// Output-row tiles as (first row, rows, output pixels).
+    fn tiles(&self) -> impl Iterator<Item = (usize, usize, usize)> + use<> {
+        let (tile, oh, ow) = (self.tile_rows(), self.oh, self.ow);
+        (0..oh).step_by(tile).map(move |oy0| {
+            let rows = tile.min(oh - oy0);
+            (oy0, rows, rows * ow)
+        })
+    }
+    /// One tile's column buffer; the direct path reads the image instead.
+    fn col_buffer<T: GemmElem>(&self) -> Vec<T> {
+        if self.direct() {
+            Vec::new()
+        } else {
+            uninit(self.k() * self.tile_rows() * self.ow) // im2col writes all of it
+        }
+    }
     /// The input row for output row `oy` and kernel row `i`, if inside.
     fn iy(&self, oy: usize, i: usize) -> Option<usize> {
         let y = (oy * self.sh + i * self.dh) as isize - self.ph as isize;
@@ -161,6 +177,24 @@ fn im2col<T: GemmElem>(g: &Geom, img: &[T], oy0: usize, rows: usize, col: &mut [
             }
         }
     });
+}
+
+/// A tile's im2col matrix (`k x p`) as a pointer and the stride between its
+/// rows: the image itself on the direct path, else `col`, filled.
+fn patches<T: GemmElem>(
+    g: &Geom,
+    img: &[T],
+    oy0: usize,
+    rows: usize,
+    col: &mut [T],
+) -> (*const T, usize) {
+    if g.direct() {
+        (img[oy0 * g.ow..].as_ptr(), g.h * g.w)
+    } else {
+        let p = rows * g.ow;
+        im2col(g, img, oy0, rows, &mut col[..g.k() * p]);
+        (col.as_ptr(), p)
+    }
 }
 
 /// Adds the patches in `col` (`k x (rows * ow)`, output rows
@@ -269,27 +303,14 @@ pub(super) fn forward<T: GemmElem>(g: &Geom, img: &[T], wmat: &[T]) -> Vec<T> {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     // Every element is written by a GEMM that does not read it.
     let mut out: Vec<T> = uninit(g.batch * g.c_col * ohw);
-    let tile = g.tile_rows();
-    let mut col = if g.direct() {
-        Vec::new()
-    } else {
-        uninit(k * tile * g.ow) // im2col writes every element, zeros too
-    };
+    let mut col = g.col_buffer();
     for b in 0..g.batch {
         for grp in 0..g.groups {
             let img_g = &img[(b * g.c_img + grp * cg_img) * hw..][..cg_img * hw];
             let w_g = &wmat[grp * cg_col * k..][..cg_col * k];
             let out_g = (b * g.c_col + grp * cg_col) * ohw;
-            let mut oy0 = 0;
-            while oy0 < g.oh {
-                let rows = tile.min(g.oh - oy0);
-                let p = rows * g.ow;
-                let (rhs, rhs_rs) = if g.direct() {
-                    (img_g[oy0 * g.ow..].as_ptr(), hw)
-                } else {
-                    im2col(g, img_g, oy0, rows, &mut col[..k * p]);
-                    (col.as_ptr(), p)
-                };
+            for (oy0, rows, p) in g.tiles() {
+                let (rhs, rhs_rs) = patches(g, img_g, oy0, rows, &mut col);
                 unsafe {
                     gemm(
                         cg_col,
@@ -306,7 +327,6 @@ pub(super) fn forward<T: GemmElem>(g: &Geom, img: &[T], wmat: &[T]) -> Vec<T> {
                         1,
                     );
                 }
-                oy0 += rows;
             }
         }
     }
@@ -323,21 +343,13 @@ pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> V
     } else {
         vec![T::default(); g.batch * g.c_img * hw]
     };
-    let tile = g.tile_rows();
-    let mut col = if g.direct() {
-        Vec::new()
-    } else {
-        uninit(k * tile * g.ow) // im2col writes every element, zeros too
-    };
+    let mut col = g.col_buffer();
     for b in 0..g.batch {
         for grp in 0..g.groups {
             let cols_g = &cols[(b * g.c_col + grp * cg_col) * ohw..][..cg_col * ohw];
             let w_g = &wmat[grp * cg_col * k..][..cg_col * k];
             let img_off = (b * g.c_img + grp * cg_img) * hw;
-            let mut oy0 = 0;
-            while oy0 < g.oh {
-                let rows = tile.min(g.oh - oy0);
-                let p = rows * g.ow;
+            for (oy0, rows, p) in g.tiles() {
                 let (dst, dst_rs) = if g.direct() {
                     (unsafe { img.as_mut_ptr().add(img_off + oy0 * g.ow) }, hw)
                 } else {
@@ -369,7 +381,6 @@ pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> V
                         &mut img[img_off..img_off + cg_img * hw],
                     );
                 }
-                oy0 += rows;
             }
         }
     }
@@ -382,28 +393,15 @@ pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> V
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     // Each group's first GEMM overwrites its block, the rest add to it.
     let mut dw: Vec<T> = uninit(g.c_col * k);
-    let tile = g.tile_rows();
-    let mut col = if g.direct() {
-        Vec::new()
-    } else {
-        uninit(k * tile * g.ow) // im2col writes every element, zeros too
-    };
+    let mut col = g.col_buffer();
     for grp in 0..g.groups {
         let dw_g = unsafe { dw.as_mut_ptr().add(grp * cg_col * k) };
         let mut first = true;
         for b in 0..g.batch {
             let img_g = &img[(b * g.c_img + grp * cg_img) * hw..][..cg_img * hw];
             let cols_g = &cols[(b * g.c_col + grp * cg_col) * ohw..][..cg_col * ohw];
-            let mut oy0 = 0;
-            while oy0 < g.oh {
-                let rows = tile.min(g.oh - oy0);
-                let p = rows * g.ow;
-                let (rhs, rhs_cs) = if g.direct() {
-                    (img_g[oy0 * g.ow..].as_ptr(), hw)
-                } else {
-                    im2col(g, img_g, oy0, rows, &mut col[..k * p]);
-                    (col.as_ptr(), p)
-                };
+            for (oy0, rows, p) in g.tiles() {
+                let (rhs, rhs_cs) = patches(g, img_g, oy0, rows, &mut col);
                 // im2col^T: p x k, read from the k x p buffer.
                 unsafe {
                     gemm(
@@ -422,7 +420,6 @@ pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> V
                     );
                 }
                 first = false;
-                oy0 += rows;
             }
         }
     }

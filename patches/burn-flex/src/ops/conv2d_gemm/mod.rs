@@ -78,6 +78,24 @@ macro_rules! by_dtype {
     };
 }
 
+/// [`by_dtype`] for the forward passes, whose bias is optional.
+macro_rules! biased_by_dtype {
+    ($f:ident, $x:expr, $w:expr, $b:expr, $o:expr) => {
+        match $x.dtype() {
+            DType::F32 => $f::<f32>(&$x, &$w, $b.as_ref(), $o),
+            DType::F64 => $f::<f64>(&$x, &$w, $b.as_ref(), $o),
+            DType::F16 => $f::<f16>(&$x, &$w, $b.as_ref(), $o),
+            DType::BF16 => convert_f32_to_bf16(&$f::<f32>(
+                &convert_bf16_to_f32(&$x),
+                &convert_bf16_to_f32(&$w),
+                $b.as_ref().map(convert_bf16_to_f32).as_ref(),
+                $o,
+            )),
+            dtype => panic!("conv2d: unsupported dtype {:?}", dtype),
+        }
+    };
+}
+
 fn conv_geom(x: [usize; 4], w: [usize; 4], out_hw: [usize; 2], o: &ConvOptions<2>) -> Geom {
     let [pb_h, pb_w] = o.padding_begin();
     Geom {
@@ -187,21 +205,7 @@ pub fn conv2d(
     bias: Option<FlexTensor>,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
-    match x.dtype() {
-        DType::BF16 => {
-            let out = conv2d_t::<f32>(
-                &convert_bf16_to_f32(&x),
-                &convert_bf16_to_f32(&weight),
-                bias.as_ref().map(convert_bf16_to_f32).as_ref(),
-                options,
-            );
-            convert_f32_to_bf16(&out)
-        }
-        DType::F32 => conv2d_t::<f32>(&x, &weight, bias.as_ref(), options),
-        DType::F64 => conv2d_t::<f64>(&x, &weight, bias.as_ref(), options),
-        DType::F16 => conv2d_t::<f16>(&x, &weight, bias.as_ref(), options),
-        dtype => panic!("conv2d: unsupported dtype {:?}", dtype),
-    }
+    biased_by_dtype!(conv2d_t, x, weight, bias, options)
 }
 
 fn conv2d_x_backward_t<T: GemmElem>(
@@ -301,21 +305,7 @@ pub fn conv_transpose2d(
     bias: Option<FlexTensor>,
     options: &ConvTransposeOptions<2>,
 ) -> FlexTensor {
-    match x.dtype() {
-        DType::BF16 => {
-            let out = conv_transpose2d_t::<f32>(
-                &convert_bf16_to_f32(&x),
-                &convert_bf16_to_f32(&weight),
-                bias.as_ref().map(convert_bf16_to_f32).as_ref(),
-                options,
-            );
-            convert_f32_to_bf16(&out)
-        }
-        DType::F32 => conv_transpose2d_t::<f32>(&x, &weight, bias.as_ref(), options),
-        DType::F64 => conv_transpose2d_t::<f64>(&x, &weight, bias.as_ref(), options),
-        DType::F16 => conv_transpose2d_t::<f16>(&x, &weight, bias.as_ref(), options),
-        dtype => panic!("conv_transpose2d: unsupported dtype {:?}", dtype),
-    }
+    biased_by_dtype!(conv_transpose2d_t, x, weight, bias, options)
 }
 
 fn conv_transpose2d_x_backward_t<T: GemmElem>(
