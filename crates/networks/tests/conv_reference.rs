@@ -6,7 +6,7 @@
 //! column buffer.
 use burn::tensor::module::{conv2d, conv_transpose2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 use json_fixture::usizes;
 use serde_json::Value;
 
@@ -172,6 +172,69 @@ fn a_constant_image_gives_the_weight_sum_inside() {
                     (v - s).abs() < 1e-3,
                     "channel {co} ({yy}, {xx}): {v} vs {s}"
                 );
+            }
+        }
+    }
+}
+
+/// The patch runs f64 and f16 natively and bf16 through f32: each agrees
+/// with the f32 result (checked above against PyTorch) to its precision,
+/// forward and both gradients, for a convolution and a transposed one.
+#[test]
+fn every_float_type_agrees_with_f32() {
+    let d = Device::flex().autodiff();
+    let cases: [(FloatDType, f32); 4] = [
+        (FloatDType::F32, 0.0),
+        (FloatDType::F64, 1e-5),
+        (FloatDType::F16, 2e-2),
+        (FloatDType::BF16, 1e-1),
+    ];
+    let run = |dtype: FloatDType, transposed: bool| {
+        let x = ramp([2, 4, 9, 8], 0.37, 0.1, 1.0, &d)
+            .cast(dtype)
+            .require_grad();
+        let w = ramp([4, 3, 3, 3], 0.71, 0.3, 0.5, &d)
+            .cast(dtype)
+            .require_grad();
+        let b = ramp([3], 1.3, 0.2, 1.0, &d).cast(dtype);
+        let y = if transposed {
+            let o = ConvTransposeOptions::new([2, 2], [1, 1], [1, 1], [1, 1], 1);
+            conv_transpose2d(x.clone(), w.clone(), Some(b), o)
+        } else {
+            let w = w.clone().swap_dims(0, 1); // [3, 4, 3, 3]
+            conv2d(
+                x.clone(),
+                w,
+                Some(b),
+                ConvOptions::new([2, 1], [1, 1], [1, 1], 1),
+            )
+        };
+        assert_eq!(y.dtype(), dtype.into(), "{dtype:?}: output type");
+        let up = ramp(y.dims(), 0.11, 0.5, 1.0, &d).cast(dtype);
+        let grads = (y.clone() * up).sum().backward();
+        let as32 = |t: Tensor<4>| values(t.cast(FloatDType::F32));
+        (
+            as32(y),
+            as32(x.grad(&grads).unwrap()),
+            as32(w.grad(&grads).unwrap()),
+        )
+    };
+    for transposed in [false, true] {
+        let want = run(FloatDType::F32, transposed);
+        for (dtype, tol) in cases {
+            let got = run(dtype, transposed);
+            for (what, g, w) in [
+                ("y", &got.0, &want.0),
+                ("dx", &got.1, &want.1),
+                ("dw", &got.2, &want.2),
+            ] {
+                let scale = w.iter().fold(1f32, |m, v| m.max(v.abs()));
+                for (a, b) in g.iter().zip(w) {
+                    assert!(
+                        (a - b).abs() <= tol * scale,
+                        "{dtype:?} transposed={transposed} {what}: {a} vs f32's {b}"
+                    );
+                }
             }
         }
     }
