@@ -1,6 +1,7 @@
 //! `medtrans experiment`: the papers' experiments.
-use anyhow::Result;
+use anyhow::{Context, Result};
 use medtrans_datasets::Pairing;
+use medtrans_experiments::runner::Runner;
 use medtrans_experiments::{
     AugmentConfig, Experiment, ManyToOneConfig, ShapeConfig, SubjectsConfig, SweepConfig,
     Table1Config,
@@ -28,6 +29,15 @@ struct Common {
     /// a build with `--features gpu`). Overrides the config's `device`.
     #[arg(long)]
     device: Option<String>,
+    /// Train this many runs at once, each a `medtrans train` process on one
+    /// thread, its output in RUN.log beside the run folder. With the
+    /// sweeps' small networks one thread trains as fast as two, and a run's
+    /// numbers do not depend on the thread count, so `--jobs 2` nearly
+    /// doubles an experiment's throughput on two cores
+    /// (docs/benchmarks.md). 1 (the default): one after another, in this
+    /// process.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
 }
 
 #[derive(clap::Args)]
@@ -141,6 +151,13 @@ impl Common {
         let mut cfg = E::load(&self.config)?;
         if self.device.is_some() {
             cfg.common_mut().device = self.device;
+        }
+        if self.jobs > 1 {
+            cfg.common_mut().runner = Runner::Processes {
+                program: std::env::current_exe()
+                    .context("finding the medtrans binary for --jobs")?,
+                jobs: self.jobs as usize,
+            };
         }
         adjust(&mut cfg);
         cfg.run(self.report_only, &mut |line| say!("{line}"))?;

@@ -1,5 +1,5 @@
 //! `medtrans train`: one trainer, every mode.
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use medtrans_training::{presets, TrainConfig, Trainer};
 use std::path::PathBuf;
 
@@ -30,6 +30,11 @@ pub struct Args {
     /// Continue a stopped run from its last checkpoint.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// A run's effective config (the config.toml a run writes), taken as it
+    /// is, without the preset check of --config: experiment grids start
+    /// their child processes (`--jobs`) with it.
+    #[arg(long, hide = true, conflicts_with_all = ["config", "mode", "resume"])]
+    run_config: Option<PathBuf>,
     /// Override a config field, e.g. --set train.epochs=5 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -76,6 +81,12 @@ pub fn run(args: Args) -> Result<()> {
         t
     } else {
         let cfg = match (&args.config, &args.mode) {
+            _ if args.run_config.is_some() => {
+                let p = args.run_config.as_ref().expect("checked");
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading the run config {}", p.display()))?;
+                TrainConfig::from_toml(&text, &set, &p.display().to_string())?
+            }
             (Some(p), _) => TrainConfig::load(p, &set)?,
             (None, Some(m)) => TrainConfig::preset(m, &set)?,
             (None, None) => bail!(

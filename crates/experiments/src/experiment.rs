@@ -36,6 +36,9 @@ pub struct Common {
     /// The file the config was read from, for the report's command line.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// How the runs train (the command line's `--jobs`); not a config key.
+    #[serde(skip)]
+    pub runner: crate::runner::Runner,
 }
 
 /// [`Common`]'s keys, as they are spelled in a config file.
@@ -173,7 +176,7 @@ pub trait Experiment: Sized {
             // Every run's config is built, and so checked, before the
             // first one trains.
             let grid = self.grid()?;
-            build_and_train(&c.runs, c.device(), &grid, &mut |r| self.build(r), report)?;
+            build_and_train(c, &grid, &mut |r| self.build(r), report)?;
         }
         let outcome = self.report(report)?;
         crate::grid::link_results(

@@ -14,6 +14,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::experiment::Common;
+pub use crate::runner::Runner;
+
 /// One training run of a grid.
 #[derive(Debug, Clone)]
 pub struct GridRun {
@@ -39,8 +42,12 @@ impl GridRun {
 pub fn train_grid(
     runs: &[GridRun],
     resume_overrides: &[String],
+    runner: &Runner,
     report: &mut dyn FnMut(&str),
 ) -> Result<()> {
+    if let Runner::Processes { program, jobs } = runner {
+        return crate::runner::train_in_processes(runs, resume_overrides, program, *jobs, report);
+    }
     // Seconds and steps per group, measured as the grid goes.
     let mut rates: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     for (k, run) in runs.iter().enumerate() {
@@ -89,18 +96,24 @@ pub type Report<'a> = &'a mut dyn FnMut(&str);
 
 /// What an experiment's run command does before it reports: create the
 /// runs folder, build the experiment's data (`build`, once: it skips a
-/// dataset already there), then train the grid on `device`.
+/// dataset already there), then train the grid on the experiment's device,
+/// the way its runner says.
 pub fn build_and_train(
-    runs_dir: &Path,
-    device: &str,
+    common: &Common,
     runs: &[GridRun],
     build: &mut dyn FnMut(Report) -> Result<()>,
     report: Report,
 ) -> Result<()> {
-    std::fs::create_dir_all(runs_dir)
-        .with_context(|| format!("creating {}", runs_dir.display()))?;
+    std::fs::create_dir_all(&common.runs)
+        .with_context(|| format!("creating {}", common.runs.display()))?;
     build(report)?;
-    train_grid(runs, &[format!("train.device={device:?}")], report)
+    let device = common.device();
+    train_grid(
+        runs,
+        &[format!("train.device={device:?}")],
+        &common.runner,
+        report,
+    )
 }
 
 /// The step count of a run that reached the end of its schedule, from its

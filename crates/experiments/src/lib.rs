@@ -11,6 +11,7 @@ pub mod grid;
 pub mod many_to_one;
 pub mod noise_sweep;
 pub mod plot;
+pub mod runner;
 pub mod shape;
 pub mod slabs;
 pub mod subjects;
