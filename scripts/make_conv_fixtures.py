@@ -116,6 +116,8 @@ def main():
         case("conv_transpose2d", (1, 4, 5, 5), (4, 3, 3, 3), (1, 1), (0, 0), (2, 2), 2, True),
         # 1x1 stride 1.
         case("conv_transpose2d", (2, 3, 4, 5), (3, 2, 1, 1), (1, 1), (0, 0), (1, 1), 1, True),
+        # Output padding below the dilation, not the stride.
+        case("conv_transpose2d", (1, 2, 5, 5), (2, 3, 3, 3), (1, 1), (1, 1), (2, 2), 1, True, (1, 1)),
         # Large up-sampling (the paper's 128 -> 256 layer, narrowed).
         case("conv_transpose2d", (1, 64, 64, 64), (64, 32, 3, 3), (2, 2), (1, 1), (1, 1), 1, True, (1, 1), full=False),
     ]

@@ -45,7 +45,12 @@ pub fn train_in_processes(
     report: Report,
 ) -> Result<()> {
     let mut todo = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (k, run) in runs.iter().enumerate() {
+        // A grid that lists a run twice trains it once, as in-process.
+        if !seen.insert(run.dir().to_path_buf()) {
+            continue;
+        }
         if finished_steps(run.dir())?.is_some() {
             report(&format!(
                 "[{}/{}] {}: finished earlier, skipped",
@@ -115,14 +120,20 @@ pub fn train_in_processes(
             }
         }
     })();
-    if result.is_err() {
-        // Nothing is lost: a stopped run resumes from its last checkpoint.
-        for job in &mut running {
-            let _ = job.child.kill();
-            let _ = job.child.wait();
-        }
-    }
+    // On an error the other children are stopped as `running` drops
+    // (`Job`'s Drop); a stopped run resumes from its last checkpoint.
+    drop(running);
     result
+}
+
+impl Drop for Job<'_> {
+    /// A child outlives no error or panic of the grid that started it.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
 }
 
 /// Where a child's config is written: beside its run folder.
@@ -145,6 +156,15 @@ fn spawn<'a>(
     let log = dir.with_file_name(format!("{name}.log"));
     let mut cmd = Command::new(program);
     cmd.arg("train");
+    if dir.join("checkpoints").exists() && last_checkpoint(dir).is_err() {
+        // Never start over on top of checkpoints that cannot be read: the
+        // user decides what they were worth.
+        bail!(
+            "{}: its checkpoints cannot be read; move the folder away to train {} again",
+            dir.display(),
+            run.label
+        );
+    }
     if last_checkpoint(dir).is_ok() {
         cmd.arg("--resume").arg(dir);
         for o in resume_overrides {
@@ -153,11 +173,16 @@ fn spawn<'a>(
     } else {
         let config = config_path(run);
         medtrans_io::write_file_atomic(&config, run.config.to_toml().as_bytes())?;
-        // A folder left by a run killed before its first checkpoint holds
-        // nothing to keep.
+        // No checkpoints: a folder left by a run killed before its first
+        // one holds nothing to keep.
         cmd.arg("--run-config").arg(&config).arg("--overwrite");
     }
-    let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    // Appended to: a failed sitting's output stays above the next one's.
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
     let child = cmd
         .env("RAYON_NUM_THREADS", "1")
         .stdin(Stdio::null())

@@ -93,6 +93,20 @@ impl Geom {
         };
         (lo.min(self.ow), hi.min(self.ow).max(lo.min(self.ow)))
     }
+    /// The channels split into the groups. Every buffer access is
+    /// bounds-checked anyway (padding is read as zeros); this turns a
+    /// grouping mismatch into a clear panic rather than wrong values.
+    pub(super) fn check(&self) {
+        assert!(
+            self.groups > 0
+                && self.c_img.is_multiple_of(self.groups)
+                && self.c_col.is_multiple_of(self.groups),
+            "conv2d: {} and {} channels do not split into {} groups",
+            self.c_img,
+            self.c_col,
+            self.groups
+        );
+    }
     /// Output-row tiles as (first row, rows, output pixels).
     fn tiles(&self) -> impl Iterator<Item = (usize, usize, usize)> + use<> {
         let (tile, oh, ow) = (self.tile_rows(), self.oh, self.ow);
@@ -391,12 +405,11 @@ pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> V
 pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> Vec<T> {
     let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    // Each group's first GEMM overwrites its block, the rest add to it.
-    let mut dw: Vec<T> = uninit(g.c_col * k);
+    // Zeroed, small: an empty batch or output leaves it untouched.
+    let mut dw = vec![T::default(); g.c_col * k];
     let mut col = g.col_buffer();
     for grp in 0..g.groups {
         let dw_g = unsafe { dw.as_mut_ptr().add(grp * cg_col * k) };
-        let mut first = true;
         for b in 0..g.batch {
             let img_g = &img[(b * g.c_img + grp * cg_img) * hw..][..cg_img * hw];
             let cols_g = &cols[(b * g.c_col + grp * cg_col) * ohw..][..cg_col * ohw];
@@ -410,7 +423,7 @@ pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> V
                         p,
                         dw_g,
                         k,
-                        !first,
+                        true,
                         cols_g[oy0 * g.ow..].as_ptr(),
                         ohw,
                         1,
@@ -419,7 +432,6 @@ pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> V
                         rhs_cs,
                     );
                 }
-                first = false;
             }
         }
     }

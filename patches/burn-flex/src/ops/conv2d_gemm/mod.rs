@@ -98,7 +98,7 @@ macro_rules! biased_by_dtype {
 
 fn conv_geom(x: [usize; 4], w: [usize; 4], out_hw: [usize; 2], o: &ConvOptions<2>) -> Geom {
     let [pb_h, pb_w] = o.padding_begin();
-    Geom {
+    let g = Geom {
         batch: x[0],
         groups: o.groups,
         c_img: x[1],
@@ -115,7 +115,9 @@ fn conv_geom(x: [usize; 4], w: [usize; 4], out_hw: [usize; 2], o: &ConvOptions<2
         pw: pb_w,
         dh: o.dilation[0],
         dw: o.dilation[1],
-    }
+    };
+    g.check();
+    g
 }
 
 /// A transposed convolution's geometry: its output is the image side, its
@@ -126,7 +128,7 @@ fn transpose_geom(
     w: [usize; 4],
     o: &ConvTransposeOptions<2>,
 ) -> Geom {
-    Geom {
+    let g = Geom {
         batch: col[0],
         groups: o.groups,
         c_img: img[1],
@@ -143,7 +145,9 @@ fn transpose_geom(
         pw: o.padding[1],
         dh: o.dilation[0],
         dw: o.dilation[1],
-    }
+    };
+    g.check();
+    g
 }
 
 fn out_size(input: usize, k: usize, s: usize, pb: usize, pe: usize, d: usize) -> usize {
@@ -315,23 +319,28 @@ fn conv_transpose2d_x_backward_t<T: GemmElem>(
 ) -> FlexTensor {
     let (weight, grad) = (dense(weight), dense(grad));
     let (ws, gs) = (dims4(&weight), dims4(&grad));
+    // The inverse of the transposed output size; output padding may reach
+    // the dilation as well as the stride, so it is taken off first.
+    let inverse = |out: usize, k: usize, s: usize, p: usize, po: usize, d: usize| {
+        (out + 2 * p - d * (k - 1) - po - 1) / s + 1
+    };
     let xs = [
         gs[0],
         ws[0],
-        out_size(
+        inverse(
             gs[2],
             ws[2],
             o.stride[0],
             o.padding[0],
-            o.padding[0],
+            o.padding_out[0],
             o.dilation[0],
         ),
-        out_size(
+        inverse(
             gs[3],
             ws[3],
             o.stride[1],
             o.padding[1],
-            o.padding[1],
+            o.padding_out[1],
             o.dilation[1],
         ),
     ];
