@@ -51,7 +51,7 @@ pub fn train_grid(
     // Seconds and steps per group, measured as the grid goes.
     let mut rates: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     for (k, run) in runs.iter().enumerate() {
-        let tag = format!("[{}/{}] {}", k + 1, runs.len(), run.label);
+        let tag = tag(k, runs);
         if finished_steps(run.dir())?.is_some() {
             report(&format!("{tag}: finished earlier, skipped"));
             continue;
@@ -89,6 +89,11 @@ pub fn train_grid(
         r.1 += trainer.step - first;
     }
     Ok(())
+}
+
+/// The start of run `k`'s progress lines: `[k+1/n] label`.
+pub(crate) fn tag(k: usize, runs: &[GridRun]) -> String {
+    format!("[{}/{}] {}", k + 1, runs.len(), runs[k].label)
 }
 
 /// Progress lines go here.

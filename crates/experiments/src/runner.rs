@@ -7,7 +7,7 @@
 //! at once, one thread each, then nearly double an experiment's
 //! throughput. Runs of one process would share Burn's seeded device, so
 //! each is a process of its own: `medtrans train` on the run's config.
-use crate::grid::{finished_steps, GridRun, Report};
+use crate::grid::{finished_steps, tag, GridRun, Report};
 use anyhow::{bail, Context, Result};
 use medtrans_training::checkpoint::last_checkpoint;
 use std::path::PathBuf;
@@ -52,12 +52,7 @@ pub fn train_in_processes(
             continue;
         }
         if finished_steps(run.dir())?.is_some() {
-            report(&format!(
-                "[{}/{}] {}: finished earlier, skipped",
-                k + 1,
-                runs.len(),
-                run.label
-            ));
+            report(&format!("{}: finished earlier, skipped", tag(k, runs)));
         } else {
             todo.push((k, run));
         }
@@ -73,11 +68,8 @@ pub fn train_in_processes(
                 running.push(spawn(program, index, run, resume_overrides)?);
                 let job = running.last().expect("just pushed");
                 report(&format!(
-                    "[{}/{}] {}: started ({} at once; output in {})",
-                    index + 1,
-                    runs.len(),
-                    run.label,
-                    jobs,
+                    "{}: started ({jobs} at once; output in {})",
+                    tag(index, runs),
                     job.log.display()
                 ));
             }
@@ -104,13 +96,11 @@ pub fn train_in_processes(
                     );
                 }
                 // The run folder holds its own config.toml now.
-                let _ = std::fs::remove_file(config_path(job.run));
+                let _ = std::fs::remove_file(beside(job.run, "config.toml"));
                 let secs = job.started.elapsed().as_secs_f64();
                 report(&format!(
-                    "[{}/{}] {}: finished in {}",
-                    job.index + 1,
-                    runs.len(),
-                    job.run.label,
+                    "{}: finished in {}",
+                    tag(job.index, runs),
                     if secs < 120.0 {
                         format!("{secs:.0} s")
                     } else {
@@ -136,11 +126,12 @@ impl Drop for Job<'_> {
     }
 }
 
-/// Where a child's config is written: beside its run folder.
-fn config_path(run: &GridRun) -> PathBuf {
+/// A file beside the run folder: `RUN.config.toml` (the child's config),
+/// `RUN.log` (its output).
+fn beside(run: &GridRun, ext: &str) -> PathBuf {
     let dir = run.dir();
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
-    dir.with_file_name(format!("{name}.config.toml"))
+    dir.with_file_name(format!("{name}.{ext}"))
 }
 
 /// Start `program train` for one run: from a checkpoint if there is one,
@@ -152,11 +143,11 @@ fn spawn<'a>(
     resume_overrides: &[String],
 ) -> Result<Job<'a>> {
     let dir = run.dir();
-    let name = dir.file_name().unwrap_or_default().to_string_lossy();
-    let log = dir.with_file_name(format!("{name}.log"));
+    let log = beside(run, "log");
     let mut cmd = Command::new(program);
     cmd.arg("train");
-    if dir.join("checkpoints").exists() && last_checkpoint(dir).is_err() {
+    let resumable = last_checkpoint(dir).is_ok();
+    if !resumable && dir.join("checkpoints").exists() {
         // Never start over on top of checkpoints that cannot be read: the
         // user decides what they were worth.
         bail!(
@@ -165,13 +156,13 @@ fn spawn<'a>(
             run.label
         );
     }
-    if last_checkpoint(dir).is_ok() {
+    if resumable {
         cmd.arg("--resume").arg(dir);
         for o in resume_overrides {
             cmd.arg("--set").arg(o);
         }
     } else {
-        let config = config_path(run);
+        let config = beside(run, "config.toml");
         medtrans_io::write_file_atomic(&config, run.config.to_toml().as_bytes())?;
         // No checkpoints: a folder left by a run killed before its first
         // one holds nothing to keep.

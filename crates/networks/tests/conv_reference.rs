@@ -183,8 +183,7 @@ fn a_constant_image_gives_the_weight_sum_inside() {
 #[test]
 fn every_float_type_agrees_with_f32() {
     let d = Device::flex().autodiff();
-    let cases: [(FloatDType, f32); 4] = [
-        (FloatDType::F32, 0.0),
+    let cases: [(FloatDType, f32); 3] = [
         (FloatDType::F64, 1e-5),
         (FloatDType::F16, 2e-2),
         (FloatDType::BF16, 1e-1),
