@@ -78,16 +78,43 @@ pub(crate) fn instance_norm(channels: usize, device: &Device) -> InstanceNorm {
         .init(device)
 }
 
-/// Instance norm with its statistics in f32 whatever the input's dtype.
-/// Burn widens f16 itself; bf16's 8-bit mantissa would lose x - mean to
-/// cancellation (gradients 20 % off f32's in the precision test).
+/// Instance norm (no affine), by device.
+///
+/// On the CPU, Burn's `batch_norm_train` on the input seen as `[1, n * c,
+/// h, w]`: one op that autodiff differentiates as a whole, which the
+/// patched flex (patches/README.md) runs as one pass per plane forward and
+/// backward instead of about ten tensor ops each way. Its statistics are
+/// in f64 and shifted, so a constant plane comes out exactly zero.
+///
+/// On a GPU, Burn's instance norm (group norm per channel) as before, with
+/// its statistics in f32 whatever the input's dtype: Burn widens f16
+/// itself; bf16's 8-bit mantissa would lose x - mean to cancellation
+/// (gradients 20 % off f32's in the precision test).
 pub(crate) fn normalize(norm: &InstanceNorm, x: Tensor<4>) -> Tensor<4> {
+    if on_cpu(&x.device()) {
+        return instance_norm_2d(x, norm.epsilon);
+    }
     let dtype: FloatDType = x.dtype().into();
     if dtype == FloatDType::BF16 {
         norm.forward(x.cast(FloatDType::F32)).cast(dtype)
     } else {
         norm.forward(x)
     }
+}
+
+/// Instance norm without affine parameters as one `batch_norm_train` op
+/// (works on any device; [`normalize`]'s CPU path).
+pub fn instance_norm_2d(x: Tensor<4>, epsilon: f64) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let device = x.device();
+    let dtype = x.dtype();
+    // Identity affine: untracked constants, so autodiff sends no gradient
+    // to them.
+    let ones = Tensor::<1>::ones([n * c], (&device, dtype));
+    let zeros = Tensor::<1>::zeros([n * c], (&device, dtype));
+    burn::tensor::module::batch_norm_train(x.reshape([1, n * c, h, w]), ones, zeros, epsilon)
+        .output
+        .reshape([n, c, h, w])
 }
 
 /// A convolution without built-in padding (padding comes from `reflect`).

@@ -23,7 +23,7 @@ mod unet;
 mod unit;
 mod warp;
 
-pub use blocks::ResidualBlock;
+pub use blocks::{instance_norm_2d, ResidualBlock};
 pub use discriminator::{Discriminator, DiscriminatorConfig};
 pub use generator::{Generator, GeneratorConfig, GeneratorKind};
 pub(crate) use ids::zero_biases;

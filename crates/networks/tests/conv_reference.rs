@@ -6,8 +6,8 @@
 //! column buffer.
 use burn::tensor::module::{conv2d, conv_transpose2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
-use burn::tensor::{Device, FloatDType, Tensor, TensorData};
-use json_fixture::usizes;
+use burn::tensor::{Device, FloatDType, Tensor};
+use json_fixture::{check, dims4, ramp, usizes, values};
 use serde_json::Value;
 
 mod json_fixture;
@@ -19,58 +19,6 @@ fn fixture() -> Value {
 fn pair(v: &Value) -> [usize; 2] {
     let u = usizes(v);
     [u[0], u[1]]
-}
-
-/// The fixture's input formula: sin(a * i + b) over the row-major index.
-fn ramp<const D: usize>(shape: [usize; D], a: f64, b: f64, scale: f64, d: &Device) -> Tensor<D> {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|i| ((a * i as f64 + b).sin() * scale) as f32)
-        .collect();
-    Tensor::from_data(TensorData::new(v, shape), d)
-}
-
-fn dims4(v: &Value) -> [usize; 4] {
-    let u = usizes(v);
-    [u[0], u[1], u[2], u[3]]
-}
-
-/// Compares `got` with a fixture summary: every value, or the sums and
-/// the sampled values of a large tensor.
-fn check(got: Vec<f32>, want: &Value, what: &str) {
-    let vals: Vec<f64> = want["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
-    let at: Vec<usize> = match want.get("at") {
-        Some(a) => usizes(a),
-        None => {
-            assert_eq!(got.len(), vals.len(), "{what}: length");
-            (0..vals.len()).collect()
-        }
-    };
-    let scale = vals.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    for (&i, &w) in at.iter().zip(&vals) {
-        let g = got[i] as f64;
-        assert!(
-            (g - w).abs() <= 2e-5 * scale + 1e-4 * w.abs(),
-            "{what}[{i}]: {g} against PyTorch's {w}"
-        );
-    }
-    if let Some(sum) = want.get("sum") {
-        let (sum, abs_sum) = (sum.as_f64().unwrap(), want["abs_sum"].as_f64().unwrap());
-        let g: f64 = got.iter().map(|&x| x as f64).sum();
-        assert!(
-            (g - sum).abs() <= 1e-5 * abs_sum,
-            "{what}: sum {g} against PyTorch's {sum} (abs sum {abs_sum})"
-        );
-    }
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
 }
 
 fn run_case(c: &Value) {
