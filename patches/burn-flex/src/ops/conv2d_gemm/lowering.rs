@@ -249,7 +249,8 @@ fn col2im_add<T: GemmElem>(g: &Geom, col: &[T], oy0: usize, rows: usize, img: &m
     });
 }
 
-/// `dst (m x n) = [dst +] lhs (m x k) @ rhs (k x n)`, all strided.
+/// `dst (m x n) = [dst +] lhs (m x k) @ rhs (k x n)`, all strided; `dst`
+/// row-major.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm<T: GemmElem>(
     m: usize,
@@ -265,12 +266,36 @@ unsafe fn gemm<T: GemmElem>(
     rhs_rs: usize,
     rhs_cs: usize,
 ) {
+    unsafe {
+        gemm_to(
+            m, n, k, dst, dst_rs, 1, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs,
+        )
+    }
+}
+
+/// [`gemm`] with both strides of `dst` given.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_to<T: GemmElem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
+    dst_rs: usize,
+    dst_cs: usize,
+    accumulate: bool,
+    lhs: *const T,
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: *const T,
+    rhs_rs: usize,
+    rhs_cs: usize,
+) {
     if k == 0 {
         // An empty sum: the destination, which may be uninitialised, is 0.
         if !accumulate {
             for r in 0..m {
                 for c in 0..n {
-                    unsafe { dst.add(r * dst_rs + c).write(T::default()) };
+                    unsafe { dst.add(r * dst_rs + c * dst_cs).write(T::default()) };
                 }
             }
         }
@@ -291,7 +316,7 @@ unsafe fn gemm<T: GemmElem>(
             n,
             k,
             dst,
-            1,
+            dst_cs as isize,
             dst_rs as isize,
             accumulate,
             lhs,
@@ -405,28 +430,37 @@ pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> V
 pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> Vec<T> {
     let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    // Zeroed, small: an empty batch or output leaves it untouched.
-    let mut dw = vec![T::default(); g.c_col * k];
+    // `dW = dY @ im2col^T` with dY and im2col both contiguous along the
+    // pixels, the GEMM's inner dimension. Written as is, the GEMM packs
+    // im2col element by element with a stride of a whole row (a quarter of
+    // a RegGAN step at 64 px went there). So dY is transposed (pixels x
+    // channels, a small copy) and the product is accumulated column-major
+    // in `dwt` (k x c_out per group): the GEMM then reads both operands in
+    // place. Zeroed, small: an empty batch or output leaves it untouched.
+    let mut dwt = vec![T::default(); g.c_col * k];
     let mut col = g.col_buffer();
+    let mut dyt: Vec<T> = uninit(ohw * cg_col);
     for grp in 0..g.groups {
-        let dw_g = unsafe { dw.as_mut_ptr().add(grp * cg_col * k) };
+        let dwt_g = unsafe { dwt.as_mut_ptr().add(grp * cg_col * k) };
         for b in 0..g.batch {
             let img_g = &img[(b * g.c_img + grp * cg_img) * hw..][..cg_img * hw];
             let cols_g = &cols[(b * g.c_col + grp * cg_col) * ohw..][..cg_col * ohw];
+            transpose(cols_g, cg_col, ohw, &mut dyt);
             for (oy0, rows, p) in g.tiles() {
                 let (rhs, rhs_cs) = patches(g, img_g, oy0, rows, &mut col);
                 // im2col^T: p x k, read from the k x p buffer.
                 unsafe {
-                    gemm(
+                    gemm_to(
                         cg_col,
                         k,
                         p,
-                        dw_g,
-                        k,
-                        true,
-                        cols_g[oy0 * g.ow..].as_ptr(),
-                        ohw,
+                        dwt_g,
                         1,
+                        cg_col,
+                        true,
+                        dyt[oy0 * g.ow * cg_col..].as_ptr(),
+                        1,
+                        cg_col,
                         rhs,
                         1,
                         rhs_cs,
@@ -435,5 +469,30 @@ pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> V
             }
         }
     }
+    // Back to the weight's layout, c_out x k per group.
+    let mut dw = vec![T::default(); g.c_col * k];
+    for grp in 0..g.groups {
+        let n = cg_col * k;
+        transpose(&dwt[grp * n..][..n], k, cg_col, &mut dw[grp * n..][..n]);
+    }
     dw
+}
+
+/// `dst` (`cols x rows`) = `src` (`rows x cols`) transposed, in blocks that
+/// stay in cache.
+fn transpose<T: GemmElem>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    const B: usize = 16;
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
+    for r0 in (0..rows).step_by(B) {
+        let r1 = (r0 + B).min(rows);
+        for c0 in (0..cols).step_by(B) {
+            for c in c0..(c0 + B).min(cols) {
+                let d = &mut dst[c * rows + r0..c * rows + r1];
+                for (k, v) in d.iter_mut().enumerate() {
+                    // In bounds: r0 + k < rows and c < cols (checked above).
+                    *v = unsafe { *src.get_unchecked((r0 + k) * cols + c) };
+                }
+            }
+        }
+    }
 }
