@@ -87,6 +87,9 @@ def main():
         instance_case((2, 16, 48, 40), full=False),
         # Batch statistics over a batch of 3 with gamma and beta.
         batch_case((3, 4, 5, 6)),
+        # A batch of one with gamma and beta: the kernel's one-visit path
+        # (instance norm's) with a real affine and its gradients.
+        batch_case((1, 4, 5, 6)),
         # Large batch norm: channels split across threads.
         batch_case((4, 8, 32, 36), full=False),
     ]

@@ -149,6 +149,8 @@ fn per_plane_with<T: Send, S: Send>(
     if plane == 0 {
         return;
     }
+    // Every plane must get its state, or `filled` would leave planes unwritten.
+    assert_eq!(states.len(), out.len() / plane, "one state per plane");
     #[cfg(feature = "rayon")]
     if out.len() >= PAR_MIN_ELEMS {
         use rayon::prelude::*;
@@ -230,7 +232,9 @@ fn moments<T: NormElem>(x: &[T], c: usize, dims: (usize, usize, usize)) -> (f64,
         sq += q;
     }
     let mean_d = sum / count;
-    (shift + mean_d, (sq / count - mean_d * mean_d).max(0.0))
+    // Clamped at 0 against rounding, keeping NaN (`max` would drop it).
+    let var = sq / count - mean_d * mean_d;
+    (shift + mean_d, if var < 0.0 { 0.0 } else { var })
 }
 
 /// A buffer of `len` elements for [`per_plane`] to fill: every element is
@@ -255,6 +259,12 @@ fn forward<T: NormElem>(
     let (xt, s, e) = elems(x);
     let xs = &xt.storage::<T>()[s..e];
     let (g, b) = (to_f64(gamma), to_f64(beta));
+    assert!(
+        g.len() == ch && b.len() == ch,
+        "batch norm: gamma and beta have {} and {} values for {ch} channels",
+        g.len(),
+        b.len()
+    );
     // y = (x - mean) * scale + beta, scale = gamma / sqrt(var + eps).
     let write = |c: usize, (m, v): (f64, f64), p: usize, o: &mut [MaybeUninit<T>]| {
         let (scale, shift) = (g[c] / (v + epsilon).sqrt(), b[c]);
@@ -292,7 +302,7 @@ fn backward<T: NormElem>(
     x: &FlexTensor,
     gamma: &FlexTensor,
     _mean: &FlexTensor,
-    variance: &FlexTensor,
+    _variance: &FlexTensor,
     epsilon: f64,
     grad: &FlexTensor,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
@@ -303,29 +313,38 @@ fn backward<T: NormElem>(
     let xs = &xt.storage::<T>()[s..e];
     let (dt, ds, de) = elems(grad);
     let dy = &dt.storage::<T>()[ds..de];
-    // The stored mean is rounded to the element type, which can be most
-    // of a small spread far from zero (1000 + 0.01 * sin in f32): the mean
-    // is recomputed in f64 here, shifted as in the forward pass, in the
-    // same pass as sum(dy) (beta's gradient) and sum(dy * x_hat) (gamma's),
-    // the two means the input gradient subtracts.
-    let (g, v) = (to_f64(gamma), to_f64(variance));
+    // The stored mean and variance are rounded to the element type: the
+    // mean can lose most of a small spread far from zero (1000 + 0.01 * sin
+    // in f32), and an f16 variance overflows above 65504. Both are
+    // recomputed in f64 here, shifted as in the forward pass, in the same
+    // pass as sum(dy) (beta's gradient) and sum(dy * x_hat) (gamma's), the
+    // two means the input gradient subtracts.
+    let g = to_f64(gamma);
+    assert_eq!(
+        g.len(),
+        ch,
+        "batch norm: gamma has {} values for {ch} channels",
+        g.len()
+    );
     let channel_sums = |c: usize| {
-        let inv_std = 1.0 / (v[c] + epsilon).sqrt();
         let Some(shift) = planes(xs, c, dims).flat_map(|p| p.first()).next() else {
-            return (0.0, inv_std, 0.0, 0.0);
+            return (0.0, 1.0 / epsilon.sqrt(), 0.0, 0.0);
         };
         let shift = shift.to_f64();
-        let (mut sd, mut sg, mut sgd) = (0f64, 0f64, 0f64);
+        let (mut sd, mut sdd, mut sg, mut sgd) = (0f64, 0f64, 0f64, 0f64);
         for (px, pg) in planes(xs, c, dims).zip(planes(dy, c, dims)) {
-            let [d, g, gd] = lane_sums(px, pg, |xv, gv| {
+            let [d, dd, g, gd] = lane_sums(px, pg, |xv, gv| {
                 let d = xv - shift;
-                [d, gv, gv * d]
+                [d, d * d, gv, gv * d]
             });
             sd += d;
+            sdd += dd;
             sg += g;
             sgd += gd;
         }
         let mean_d = sd / count;
+        let var = sdd / count - mean_d * mean_d;
+        let inv_std = 1.0 / (if var < 0.0 { 0.0 } else { var } + epsilon).sqrt();
         (shift + mean_d, inv_std, sg, (sgd - mean_d * sg) * inv_std)
     };
     // dx = gamma * inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat)).

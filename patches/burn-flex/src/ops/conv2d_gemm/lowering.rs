@@ -249,33 +249,10 @@ fn col2im_add<T: GemmElem>(g: &Geom, col: &[T], oy0: usize, rows: usize, img: &m
     });
 }
 
-/// `dst (m x n) = [dst +] lhs (m x k) @ rhs (k x n)`, all strided; `dst`
-/// row-major.
+/// `dst (m x n) = [dst +] lhs (m x k) @ rhs (k x n)`, every operand
+/// strided (rows, then columns).
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm<T: GemmElem>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut T,
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: *const T,
-    lhs_rs: usize,
-    lhs_cs: usize,
-    rhs: *const T,
-    rhs_rs: usize,
-    rhs_cs: usize,
-) {
-    unsafe {
-        gemm_to(
-            m, n, k, dst, dst_rs, 1, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs,
-        )
-    }
-}
-
-/// [`gemm`] with both strides of `dst` given.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_to<T: GemmElem>(
     m: usize,
     n: usize,
     k: usize,
@@ -357,6 +334,7 @@ pub(super) fn forward<T: GemmElem>(g: &Geom, img: &[T], wmat: &[T]) -> Vec<T> {
                         k,
                         out.as_mut_ptr().add(out_g + oy0 * g.ow),
                         ohw,
+                        1,
                         false,
                         w_g.as_ptr(),
                         k,
@@ -402,6 +380,7 @@ pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> V
                         cg_col,
                         dst,
                         dst_rs,
+                        1,
                         false,
                         w_g.as_ptr(),
                         1,
@@ -450,7 +429,7 @@ pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> V
                 let (rhs, rhs_cs) = patches(g, img_g, oy0, rows, &mut col);
                 // im2col^T: p x k, read from the k x p buffer.
                 unsafe {
-                    gemm_to(
+                    gemm(
                         cg_col,
                         k,
                         p,
