@@ -121,25 +121,8 @@ fn per_channel<R: Send>(
     (0..channels).map(f).collect()
 }
 
-/// `f(plane, out)` for every `[n, c]` plane of `out`, in parallel when large.
-fn per_plane<T: Send>(out: &mut [T], plane: usize, f: impl Fn(usize, &mut [T]) + Send + Sync) {
-    if plane == 0 {
-        return;
-    }
-    #[cfg(feature = "rayon")]
-    if out.len() >= PAR_MIN_ELEMS {
-        use rayon::prelude::*;
-        out.par_chunks_mut(plane)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
-        return;
-    }
-    for (i, o) in out.chunks_mut(plane).enumerate() {
-        f(i, o);
-    }
-}
-
-/// [`per_plane`] with a state per plane, `f(plane, out, state)`.
+/// `f(plane, out, state)` for every `[n, c]` plane of `out` and its state,
+/// in parallel when large.
 fn per_plane_with<T: Send, S: Send>(
     out: &mut [T],
     states: &mut [S],
@@ -237,7 +220,7 @@ fn moments<T: NormElem>(x: &[T], c: usize, dims: (usize, usize, usize)) -> (f64,
     (shift + mean_d, if var < 0.0 { 0.0 } else { var })
 }
 
-/// A buffer of `len` elements for [`per_plane`] to fill: every element is
+/// A buffer of `len` elements for [`per_plane_with`] to fill: every element is
 /// written before the buffer is read, so it is not zeroed first (a pass
 /// over memory as large as the tensor).
 fn filled<T: NormElem>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
@@ -248,13 +231,43 @@ fn filled<T: NormElem>(len: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> 
     v
 }
 
+/// The per-channel statistics `stat(c)` and the output, `write(c,
+/// stat, plane, out)` for every plane. With a batch of one (instance
+/// norm's case) each plane is one channel, so its statistics and its output
+/// are made in one visit, while the plane is still in cache; otherwise
+/// every channel's statistics come first.
+fn by_plane<T: NormElem, S: Copy + Default + Send + Sync>(
+    len: usize,
+    (n, ch, rest): (usize, usize, usize),
+    stat: impl Fn(usize) -> S + Send + Sync,
+    write: impl Fn(usize, S, usize, &mut [MaybeUninit<T>]) + Send + Sync,
+) -> (Vec<T>, Vec<S>) {
+    let mut stats = vec![S::default(); ch];
+    let out = if n == 1 {
+        filled(len, |buf| {
+            per_plane_with(buf, &mut stats, rest, |c, o, st| {
+                *st = stat(c);
+                write(c, *st, c, o);
+            })
+        })
+    } else {
+        stats = per_channel(ch, len, stat);
+        filled(len, |buf| {
+            per_plane_with(buf, &mut vec![(); n * ch], rest, |p, o, _| {
+                write(p % ch, stats[p % ch], p, o)
+            })
+        })
+    };
+    (out, stats)
+}
+
 fn forward<T: NormElem>(
     x: &FlexTensor,
     gamma: &FlexTensor,
     beta: &FlexTensor,
     epsilon: f64,
 ) -> (FlexTensor, FlexTensor, FlexTensor) {
-    let dims @ (n, ch, rest) = split_dims(x);
+    let dims @ (_, ch, rest) = split_dims(x);
     let shape = x.layout().shape().clone();
     let (xt, s, e) = elems(x);
     let xs = &xt.storage::<T>()[s..e];
@@ -272,22 +285,7 @@ fn forward<T: NormElem>(
             o.write(T::from_f64((v.to_f64() - m) * scale + shift));
         }
     };
-    let mut stats = vec![(0f64, 0f64); ch];
-    let out = if n == 1 {
-        // One plane per channel (instance norm's case): its statistics and
-        // its output in one visit, while the plane is still in cache.
-        filled(xs.len(), |buf| {
-            per_plane_with(buf, &mut stats, rest, |c, o, st| {
-                *st = moments(xs, c, dims);
-                write(c, *st, c, o);
-            })
-        })
-    } else {
-        stats = per_channel(ch, xs.len(), |c| moments(xs, c, dims));
-        filled(xs.len(), |buf| {
-            per_plane(buf, rest, |p, o| write(p % ch, stats[p % ch], p, o))
-        })
-    };
+    let (out, stats) = by_plane(xs.len(), dims, |c| moments(xs, c, dims), write);
     let mean = stats.iter().map(|s| T::from_f64(s.0)).collect();
     let var = stats.iter().map(|s| T::from_f64(s.1)).collect();
     let dtype = x.dtype();
@@ -359,21 +357,7 @@ fn backward<T: NormElem>(
             o.write(T::from_f64(scale * (gv.to_f64() - mg - x_hat * mgx)));
         }
     };
-    let mut sums = vec![(0f64, 0f64, 0f64, 0f64); ch];
-    let dx = if n == 1 {
-        // One plane per channel: sums and gradient in one visit (forward).
-        filled(xs.len(), |buf| {
-            per_plane_with(buf, &mut sums, rest, |c, o, st| {
-                *st = channel_sums(c);
-                write(c, *st, c, o);
-            })
-        })
-    } else {
-        sums = per_channel(ch, xs.len(), channel_sums);
-        filled(xs.len(), |buf| {
-            per_plane(buf, rest, |p, o| write(p % ch, sums[p % ch], p, o))
-        })
-    };
+    let (dx, sums) = by_plane(xs.len(), dims, channel_sums, write);
     let dtype = x.dtype();
     let gamma_grad = sums.iter().map(|s| T::from_f64(s.3)).collect();
     let beta_grad = sums.iter().map(|s| T::from_f64(s.2)).collect();
