@@ -86,10 +86,11 @@ pub(crate) fn instance_norm(channels: usize, device: &Device) -> InstanceNorm {
 /// backward instead of about ten tensor ops each way. Its statistics are
 /// in f64 and shifted, so a constant plane comes out exactly zero.
 ///
-/// On a GPU, Burn's instance norm (group norm per channel) as before, with
-/// its statistics in f32 whatever the input's dtype: Burn widens f16
-/// itself; bf16's 8-bit mantissa would lose x - mean to cancellation
-/// (gradients 20 % off f32's in the precision test).
+/// On a GPU, Burn's instance norm (group norm per channel), with its
+/// statistics in f32 whatever the input's dtype: Burn widens f16 itself;
+/// bf16's 8-bit mantissa would lose x - mean to cancellation (gradients
+/// 20 % off f32's in the precision test). Each plane is first shifted by
+/// its first element, as the CPU kernel does (see [`shift_planes`]).
 pub(crate) fn normalize(norm: &InstanceNorm, x: Tensor<4>) -> Tensor<4> {
     // instance_norm_2d has no affine parameters; an affine norm (none is
     // built today) keeps Burn's path.
@@ -98,10 +99,27 @@ pub(crate) fn normalize(norm: &InstanceNorm, x: Tensor<4>) -> Tensor<4> {
     }
     let dtype: FloatDType = x.dtype().into();
     if dtype == FloatDType::BF16 {
-        norm.forward(x.cast(FloatDType::F32)).cast(dtype)
+        norm.forward(shift_planes(x.cast(FloatDType::F32))).cast(dtype)
     } else {
-        norm.forward(x)
+        norm.forward(shift_planes(x))
     }
+}
+
+/// `x` minus each plane's first element. Instance norm does not change
+/// under a per-plane shift (so the shift is detached: its gradient is zero
+/// in exact arithmetic), but a constant plane becomes exact zeros, whose
+/// mean and variance are exactly 0: it normalises to exactly 0 rather than
+/// to rounding noise over sqrt(eps). Without it the empty planes of an
+/// unmasked head came out of a GPU up to 39 intensity units away from the
+/// CPU's (issue 28). It also centres the sums a little, as the CPU's shifted
+/// sums do.
+pub(crate) fn shift_planes(x: Tensor<4>) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    if h * w == 0 {
+        return x;
+    }
+    let first = x.clone().slice([0..n, 0..c, 0..1, 0..1]).detach();
+    x - first
 }
 
 /// Instance norm without affine parameters as one `batch_norm_train` op
@@ -201,5 +219,46 @@ mod tests {
             let diff = (g_ours - g_burn).abs().max().into_scalar::<f32>();
             assert!(diff < 1e-5, "{shape:?} pad {p}: gradients differ by {diff}");
         }
+    }
+
+    /// The GPU's path, run here on flex: Burn's instance norm of the
+    /// shifted planes. A constant plane (one huge, one small, one zero)
+    /// comes out exactly 0, where Burn's norm alone leaves rounding noise
+    /// over sqrt(eps); other planes, values and gradients, are those of
+    /// Burn's norm without the shift.
+    #[test]
+    fn shifted_planes_normalise_constants_to_zero() {
+        let d = Device::flex().autodiff();
+        let norm = instance_norm(4, &d);
+        let (h, w) = (37, 41);
+        let mut v: Vec<f32> = Vec::new();
+        for c in [1234.5678f32, 0.1, 0.0] {
+            v.extend(std::iter::repeat_n(c, h * w));
+        }
+        v.extend((0..h * w).map(|i| 100.0 + ((i * 37) % 23) as f32 * 0.37));
+        let x = Tensor::<4>::from_data(TensorData::new(v, [1, 4, h, w]), &d).require_grad();
+        let plain = norm.forward(x.clone());
+        let noise = plain.clone().slice([0..1, 0..1, 0..h, 0..w]).abs().max();
+        assert!(
+            noise.into_scalar::<f32>() > 0.0,
+            "Burn's norm alone: this constant plane is expected to show noise"
+        );
+        let shifted = norm.forward(shift_planes(x.clone()));
+        let consts = shifted.clone().slice([0..1, 0..3, 0..h, 0..w]);
+        assert_eq!(consts.abs().max().into_scalar::<f32>(), 0.0);
+        let a = shifted.clone().slice([0..1, 3..4, 0..h, 0..w]);
+        let b = plain.clone().slice([0..1, 3..4, 0..h, 0..w]);
+        let diff = (a - b).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-4, "varying plane differs by {diff}");
+        let probe = |t: Tensor<4>| {
+            let wts: Vec<f32> = (0..4 * h * w).map(|i| ((i * 13) % 7) as f32 - 3.0).collect();
+            (t * Tensor::<4>::from_data(TensorData::new(wts, [1, 4, h, w]), &d)).sum()
+        };
+        let g_s = x.grad(&probe(shifted).backward()).unwrap();
+        let g_p = x.grad(&probe(plain).backward()).unwrap();
+        let g_s = g_s.slice([0..1, 3..4, 0..h, 0..w]);
+        let g_p = g_p.slice([0..1, 3..4, 0..h, 0..w]);
+        let diff = (g_s - g_p).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-3, "varying plane's gradient differs by {diff}");
     }
 }

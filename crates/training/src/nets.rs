@@ -215,6 +215,8 @@ pub trait NetEntry {
     fn num_params(&self) -> usize;
     /// Whether every weight is finite (one read from the device).
     fn is_finite(&self) -> Result<bool>;
+    /// Move the network (weights and require-grad flags) to `device`.
+    fn fork(&mut self, device: &Device);
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -328,8 +330,43 @@ impl<M: Module + 'static> NetEntry for Trained<M> {
         }
     }
 
+    fn fork(&mut self, device: &Device) {
+        self.net = self.net.clone().fork(device);
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// Where a network for `device` draws its initial weights: always the host
+/// (flex, with autodiff when `device` has it). A GPU's random stream is
+/// not flex's, so drawing there gave one seed other networks on the GPU
+/// than on the CPU, and runs could not be compared step by step; drawn on
+/// the host and moved ([`to_device`]), they are the same everywhere. On
+/// the CPU this is `device` itself: its runs are unchanged.
+pub fn init_device(device: &Device) -> Device {
+    if *device == Device::flex() {
+        device.clone()
+    } else {
+        Device::flex()
+    }
+}
+
+/// Seed both the run's device and the host that draws initial weights
+/// ([`init_device`]) from one seed.
+pub fn seed_devices(device: &Device, seed: u64) {
+    device.seed(seed);
+    Device::flex().seed(seed);
+}
+
+/// `net`, built on [`init_device`], moved to `device` (nothing to do on
+/// the CPU).
+pub fn to_device<M: Module>(net: M, device: &Device) -> M {
+    if *device == Device::flex() {
+        net
+    } else {
+        net.fork(device)
     }
 }
 
@@ -422,12 +459,19 @@ impl Nets {
     ) -> Result<Self> {
         let family = crate::family::get(&cfg.family)?;
         let have = networks_of(cfg)?;
+        let host = init_device(device);
         let entries = family
             .networks
             .iter()
             .chain(NETWORKS)
             .filter(|s| keep(s.name) && have.contains(&s.name))
-            .map(|s| (s.role, (s.build)(cfg, size, device)))
+            .map(|s| {
+                let mut net = (s.build)(cfg, size, &host);
+                if host != *device {
+                    net.fork(device);
+                }
+                (s.role, net)
+            })
             .collect();
         Ok(Self { entries })
     }

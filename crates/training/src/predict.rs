@@ -198,8 +198,9 @@ pub fn fit_predictor_stages(
     pc.fill_label_scale(last_labels);
     let plain = device_from_name(&cfg.train.device)?;
     let device = plain.clone().autodiff();
-    device.seed(opts.seed);
-    let mut net = pc.init(cfg.generator.out_channels, &device);
+    crate::nets::seed_devices(&device, opts.seed);
+    let host = crate::nets::init_device(&device);
+    let mut net = crate::nets::to_device(pc.init(cfg.generator.out_channels, &host), &device);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let half = opts.steps / 2;
     for (images, labels) in stages {

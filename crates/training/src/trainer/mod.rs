@@ -156,7 +156,9 @@ impl Trainer {
     /// The run as configured, networks freshly initialised.
     fn build(mut cfg: TrainConfig) -> Result<Self> {
         let device = device_from_name(&cfg.train.device)?.autodiff();
-        device.seed(cfg.train.seed);
+        // Initial weights are drawn on the host from this seed, whatever
+        // the device (nets::init_device).
+        crate::nets::seed_devices(&device, cfg.train.seed);
         let precision = cfg.train.precision;
         if precision != Precision::F32 && !device.supports_dtype(precision.dtype()) {
             let other = match precision {
