@@ -106,6 +106,10 @@ def main():
         case("conv2d", (1, 1, 3, 2), (2, 1, 3, 3), (1, 1), ((3, 3), (3, 3)), (1, 1), 1, False),
         # Large: the paper's residual block width; the column buffer is tiled.
         case("conv2d", (1, 64, 96, 96), (64, 64, 3, 3), (1, 1), p1, (1, 1), 1, True, full=False),
+        # Stride 1 with padding, batch 2 and two groups (the wide layout).
+        case("conv2d", (2, 4, 7, 9), (6, 2, 3, 3), (1, 1), p1, (1, 1), 2, True),
+        # Large, stride 1, batch 2: the wide layout's tiles.
+        case("conv2d", (2, 64, 96, 96), (32, 64, 3, 3), (1, 1), p1, (1, 1), 1, False, full=False),
         # Large, batch 2 and stride 2.
         case("conv2d", (2, 32, 80, 72), (48, 32, 3, 3), (2, 2), p1, (1, 1), 1, False, full=False),
         # ResNet G's up-sampling: 3x3 stride 2, padding 1, output padding 1.

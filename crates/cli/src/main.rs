@@ -66,7 +66,7 @@ fn main() -> std::process::ExitCode {
         .without_time()
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = on_a_worker(move || match cli.command {
         Command::Info(a) => info::run(a),
         Command::Register(a) => register::run(a),
         Command::Prepare(a) => prepare::run(a),
@@ -80,7 +80,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Experiment(a) => experiment::run(a),
         Command::DemoData(a) => demo_data::run(a),
-    };
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -89,5 +89,21 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {}", chain.join(": "));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs `f` on a thread of rayon's pool rather than on the main thread.
+/// The CPU kernels split their loops with rayon; called from outside the
+/// pool, each split hands the work to a pool thread and puts the caller to
+/// sleep until it is done, a context switch each way. A 64 px training step
+/// has hundreds of such loops, each only microseconds long. Called from a
+/// pool thread, a split starts on that thread and the other threads steal
+/// from it. The pool's threads get the main thread's stack size (8 MiB;
+/// rayon's default is 2 MiB).
+fn on_a_worker<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    match rayon::ThreadPoolBuilder::new().stack_size(8 << 20).build() {
+        Ok(pool) => pool.install(f),
+        // No threads to be had: run here, as before.
+        Err(_) => f(),
     }
 }

@@ -99,7 +99,8 @@ pub(crate) fn normalize(norm: &InstanceNorm, x: Tensor<4>) -> Tensor<4> {
     }
     let dtype: FloatDType = x.dtype().into();
     if dtype == FloatDType::BF16 {
-        norm.forward(shift_planes(x.cast(FloatDType::F32))).cast(dtype)
+        norm.forward(shift_planes(x.cast(FloatDType::F32)))
+            .cast(dtype)
     } else {
         norm.forward(shift_planes(x))
     }
@@ -251,7 +252,9 @@ mod tests {
         let diff = (a - b).abs().max().into_scalar::<f32>();
         assert!(diff < 1e-4, "varying plane differs by {diff}");
         let probe = |t: Tensor<4>| {
-            let wts: Vec<f32> = (0..4 * h * w).map(|i| ((i * 13) % 7) as f32 - 3.0).collect();
+            let wts: Vec<f32> = (0..4 * h * w)
+                .map(|i| ((i * 13) % 7) as f32 - 3.0)
+                .collect();
             (t * Tensor::<4>::from_data(TensorData::new(wts, [1, 4, h, w]), &d)).sum()
         };
         let g_s = x.grad(&probe(shifted).backward()).unwrap();

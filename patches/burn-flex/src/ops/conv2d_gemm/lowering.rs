@@ -5,8 +5,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 use burn_std::{Element, ElementAdd, f16};
 use core::ops::AddAssign;
+
+use super::wide::{self, Wide};
 /// Column-buffer budget per tile, in elements (16 MiB of f32).
-const TILE_ELEMS: usize = 1 << 22;
+pub(super) const TILE_ELEMS: usize = 1 << 22;
 
 /// Below this many elements a buffer is filled on the calling thread.
 const PAR_MIN_ELEMS: usize = 1 << 15;
@@ -52,14 +54,14 @@ pub(super) struct Geom {
 }
 
 impl Geom {
-    fn cg_img(&self) -> usize {
+    pub(super) fn cg_img(&self) -> usize {
         self.c_img / self.groups
     }
-    fn cg_col(&self) -> usize {
+    pub(super) fn cg_col(&self) -> usize {
         self.c_col / self.groups
     }
     /// Rows of the im2col matrix of one group.
-    fn k(&self) -> usize {
+    pub(super) fn k(&self) -> usize {
         self.cg_img() * self.kh * self.kw
     }
     /// A 1x1 convolution whose im2col matrix is the input itself.
@@ -132,7 +134,7 @@ impl Geom {
 
 /// A buffer whose every element the caller writes before reading: large
 /// convolution buffers would otherwise be cleared for nothing.
-fn uninit<T: GemmElem>(len: usize) -> Vec<T> {
+pub(super) fn uninit<T: GemmElem>(len: usize) -> Vec<T> {
     let mut v = Vec::with_capacity(len);
     #[allow(clippy::uninit_vec)]
     unsafe {
@@ -143,7 +145,7 @@ fn uninit<T: GemmElem>(len: usize) -> Vec<T> {
 
 /// Runs `f(index, chunk)` over `chunk`-sized pieces of `data`, on rayon's
 /// pool when the buffer is large enough to pay for it.
-fn for_chunks<T: Send>(data: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Send + Sync) {
+pub(super) fn for_chunks<T: Send>(data: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Send + Sync) {
     if chunk == 0 {
         return;
     }
@@ -252,7 +254,7 @@ fn col2im_add<T: GemmElem>(g: &Geom, col: &[T], oy0: usize, rows: usize, img: &m
 /// `dst (m x n) = [dst +] lhs (m x k) @ rhs (k x n)`, every operand
 /// strided (rows, then columns).
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm<T: GemmElem>(
+pub(super) unsafe fn gemm<T: GemmElem>(
     m: usize,
     n: usize,
     k: usize,
@@ -315,6 +317,9 @@ unsafe fn gemm<T: GemmElem>(
 /// The column side from the image side: `cols = W @ im2col(img)`.
 /// `wmat` is `c_col x k` per group (a conv2d weight as stored).
 pub(super) fn forward<T: GemmElem>(g: &Geom, img: &[T], wmat: &[T]) -> Vec<T> {
+    if let Some(wd) = Wide::of(g).filter(|_| !g.direct()) {
+        return wide::forward(g, wd, img, wmat);
+    }
     let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     // Every element is written by a GEMM that does not read it.
@@ -352,6 +357,9 @@ pub(super) fn forward<T: GemmElem>(g: &Geom, img: &[T], wmat: &[T]) -> Vec<T> {
 
 /// The image side from the column side: `img = col2im(W^T @ cols)`.
 pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> Vec<T> {
+    if let Some(wd) = Wide::of(g).filter(|_| !g.direct()) {
+        return wide::backward_image(g, wd, cols, wmat);
+    }
     let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     // col2im adds into the image; the direct path's GEMM overwrites it.
@@ -407,6 +415,24 @@ pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> V
 
 /// The weight's gradient: `dW = sum over images of cols @ im2col(img)^T`.
 pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> Vec<T> {
+    let k = g.k();
+    let cg_col = g.cg_col();
+    // Accumulated column-major, `k x c_out` per group (below).
+    let dwt = match Wide::of(g).filter(|_| !g.direct()) {
+        Some(wd) => wide::backward_weight(g, wd, img, cols),
+        None => backward_weight_t(g, img, cols),
+    };
+    // Back to the weight's layout, c_out x k per group.
+    let mut dw = vec![T::default(); g.c_col * k];
+    for grp in 0..g.groups {
+        let n = cg_col * k;
+        transpose(&dwt[grp * n..][..n], k, cg_col, cg_col, &mut dw[grp * n..][..n]);
+    }
+    dw
+}
+
+/// `dW^T` (`k x c_out` per group) by the general lowering.
+fn backward_weight_t<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> Vec<T> {
     let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     // `dW = dY @ im2col^T` with dY and im2col both contiguous along the
@@ -424,7 +450,7 @@ pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> V
         for b in 0..g.batch {
             let img_g = &img[(b * g.c_img + grp * cg_img) * hw..][..cg_img * hw];
             let cols_g = &cols[(b * g.c_col + grp * cg_col) * ohw..][..cg_col * ohw];
-            transpose(cols_g, cg_col, ohw, &mut dyt);
+            transpose(cols_g, cg_col, ohw, ohw, &mut dyt);
             for (oy0, rows, p) in g.tiles() {
                 let (rhs, rhs_cs) = patches(g, img_g, oy0, rows, &mut col);
                 // im2col^T: p x k, read from the k x p buffer.
@@ -448,20 +474,17 @@ pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> V
             }
         }
     }
-    // Back to the weight's layout, c_out x k per group.
-    let mut dw = vec![T::default(); g.c_col * k];
-    for grp in 0..g.groups {
-        let n = cg_col * k;
-        transpose(&dwt[grp * n..][..n], k, cg_col, &mut dw[grp * n..][..n]);
-    }
-    dw
+    dwt
 }
 
-/// `dst` (`cols x rows`) = `src` (`rows x cols`) transposed, in blocks that
-/// stay in cache.
-fn transpose<T: GemmElem>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+/// `dst` (`cols x rows`, contiguous) = `src` (`rows x cols`, rows
+/// `src_rs` apart) transposed, in blocks that stay in cache.
+pub(super) fn transpose<T: GemmElem>(src: &[T], rows: usize, cols: usize, src_rs: usize, dst: &mut [T]) {
     const B: usize = 16;
-    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(src_rs >= cols && src.len() >= (rows - 1) * src_rs + cols && dst.len() >= rows * cols);
     for r0 in (0..rows).step_by(B) {
         let r1 = (r0 + B).min(rows);
         for c0 in (0..cols).step_by(B) {
@@ -469,7 +492,7 @@ fn transpose<T: GemmElem>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
                 let d = &mut dst[c * rows + r0..c * rows + r1];
                 for (k, v) in d.iter_mut().enumerate() {
                     // In bounds: r0 + k < rows and c < cols (checked above).
-                    *v = unsafe { *src.get_unchecked((r0 + k) * cols + c) };
+                    *v = unsafe { *src.get_unchecked((r0 + k) * src_rs + c) };
                 }
             }
         }

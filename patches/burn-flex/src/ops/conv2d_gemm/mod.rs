@@ -27,6 +27,7 @@
 //! reads the input directly.
 
 mod lowering;
+mod wide;
 
 use alloc::vec::Vec;
 use burn_backend::DType;
