@@ -348,6 +348,10 @@ impl<M: Module + 'static> NetEntry for Trained<M> {
 pub fn init_device(device: &Device) -> Device {
     if *device == Device::flex() {
         device.clone()
+    } else if device.is_autodiff() {
+        // A move keeps a tensor's autodiff association: built untracked,
+        // the weights would arrive untrainable.
+        Device::flex().autodiff()
     } else {
         Device::flex()
     }
