@@ -145,7 +145,11 @@ pub(super) fn uninit<T: GemmElem>(len: usize) -> Vec<T> {
 
 /// Runs `f(index, chunk)` over `chunk`-sized pieces of `data`, on rayon's
 /// pool when the buffer is large enough to pay for it.
-pub(super) fn for_chunks<T: Send>(data: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Send + Sync) {
+pub(super) fn for_chunks<T: Send>(
+    data: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) + Send + Sync,
+) {
     if chunk == 0 {
         return;
     }
@@ -251,23 +255,16 @@ fn col2im_add<T: GemmElem>(g: &Geom, col: &[T], oy0: usize, rows: usize, img: &m
     });
 }
 
-/// `dst (m x n) = [dst +] lhs (m x k) @ rhs (k x n)`, every operand
-/// strided (rows, then columns).
-#[allow(clippy::too_many_arguments)]
+/// `dst (m x n) = [dst +] lhs (m x k) @ rhs (k x n)`, each operand given
+/// as (pointer, row stride, column stride).
 pub(super) unsafe fn gemm<T: GemmElem>(
     m: usize,
     n: usize,
     k: usize,
-    dst: *mut T,
-    dst_rs: usize,
-    dst_cs: usize,
+    (dst, dst_rs, dst_cs): (*mut T, usize, usize),
     accumulate: bool,
-    lhs: *const T,
-    lhs_rs: usize,
-    lhs_cs: usize,
-    rhs: *const T,
-    rhs_rs: usize,
-    rhs_cs: usize,
+    (lhs, lhs_rs, lhs_cs): (*const T, usize, usize),
+    (rhs, rhs_rs, rhs_cs): (*const T, usize, usize),
 ) {
     if k == 0 {
         // An empty sum: the destination, which may be uninitialised, is 0.
@@ -337,16 +334,10 @@ pub(super) fn forward<T: GemmElem>(g: &Geom, img: &[T], wmat: &[T]) -> Vec<T> {
                         cg_col,
                         p,
                         k,
-                        out.as_mut_ptr().add(out_g + oy0 * g.ow),
-                        ohw,
-                        1,
+                        (out.as_mut_ptr().add(out_g + oy0 * g.ow), ohw, 1),
                         false,
-                        w_g.as_ptr(),
-                        k,
-                        1,
-                        rhs,
-                        rhs_rs,
-                        1,
+                        (w_g.as_ptr(), k, 1),
+                        (rhs, rhs_rs, 1),
                     );
                 }
             }
@@ -386,16 +377,10 @@ pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> V
                         k,
                         p,
                         cg_col,
-                        dst,
-                        dst_rs,
-                        1,
+                        (dst, dst_rs, 1),
                         false,
-                        w_g.as_ptr(),
-                        1,
-                        k,
-                        cols_g[oy0 * g.ow..].as_ptr(),
-                        ohw,
-                        1,
+                        (w_g.as_ptr(), 1, k),
+                        (cols_g[oy0 * g.ow..].as_ptr(), ohw, 1),
                     );
                 }
                 if !g.direct() {
@@ -426,7 +411,13 @@ pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> V
     let mut dw = vec![T::default(); g.c_col * k];
     for grp in 0..g.groups {
         let n = cg_col * k;
-        transpose(&dwt[grp * n..][..n], k, cg_col, cg_col, &mut dw[grp * n..][..n]);
+        transpose(
+            &dwt[grp * n..][..n],
+            k,
+            cg_col,
+            cg_col,
+            &mut dw[grp * n..][..n],
+        );
     }
     dw
 }
@@ -459,16 +450,10 @@ fn backward_weight_t<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> Vec<T> {
                         cg_col,
                         k,
                         p,
-                        dwt_g,
-                        1,
-                        cg_col,
+                        (dwt_g, 1, cg_col),
                         true,
-                        dyt[oy0 * g.ow * cg_col..].as_ptr(),
-                        1,
-                        cg_col,
-                        rhs,
-                        1,
-                        rhs_cs,
+                        (dyt[oy0 * g.ow * cg_col..].as_ptr(), 1, cg_col),
+                        (rhs, 1, rhs_cs),
                     );
                 }
             }
@@ -479,7 +464,13 @@ fn backward_weight_t<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> Vec<T> {
 
 /// `dst` (`cols x rows`, contiguous) = `src` (`rows x cols`, rows
 /// `src_rs` apart) transposed, in blocks that stay in cache.
-pub(super) fn transpose<T: GemmElem>(src: &[T], rows: usize, cols: usize, src_rs: usize, dst: &mut [T]) {
+pub(super) fn transpose<T: GemmElem>(
+    src: &[T],
+    rows: usize,
+    cols: usize,
+    src_rs: usize,
+    dst: &mut [T],
+) {
     const B: usize = 16;
     if rows == 0 || cols == 0 {
         return;

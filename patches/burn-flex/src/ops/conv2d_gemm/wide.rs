@@ -16,7 +16,7 @@
 //! for 3x3 and 7x7 layers), a zero-padded copy of the input when the
 //! convolution pads, and a copy of the output into its compact layout.
 
-use super::lowering::{Geom, GemmElem, TILE_ELEMS, for_chunks, gemm, transpose, uninit};
+use super::lowering::{GemmElem, Geom, TILE_ELEMS, for_chunks, gemm, transpose, uninit};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -54,7 +54,9 @@ impl Wide {
     /// Output-row tiles as (first row, rows).
     fn tiles(&self, oh: usize) -> impl Iterator<Item = (usize, usize)> + use<> {
         let tile = self.tile_rows;
-        (0..oh).step_by(tile).map(move |oy0| (oy0, tile.min(oh - oy0)))
+        (0..oh)
+            .step_by(tile)
+            .map(move |oy0| (oy0, tile.min(oh - oy0)))
     }
 
     /// A buffer for one image's padded channels (zeros: the border is
@@ -157,16 +159,10 @@ pub(super) fn forward<T: GemmElem>(g: &Geom, wd: Wide, img: &[T], wmat: &[T]) ->
                         cg_col,
                         n,
                         k,
-                        wide_out.as_mut_ptr(),
-                        n,
-                        1,
+                        (wide_out.as_mut_ptr(), n, 1),
                         false,
-                        w_g.as_ptr(),
-                        k,
-                        1,
-                        col.as_ptr(),
-                        n,
-                        1,
+                        (w_g.as_ptr(), k, 1),
+                        (col.as_ptr(), n, 1),
                     );
                 }
                 for co in 0..cg_col {
@@ -211,16 +207,10 @@ pub(super) fn backward_image<T: GemmElem>(g: &Geom, wd: Wide, cols: &[T], wmat: 
                         k,
                         n,
                         cg_col,
-                        col.as_mut_ptr(),
-                        n,
-                        1,
+                        (col.as_mut_ptr(), n, 1),
                         false,
-                        w_g.as_ptr(),
-                        1,
-                        k,
-                        dy.as_ptr(),
-                        n,
-                        1,
+                        (w_g.as_ptr(), 1, k),
+                        (dy.as_ptr(), n, 1),
                     );
                 }
                 wd.col2im_add(g, &col[..k * n], oy0, rows, acc_g);
@@ -268,16 +258,10 @@ pub(super) fn backward_weight<T: GemmElem>(g: &Geom, wd: Wide, img: &[T], cols: 
                         cg_col,
                         k,
                         n,
-                        dwt_g,
-                        1,
-                        cg_col,
+                        (dwt_g, 1, cg_col),
                         true,
-                        dyt[oy0 * wp * cg_col..].as_ptr(),
-                        1,
-                        cg_col,
-                        col.as_ptr(),
-                        1,
-                        n,
+                        (dyt[oy0 * wp * cg_col..].as_ptr(), 1, cg_col),
+                        (col.as_ptr(), 1, n),
                     );
                 }
             }
