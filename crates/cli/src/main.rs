@@ -110,12 +110,22 @@ fn on_a_worker<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 #[cfg(test)]
 mod tests {
-    /// Commands run on a pool thread.
+    /// Commands run on a pool thread, with more stack than rayon's default
+    /// 2 MiB: a 3 MiB frame fits.
     #[test]
     fn commands_run_on_a_pool_thread() {
-        assert!(super::on_a_worker(
-            || rayon::current_thread_index().is_some()
-        ));
+        // Not inlined: its frame is made when it is called, on the pool
+        // thread (inlined, the array would sit in `on_a_worker`'s own frame,
+        // on the caller's stack).
+        #[inline(never)]
+        fn big_frame() -> u64 {
+            let big = [1u8; 3 << 20];
+            std::hint::black_box(&big).iter().map(|&b| b as u64).sum()
+        }
+        let (on_pool, sum) =
+            super::on_a_worker(|| (rayon::current_thread_index().is_some(), big_frame()));
+        assert!(on_pool);
+        assert_eq!(sum, 3 << 20);
         assert!(rayon::current_thread_index().is_none());
     }
 }
