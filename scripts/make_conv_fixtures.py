@@ -1,5 +1,5 @@
 """Reference values for medtrans's CPU convolutions (patches/burn-flex,
-src/ops/conv2d_gemm.rs): conv2d and conv_transpose2d, forward and the
+src/ops/conv2d_gemm/): conv2d and conv_transpose2d, forward and the
 gradients of input, weight and bias, from PyTorch.
 
 Inputs are made by a formula both sides can evaluate, so the large cases

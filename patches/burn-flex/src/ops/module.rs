@@ -96,7 +96,7 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
-        // medtrans patch: im2col + GEMM in NCHW (conv2d_gemm.rs).
+        // medtrans patch: im2col + GEMM in NCHW (conv2d_gemm/).
         conv2d_gemm::conv2d(x, weight, bias, &options)
     }
 
@@ -325,7 +325,7 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvTransposeOptions<2>,
     ) -> FloatTensor<Flex> {
-        // medtrans patch: col2im + GEMM in NCHW (conv2d_gemm.rs).
+        // medtrans patch: col2im + GEMM in NCHW (conv2d_gemm/).
         conv2d_gemm::conv_transpose2d(x, weight, bias, &options)
     }
 

@@ -12,7 +12,9 @@
 //!
 //! The columns `ox >= ow` ("wide" columns) wrap into the next input row.
 //! The forward drops them; the backward passes give them a zero output
-//! gradient, so they add nothing. The price: GEMMs `wp / ow` wider (3-10 %
+//! gradient, so they add nothing (for finite data: an infinite input or
+//! weight times that zero gives a NaN in a gradient where the general
+//! lowering has no term). The price: GEMMs `wp / ow` wider (3-10 %
 //! for 3x3 and 7x7 layers), a zero-padded copy of the input when the
 //! convolution pads, and a copy of the output into its compact layout.
 
