@@ -110,6 +110,9 @@ def main():
         case("conv2d", (2, 4, 7, 9), (6, 2, 3, 3), (1, 1), p1, (1, 1), 2, True),
         # Large, stride 1, batch 2: the wide layout's tiles.
         case("conv2d", (2, 64, 96, 96), (32, 64, 3, 3), (1, 1), p1, (1, 1), 1, False, full=False),
+        # Large 7x7 with dilation 2 and padding: the wide layout's tiles
+        # with a kernel wider than 3.
+        case("conv2d", (1, 16, 150, 150), (8, 16, 7, 7), (1, 1), ((6, 6), (6, 6)), (2, 2), 1, True, full=False),
         # Large, batch 2 and stride 2.
         case("conv2d", (2, 32, 80, 72), (48, 32, 3, 3), (2, 2), p1, (1, 1), 1, False, full=False),
         # ResNet G's up-sampling: 3x3 stride 2, padding 1, output padding 1.

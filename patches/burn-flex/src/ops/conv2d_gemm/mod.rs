@@ -98,6 +98,14 @@ macro_rules! biased_by_dtype {
 }
 
 fn conv_geom(x: [usize; 4], w: [usize; 4], out_hw: [usize; 2], o: &ConvOptions<2>) -> Geom {
+    assert_eq!(
+        x[1],
+        w[1] * o.groups,
+        "conv2d: the input has {} channels; the weight takes {} per group, {} groups",
+        x[1],
+        w[1],
+        o.groups
+    );
     let [pb_h, pb_w] = o.padding_begin();
     let g = Geom {
         batch: x[0],
@@ -129,6 +137,15 @@ fn transpose_geom(
     w: [usize; 4],
     o: &ConvTransposeOptions<2>,
 ) -> Geom {
+    assert!(
+        col[1] == w[0] && img[1] == w[1] * o.groups,
+        "conv_transpose2d: {} input and {} output channels do not fit a weight of {} x {} per group, {} groups",
+        col[1],
+        img[1],
+        w[0],
+        w[1],
+        o.groups
+    );
     let g = Geom {
         batch: col[0],
         groups: o.groups,
