@@ -65,7 +65,7 @@ impl Geom {
         self.cg_img() * self.kh * self.kw
     }
     /// A 1x1 convolution whose im2col matrix is the input itself.
-    fn direct(&self) -> bool {
+    pub(super) fn direct(&self) -> bool {
         self.kh == 1
             && self.kw == 1
             && self.sh == 1
@@ -314,7 +314,7 @@ pub(super) unsafe fn gemm<T: GemmElem>(
 /// The column side from the image side: `cols = W @ im2col(img)`.
 /// `wmat` is `c_col x k` per group (a conv2d weight as stored).
 pub(super) fn forward<T: GemmElem>(g: &Geom, img: &[T], wmat: &[T]) -> Vec<T> {
-    if let Some(wd) = Wide::of(g).filter(|_| !g.direct()) {
+    if let Some(wd) = Wide::of(g) {
         return wide::forward(g, wd, img, wmat);
     }
     let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
@@ -348,7 +348,7 @@ pub(super) fn forward<T: GemmElem>(g: &Geom, img: &[T], wmat: &[T]) -> Vec<T> {
 
 /// The image side from the column side: `img = col2im(W^T @ cols)`.
 pub(super) fn backward_image<T: GemmElem>(g: &Geom, cols: &[T], wmat: &[T]) -> Vec<T> {
-    if let Some(wd) = Wide::of(g).filter(|_| !g.direct()) {
+    if let Some(wd) = Wide::of(g) {
         return wide::backward_image(g, wd, cols, wmat);
     }
     let (k, cg_col, cg_img) = (g.k(), g.cg_col(), g.cg_img());
@@ -403,7 +403,7 @@ pub(super) fn backward_weight<T: GemmElem>(g: &Geom, img: &[T], cols: &[T]) -> V
     let k = g.k();
     let cg_col = g.cg_col();
     // Accumulated column-major, `k x c_out` per group (below).
-    let dwt = match Wide::of(g).filter(|_| !g.direct()) {
+    let dwt = match Wide::of(g) {
         Some(wd) => wide::backward_weight(g, wd, img, cols),
         None => backward_weight_t(g, img, cols),
     };

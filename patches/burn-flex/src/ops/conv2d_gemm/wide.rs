@@ -33,10 +33,12 @@ pub(super) struct Wide {
 impl Wide {
     /// The wide layout of `g`, when it applies: stride 1, and an output
     /// that spans the padded input exactly (not so for a stride-1
-    /// transposed convolution with output padding).
+    /// transposed convolution with output padding). Not for a direct 1x1
+    /// convolution, whose im2col matrix is the input itself.
     pub(super) fn of(g: &Geom) -> Option<Self> {
         let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
-        let fits = g.sh == 1
+        let fits = !g.direct()
+            && g.sh == 1
             && g.sw == 1
             && g.oh > 0
             && g.ow > 0
