@@ -28,7 +28,7 @@ bound of its CUDA launches, counted on the CPU). Each launch costs the host
 microseconds, so a step that launches several times PyTorch's kernels
 cannot match its speed on a fast GPU, whatever the kernels.
 
-    python3 bench/run.py --launches
+    python3 bench/run.py --launches    # also writes the table into docs/benchmarks.md
 
 Peak memory is the maximum resident set size of each process, from
 /usr/bin/time. The PyTorch side uses random weights and inputs of the same
@@ -149,6 +149,47 @@ def launch_cases(args):
     return out
 
 
+def launch_table(todo, raw):
+    """The --launches table: both sides' counts, their ratio against the
+    goal of 1.5, medtrans' host reads per step and each side's most
+    launched kernels, under a line naming the build that was counted."""
+    first = raw[todo[0][0]]["medtrans"][0]["result"]
+    lines = [
+        f"medtrans build: {first.get('build', 'unknown')}, "
+        f"CUBECL_AUTOTUNE_LEVEL={os.environ.get('CUBECL_AUTOTUNE_LEVEL', 'unset')}; "
+        f"device: {first.get('device', '?')}",
+        "",
+        "| case | medtrans kernel launches | PyTorch operators (CUDA launches, at least) "
+        "| ratio (goal 1.5) | medtrans host reads | medtrans' most launched "
+        "| PyTorch's most dispatched |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, *_ in todo:
+        m, t = raw[name]["medtrans"][0], raw[name]["pytorch"][0]
+        top_m = ", ".join(f"{k} {c}" for k, c in m["result"]["top_kernels"][:4])
+        top_t = ", ".join(f"{k} {c}" for k, c in t["result"]["top_ops"][:4])
+        reads = m["result"].get("host_reads_per_step", m["result"].get("host_reads_per_batch"))
+        reads = "-" if reads is None else f"{reads:g}"
+        lines.append(f"| {name} | {m['value']} | {t['value']} | {m['value'] / t['value']:.1f} "
+                     f"| {reads} | {top_m} | {top_t} |")
+    return "\n".join(lines)
+
+
+def write_between_markers(path, name, text):
+    """Replace what lies between `<!-- name:begin -->` and `<!-- name:end -->`
+    in `path` with `text`; refuse (exit with a message) when the markers are
+    missing rather than append somewhere unexpected."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    with open(path) as f:
+        doc = f.read()
+    i, j = doc.find(begin), doc.find(end)
+    if i < 0 or j < i:
+        sys.exit(f"{path}: no {begin} ... {end} markers to write the table between")
+    doc = doc[: i + len(begin)] + "\n" + text + "\n" + doc[j:]
+    with open(path, "w") as f:
+        f.write(doc)
+
+
 def cases(args, scratch):
     """(name, medtrans command, PyTorch command, key of the JSON number)."""
     if args.launches:
@@ -252,6 +293,9 @@ def main():
     p.add_argument("--launches", action="store_true",
                    help="kernel launches per step beside PyTorch's dispatched operators "
                         "(any Vulkan device: lavapipe will do); one round")
+    p.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"),
+                   help="--launches: the file whose <!-- launches:begin/end --> markers "
+                        "receive the table (an empty string: print only)")
     p.add_argument("--modes", nargs="+", default=["pix2pix", "reggan", "cycle", "infer"],
                    help="--launches: the modes to count (infer: G's forward pass)")
     args = p.parse_args()
@@ -296,15 +340,11 @@ def main():
         print(f"GPU: {gpu_description()}")
     print()
     if args.launches:
-        print("| case | medtrans kernel launches | PyTorch operators (CUDA launches, at least) "
-              "| ratio | medtrans' most launched | PyTorch's most dispatched |")
-        print("|---|---|---|---|---|---|")
-        for name, *_ in todo:
-            m, t = raw[name]["medtrans"][0], raw[name]["pytorch"][0]
-            top_m = ", ".join(f"{k} {c}" for k, c in m["result"]["top_kernels"][:4])
-            top_t = ", ".join(f"{k} {c}" for k, c in t["result"]["top_ops"][:4])
-            print(f"| {name} | {m['value']} | {t['value']} | {m['value'] / t['value']:.1f} "
-                  f"| {top_m} | {top_t} |")
+        table = launch_table(todo, raw)
+        print(table)
+        if args.docs:
+            write_between_markers(args.docs, "launches", table)
+            print(f"(written into {args.docs})", file=sys.stderr)
         return
     print("| benchmark | medtrans | PyTorch | medtrans / PyTorch time | peak RSS medtrans / "
           "PyTorch (MB) | cores busy medtrans / PyTorch |")

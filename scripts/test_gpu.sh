@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
 # wgpu logs a harmless error line when this is unset.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-exec cargo test --release --features gpu -p medtrans-training --test gpu -- --test-threads=1 "$@"
+exec cargo test --release --features "${MEDTRANS_GPU_FEATURES:-gpu}" -p medtrans-training --test gpu --test gpu_kernels -- --test-threads=1 "$@"

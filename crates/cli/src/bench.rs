@@ -3,7 +3,8 @@ use anyhow::{Context, Result};
 use medtrans_datasets::SliceDataset;
 use medtrans_io::Slice;
 use medtrans_training::{
-    device_from_name, generate, host_reads, LaunchCount, Launches, TrainConfig, Trainer, PRESETS,
+    device_from_name, generate, gpu_build, host_reads, LaunchCount, Launches, TrainConfig, Trainer,
+    PRESETS,
 };
 use medtrans_transforms::percentile;
 use std::path::PathBuf;
@@ -152,7 +153,7 @@ pub fn run(args: Args) -> Result<()> {
                     "first_step_s": first_step, "host_reads_per_step": reads_per_step,
                     "launches_per_step": launches.as_ref().map(|l| l.total),
                     "top_kernels": launches.as_ref().map(|l| top(l, args.kernels.max(10))),
-                    "device": args.device, "peak_rss_mb": peak_rss_mb(),
+                    "device": args.device, "build": gpu_build(), "peak_rss_mb": peak_rss_mb(),
                     "phases_s_per_step": t.phases.as_ref().map(phase_json),
                 })
             );
@@ -186,6 +187,7 @@ fn inference(args: &Args, cfg: TrainConfig, dataset: &std::path::Path) -> Result
         .map(|i| &train.a[i % train.len()])
         .collect();
     generate(&g, &xs[..args.batch.min(xs.len())], args.batch, &device)?;
+    let reads_before = host_reads();
     let counting = LaunchCount::start();
     let start = Instant::now();
     generate(&g, &xs, args.batch, &device)?;
@@ -193,13 +195,15 @@ fn inference(args: &Args, cfg: TrainConfig, dataset: &std::path::Path) -> Result
     let rate = xs.len() as f64 / s;
     let batches = xs.len().div_ceil(args.batch.max(1));
     let launches = counting.map(|c| per(c.finish(), batches));
+    let reads_per_batch = (host_reads() - reads_before) as f64 / batches as f64;
     if args.json {
         say!(
             "{}",
             serde_json::json!({
                 "framework": "medtrans", "size": args.size, "ngf": cfg.generator.ngf,
                 "blocks": cfg.generator.n_blocks, "batch": args.batch,
-                "slices_per_s": rate, "seconds": s, "device": args.device,
+                "slices_per_s": rate, "seconds": s, "device": args.device, "build": gpu_build(),
+                "host_reads_per_batch": reads_per_batch,
                 "launches_per_batch": launches.as_ref().map(|l| l.total),
                 "top_kernels": launches.as_ref().map(|l| top(l, args.kernels.max(10))),
                 "peak_rss_mb": peak_rss_mb(),

@@ -86,16 +86,24 @@ pub(crate) fn instance_norm(channels: usize, device: &Device) -> InstanceNorm {
 /// backward instead of about ten tensor ops each way. Its statistics are
 /// in f64 and shifted, so a constant plane comes out exactly zero.
 ///
-/// On a GPU, Burn's instance norm (group norm per channel), with its
-/// statistics in f32 whatever the input's dtype: Burn widens f16 itself;
-/// bf16's 8-bit mantissa would lose x - mean to cancellation (gradients
-/// 20 % off f32's in the precision test). Each plane is first shifted by
-/// its first element, as the CPU kernel does (see [`shift_planes`]).
+/// On a GPU in f32 or f16, medtrans's own kernel (medtrans-kernels): one
+/// launch forward and one backward, statistics in f32, each plane shifted
+/// by its first element as the CPU's are. Otherwise (bf16, or a build
+/// without the kernels) Burn's instance norm (group norm per channel),
+/// with its statistics in f32 whatever the input's dtype: Burn widens f16
+/// itself; bf16's 8-bit mantissa would lose x - mean to cancellation
+/// (gradients 20 % off f32's in the precision test), and the same shift
+/// first (see [`shift_planes`]).
 pub(crate) fn normalize(norm: &InstanceNorm, x: Tensor<4>) -> Tensor<4> {
-    // instance_norm_2d has no affine parameters; an affine norm (none is
-    // built today) keeps Burn's path.
-    if on_cpu(&x.device()) && norm.gamma.is_none() && norm.beta.is_none() {
-        return instance_norm_2d(x, norm.epsilon);
+    // instance_norm_2d and the kernel have no affine parameters; an affine
+    // norm (none is built today) keeps Burn's path.
+    if norm.gamma.is_none() && norm.beta.is_none() {
+        if on_cpu(&x.device()) {
+            return instance_norm_2d(x, norm.epsilon);
+        }
+        if let Some(y) = medtrans_kernels::norm::instance_norm(&x, norm.epsilon) {
+            return y;
+        }
     }
     let dtype: FloatDType = x.dtype().into();
     if dtype == FloatDType::BF16 {

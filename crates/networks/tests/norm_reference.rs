@@ -5,40 +5,12 @@
 //! f32 and f64; constant planes; the half types against f32.
 use burn::tensor::module::batch_norm_train;
 use burn::tensor::{Device, FloatDType, Tensor, TensorData};
+use json_fixture::norm::{f64s, input, upstream};
 use json_fixture::{check_within, dims4};
 use medtrans_networks::instance_norm_2d;
 use serde_json::Value;
 
 mod json_fixture;
-
-/// The fixture's input: sin(a * i + b) * scale + offset, rounded to f32,
-/// with the listed planes set to constants; then cast to `dtype`.
-fn input(c: &Value, dtype: FloatDType, d: &Device) -> Tensor<4> {
-    let shape = dims4(&c["shape"]);
-    let (scale, offset) = (c["scale"].as_f64().unwrap(), c["offset"].as_f64().unwrap());
-    let n: usize = shape.iter().product();
-    let mut v: Vec<f32> = (0..n)
-        .map(|i| ((0.37 * i as f64 + 0.1).sin() * scale + offset) as f32)
-        .collect();
-    let plane = shape[2] * shape[3];
-    for k in c["constant"].as_array().unwrap() {
-        let k = k.as_array().unwrap();
-        let p = k[0].as_u64().unwrap() as usize * shape[1] + k[1].as_u64().unwrap() as usize;
-        v[p * plane..(p + 1) * plane].fill(k[2].as_f64().unwrap() as f32);
-    }
-    Tensor::<4>::from_data(TensorData::new(v, shape), d).cast(dtype)
-}
-
-fn upstream(shape: [usize; 4], dtype: FloatDType, d: &Device) -> Tensor<4> {
-    json_fixture::ramp(shape, 0.11, 0.5, 1.0, d).cast(dtype)
-}
-
-fn f64s<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.cast(FloatDType::F64)
-        .into_data()
-        .try_to_vec::<f64>()
-        .unwrap()
-}
 
 fn vector(v: &Value, dtype: FloatDType, d: &Device) -> Tensor<1> {
     let v: Vec<f32> = v

@@ -35,7 +35,7 @@ pub fn device_from_name(name: &str) -> Result<Device> {
     gpu(index)
 }
 
-#[cfg(not(feature = "gpu"))]
+#[cfg(not(feature = "gpu-core"))]
 fn gpu(_index: Option<usize>) -> Result<Device> {
     bail!(
         "this medtrans was built without GPU support; rebuild it with \
@@ -44,7 +44,7 @@ fn gpu(_index: Option<usize>) -> Result<Device> {
     )
 }
 
-#[cfg(feature = "gpu")]
+#[cfg(feature = "gpu-core")]
 fn gpu(index: Option<usize>) -> Result<Device> {
     use burn::tensor::wgpu::WgpuBackend;
     use burn::tensor::DeviceKind;
@@ -135,7 +135,7 @@ mod tests {
         assert!(err("cuda").contains("--device gpu"));
     }
 
-    #[cfg(not(feature = "gpu"))]
+    #[cfg(not(feature = "gpu-core"))]
     #[test]
     fn a_build_without_the_gpu_feature_says_how_to_get_it() {
         for name in ["gpu", "gpu:1", "wgpu"] {

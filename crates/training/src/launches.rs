@@ -10,6 +10,24 @@
 //! CPU (flex) builds have no kernels to count: [`LaunchCount::start`] gives
 //! `None` there.
 
+/// The GPU-related features this binary was built with ("cpu only", or
+/// e.g. "gpu, fusion"), so that a launch count or a GPU time names the
+/// build it came from.
+pub fn gpu_build() -> String {
+    let on = [
+        ("gpu", cfg!(feature = "gpu-core")),
+        ("autotune", cfg!(feature = "gpu")),
+        ("fusion", cfg!(feature = "fusion")),
+        ("spirv", cfg!(feature = "gpu-spirv")),
+    ];
+    let names: Vec<&str> = on.iter().filter(|f| f.1).map(|f| f.0).collect();
+    if names.is_empty() {
+        "cpu only".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 /// Kernel launches seen between [`LaunchCount::start`] and
 /// [`LaunchCount::finish`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,7 +38,7 @@ pub struct Launches {
     pub by_kernel: Vec<(String, usize)>,
 }
 
-#[cfg(feature = "gpu")]
+#[cfg(feature = "gpu-core")]
 mod observed {
     use super::Launches;
     use cubecl_runtime::logging::{LaunchObservation, LaunchObserver};
@@ -88,14 +106,14 @@ mod observed {
     }
 }
 
-#[cfg(feature = "gpu")]
+#[cfg(feature = "gpu-core")]
 pub use observed::LaunchCount;
 
 /// Without the `gpu` feature nothing launches kernels.
-#[cfg(not(feature = "gpu"))]
+#[cfg(not(feature = "gpu-core"))]
 pub struct LaunchCount;
 
-#[cfg(not(feature = "gpu"))]
+#[cfg(not(feature = "gpu-core"))]
 impl LaunchCount {
     /// Start counting. `None` in a build without the `gpu` feature.
     pub fn start() -> Option<Self> {

@@ -3,6 +3,7 @@
 //! One [`Trainer`] runs every mode; a mode is a [`TrainConfig`] whose loss
 //! weights switch terms (and the networks they need) on. Presets for the
 //! papers' modes ship in `configs/`.
+pub mod adam;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
@@ -27,7 +28,7 @@ pub use checkpoint::{resolve_checkpoint, CheckpointState, ModelInfo};
 pub use config::{presets, TrainConfig, PRESETS};
 pub use device::{device_from_name, host_reads, read_f32, DEVICE_NAMES};
 pub use inference::{score_slices, Model, Registered, RunNetworks};
-pub use launches::{LaunchCount, Launches};
+pub use launches::{gpu_build, LaunchCount, Launches};
 /// The metric set, re-exported for the trainer's users (see medtrans-metrics).
 pub use medtrans_metrics::{Metric, SliceScore, Summary};
 pub use pool::ImagePool;

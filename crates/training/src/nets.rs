@@ -6,8 +6,7 @@ use crate::config::{OptimConfig, TrainConfig};
 use crate::device::read_f32;
 use anyhow::{Context, Result};
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, FloatDType, Gradients, Tensor};
 use medtrans_datasets::SliceDataset;
@@ -179,17 +178,10 @@ pub fn trained_with<M: Module + 'static>(
     o: &OptimConfig,
     after_step: fn(M) -> M,
 ) -> Box<dyn NetEntry> {
-    let mut adam = AdamConfig::new()
-        .with_beta_1(o.beta1 as f32)
-        .with_beta_2(o.beta2 as f32)
-        // PyTorch's default; Burn's is 1e-5.
-        .with_epsilon(1e-8);
-    if o.weight_decay > 0.0 {
-        adam = adam.with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay as f32)));
-    }
+    let adam = crate::adam::Adam::new(o.beta1 as f32, o.beta2 as f32, o.weight_decay as f32);
     Box::new(Trained {
         net: materialize(stable_param_ids(net, name)),
-        optim: adam.init(),
+        optim: ModuleOptimizer::from(adam),
         name,
         after_step,
     })

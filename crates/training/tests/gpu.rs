@@ -9,7 +9,7 @@
 //!
 //! (`scripts/test_gpu.sh` runs exactly that.) Without a Vulkan device each
 //! test prints a notice and returns.
-#![cfg(feature = "gpu")]
+#![cfg(feature = "gpu-core")]
 
 #[path = "../../networks/tests/reference/mod.rs"]
 mod reference;
@@ -17,20 +17,10 @@ mod reference;
 mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, FloatDType, Gradients, Tensor};
+use common::gpu;
 use medtrans_networks::{DiscriminatorConfig, GeneratorConfig, GeneratorKind, RegistrationConfig};
 use medtrans_training::{device_from_name, LaunchCount, Model, Trainer, PRESETS};
 use reference::{assert_close, load, npy, values};
-
-/// The GPU, or None with a notice when this machine has no Vulkan device.
-fn gpu() -> Option<Device> {
-    match device_from_name("gpu") {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!("SKIPPED: no Vulkan device here ({e})");
-            None
-        }
-    }
-}
 
 #[test]
 fn ops_match_pytorch_on_the_gpu() {

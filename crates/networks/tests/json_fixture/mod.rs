@@ -4,6 +4,8 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value;
 
+pub mod norm;
+
 pub fn load(name: &str) -> Value {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/networks")

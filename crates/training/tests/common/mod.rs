@@ -88,3 +88,15 @@ pub fn grad_sum<M: burn::module::Module>(net: &M, grads: &burn::tensor::Gradient
     net.visit(&mut v);
     v.sum
 }
+
+/// The GPU, or None with a notice when this build or machine has none (a
+/// build without the `gpu` feature, or no Vulkan device).
+pub fn gpu() -> Option<burn::tensor::Device> {
+    match medtrans_training::device_from_name("gpu") {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("SKIPPED: no Vulkan device here ({e})");
+            None
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! medtrans's own GPU kernels (crates/kernels) against the Burn ops they
+//! replace, on whatever Vulkan device this machine has (Mesa's lavapipe
+//! included). Built with the `gpu` feature only; `scripts/test_gpu.sh`
+//! runs it beside tests/gpu.rs.
+#![cfg(feature = "gpu-core")]
+
+mod common;
+#[path = "../../networks/tests/json_fixture/mod.rs"]
+mod json_fixture;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, AdamState, Optimizer};
+use burn::tensor::{Device, Distribution, FloatDType, Tensor};
+use common::gpu;
+use medtrans_training::LaunchCount;
+
+fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.clone().into_data().try_into_vec_as::<f32>().unwrap()
+}
+
+/// max |a - b| over max |b|.
+fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = b
+        .iter()
+        .fold(0f32, |m, x| m.max(x.abs()))
+        .max(f32::MIN_POSITIVE);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// A weight, a moment or a gradient drawn on the host (the same on any
+/// device), then moved to `d`.
+fn drawn<const D: usize>(shape: [usize; D], seed: u64, d: &Device) -> Tensor<D> {
+    let flex = Device::flex();
+    flex.seed(seed);
+    Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &flex).to_device(d)
+}
+
+struct Run<const D: usize> {
+    w: Tensor<D>,
+    state: Option<AdamState<D>>,
+}
+
+impl<const D: usize> Run<D> {
+    fn step<O: Optimizer<State<D> = AdamState<D>>>(&mut self, o: &O, lr: f64, g: Tensor<D>) {
+        let (w, state) = o.step(lr, self.w.clone(), g, self.state.take());
+        self.w = w;
+        self.state = state;
+    }
+
+    fn all(&self) -> [Vec<f32>; 3] {
+        let m = &self.state.as_ref().unwrap().momentum;
+        [values(&self.w), values(&m.moment_1), values(&m.moment_2)]
+    }
+}
+
+/// Issue 28, item 2: the one-kernel Adam step equals Burn's Adam on the
+/// same GPU to 1e-6 of each tensor's scale, weights and both moments, over
+/// 20 steps, with and without weight decay; and it launches one kernel
+/// per weight tensor per step where Burn's launches many.
+#[test]
+fn one_kernel_adam_matches_burns_adam() {
+    let Some(d) = gpu() else { return };
+    for weight_decay in [0.0f32, 1e-2] {
+        let ours = medtrans_training::adam::Adam::new(0.5, 0.999, weight_decay);
+        let mut config = AdamConfig::new()
+            .with_beta_1(0.5)
+            .with_beta_2(0.999)
+            .with_epsilon(medtrans_training::adam::EPSILON);
+        if weight_decay > 0.0 {
+            config = config.with_weight_decay(Some(WeightDecayConfig::new(weight_decay)));
+        }
+        let burns = config.build();
+        let shape = [16, 8, 3, 3];
+        let w0 = drawn(shape, 1, &d) * 0.1;
+        let mut a = Run {
+            w: w0.clone(),
+            state: None,
+        };
+        let mut b = Run { w: w0, state: None };
+        let mut counted = (0, 0);
+        for step in 0..20u64 {
+            // Gradients of changing scale, as in training.
+            let g = drawn(shape, 100 + step, &d) * (1.0 / (1.0 + step as f32));
+            // Computed before counting (a fusion build would merge it
+            // into whatever reads it first).
+            let _ = values(&g);
+            let count = (step == 5).then(LaunchCount::start).flatten();
+            a.step(&ours, 2e-4, g.clone());
+            let ours_read = values(&a.w);
+            if let Some(c) = count {
+                counted.0 = c.finish().total;
+            }
+            let count = (step == 5).then(LaunchCount::start).flatten();
+            b.step(&burns, 2e-4, g);
+            let burns_read = values(&b.w);
+            if let Some(c) = count {
+                counted.1 = c.finish().total;
+            }
+            let diff = rel_diff(&ours_read, &burns_read);
+            assert!(
+                diff <= 1e-6,
+                "weight decay {weight_decay}, step {}: weights differ by {diff:e}",
+                step + 1
+            );
+        }
+        for (name, (x, y)) in ["weight", "moment 1", "moment 2"]
+            .iter()
+            .zip(a.all().iter().zip(b.all().iter()))
+        {
+            let diff = rel_diff(x, y);
+            eprintln!("weight decay {weight_decay}: {name} after 20 steps differs by {diff:e}");
+            assert!(diff <= 1e-6, "{name}: {diff:e}");
+        }
+        let (ours_n, burns_n) = counted;
+        eprintln!("one Adam step of one tensor: {ours_n} launch(es), Burn's Adam {burns_n}");
+        assert_eq!(ours_n, 1, "the one-kernel Adam launched {ours_n} kernels");
+        assert!(burns_n >= 1);
+        // Both keep Burn's state layout: the same time count.
+        assert_eq!(
+            a.state.as_ref().unwrap().momentum.time,
+            b.state.as_ref().unwrap().momentum.time
+        );
+    }
+}
+
+fn kernel_norm(x: Tensor<4>) -> Tensor<4> {
+    medtrans_kernels::norm::instance_norm(&x, 1e-5).expect("an instance-norm kernel on the GPU")
+}
+
+/// Issue 28, item 3: instance norm as one kernel forward and one backward
+/// matches PyTorch's values and gradients (fixtures/networks/norm.json,
+/// float64, constant planes included) in f32 and f16; a constant plane
+/// normalises to exactly 0.
+#[test]
+fn instance_norm_kernel_matches_pytorch() {
+    let Some(d) = gpu() else { return };
+    let ad = d.clone().autodiff();
+    json_fixture::norm::check_instance_cases(&kernel_norm, &ad, FloatDType::F32, 2e-5);
+    // f16's 11-bit mantissa: its input alone is rounded by up to 5e-4.
+    json_fixture::norm::check_instance_cases(&kernel_norm, &ad, FloatDType::F16, 1e-2);
+    for dtype in [FloatDType::F32, FloatDType::F16] {
+        for value in [0.7f32, -1.0, 300.0] {
+            let x = Tensor::<4>::full([1, 2, 9, 7], value, &d).cast(dtype);
+            let y = values(&kernel_norm(x).cast(FloatDType::F32));
+            assert!(
+                y.iter().all(|&v| v == 0.0),
+                "a constant plane of {value} in {dtype:?}: {:?}",
+                &y[..4]
+            );
+        }
+    }
+}
+
+/// One launch forward and one backward, where Burn's composite norm
+/// launches about seven each way.
+#[test]
+fn instance_norm_is_one_launch_each_way() {
+    let Some(d) = gpu() else { return };
+    let x = drawn([2, 4, 16, 16], 9, &d).autodiff().require_grad();
+    let upstream = drawn([2, 4, 16, 16], 10, &d).autodiff();
+    let _ = values(&upstream);
+    let count = LaunchCount::start().expect("a gpu build counts");
+    let y = kernel_norm(x.clone());
+    let _ = values(&y);
+    let forward = count.finish().total;
+    let loss = (y * upstream).sum();
+    let _ = values(&loss);
+    let count = LaunchCount::start().expect("a gpu build counts");
+    let grads = loss.backward();
+    let _ = values(&x.grad(&grads).unwrap());
+    let backward = count.finish();
+    eprintln!(
+        "instance norm: forward {forward} launch(es); backward of sum(y * u): {:?}",
+        backward.by_kernel
+    );
+    assert_eq!(forward, 1, "forward launches");
+    let norm_backward = backward
+        .by_kernel
+        .iter()
+        .filter(|k| k.0.to_lowercase().replace('_', "").contains("instancenorm"))
+        .map(|k| k.1)
+        .sum::<usize>();
+    assert_eq!(norm_backward, 1, "backward: {:?}", backward.by_kernel);
+}
