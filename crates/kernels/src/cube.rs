@@ -35,30 +35,39 @@ pub trait MedtransOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// Instance norm's forward and backward kernels. A trait of its own: it
-/// routes autodiff tensors to its own backward (`Autodiff` below), which
-/// Adam's, given plain tensors, does not need.
+/// Instance norm's forward and backward kernels, each with an optional
+/// (leaky) ReLU after the norm: `slope` is the activation's slope below 0
+/// (1: none, 0: ReLU, 0.2: the discriminators' leaky ReLU). A trait of its
+/// own: it routes autodiff tensors to its own backward (`Autodiff` below),
+/// which Adam's, given plain tensors, does not need.
 #[backend_extension(Cube, Fusion: cfg(feature = "fusion"), Autodiff)]
 pub trait NormOps: Backend {
-    /// Instance norm of `x` ([N, C, H, W]) without affine parameters.
+    /// act(instance norm of `x`) for `x` [N, C, H, W], no affine parameters.
     #[fusion(dtype = x, shape = x)]
-    fn instance_norm(x: FloatTensor<Self>, epsilon: f32) -> FloatTensor<Self>;
+    fn instance_norm(x: FloatTensor<Self>, epsilon: f32, slope: f32) -> FloatTensor<Self>;
 
-    /// The forward pass and what its backward needs: (y, 1 / sqrt(var +
-    /// eps) per plane, f32, [N * C]).
+    /// The forward pass and the statistics its backward needs: (y, per
+    /// plane its first element, shifted mean and 1 / sqrt(var + eps), f32,
+    /// [N * C * 3]).
     #[fusion(meta = stats_meta)]
     fn instance_norm_stats(
         x: FloatTensor<Self>,
         epsilon: f32,
+        slope: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
-    /// dL/dx from dL/dy, the forward output y and its per-plane `rstd`:
-    /// rstd * (g - mean(g) - y * mean(g * y)), per plane.
-    #[fusion(dtype = y, shape = y)]
+    /// dL/dx from dL/dy. `saved` is the forward's input `x` when
+    /// `from_input` (the normalised values are recomputed from it and the
+    /// statistics), else its output y (no activation: y is the normalised
+    /// values). Per plane, with g' = g * act'(x^):
+    /// rstd * (g' - mean(g') - x^ * mean(g' * x^)).
+    #[fusion(dtype = saved, shape = saved)]
     fn instance_norm_backward(
-        y: FloatTensor<Self>,
-        rstd: FloatTensor<Self>,
+        saved: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        slope: f32,
+        from_input: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -66,6 +75,7 @@ pub trait NormOps: Backend {
 fn stats_meta(
     x: &burn::backend::fusion::custom::TensorSpec,
     _epsilon: &f32,
+    _slope: &f32,
 ) -> (
     burn::backend::fusion::custom::TensorSpec,
     burn::backend::fusion::custom::TensorSpec,
@@ -73,7 +83,7 @@ fn stats_meta(
     let planes = x.shape[0] * x.shape[1];
     (
         x.clone(),
-        burn::backend::fusion::custom::TensorSpec::new([planes].into(), DType::F32),
+        burn::backend::fusion::custom::TensorSpec::new([planes * 3].into(), DType::F32),
     )
 }
 
@@ -82,7 +92,7 @@ fn covered<const D: usize>(t: &Tensor<D>) -> bool {
     t.device() != Device::flex() && t.dtype() == DType::F32
 }
 
-pub(crate) fn instance_norm(x: &Tensor<4>, epsilon: f32) -> Option<Tensor<4>> {
+pub(crate) fn instance_norm(x: &Tensor<4>, epsilon: f32, slope: f32) -> Option<Tensor<4>> {
     let dtype = x.dtype();
     if x.device() == Device::flex() || !matches!(dtype, DType::F32 | DType::F16) {
         return None;
@@ -94,6 +104,7 @@ pub(crate) fn instance_norm(x: &Tensor<4>, epsilon: f32) -> Option<Tensor<4>> {
     Some(Tensor::from_dispatch(<Dispatch as NormOps>::instance_norm(
         x.clone().into_dispatch(),
         epsilon,
+        slope,
     )))
 }
 
@@ -157,7 +168,11 @@ impl MedtransOps for CubeBackend {
         epsilon_hat: f32,
         lr: f32,
     ) -> (CubeTensor, CubeTensor, CubeTensor) {
-        let [weight, grad, m, v] = [weight, grad, m, v].map(into_contiguous);
+        // The gradient is read through its strides (a convolution's weight
+        // gradient is an NHWC buffer seen as NCHW; a copy would be a
+        // launch); weights and moments are this kernel's own contiguous
+        // outputs after the first step.
+        let [weight, m, v] = [weight, m, v].map(into_contiguous);
         let (w_out, m_out, v_out) = (empty_like(&weight), empty_like(&m), empty_like(&v));
         let n = weight.shape().num_elements();
         let client = weight.client.clone();
@@ -188,19 +203,20 @@ impl MedtransOps for CubeBackend {
 }
 
 impl NormOps for CubeBackend {
-    fn instance_norm(x: CubeTensor, epsilon: f32) -> CubeTensor {
-        Self::instance_norm_stats(x, epsilon).0
+    fn instance_norm(x: CubeTensor, epsilon: f32, slope: f32) -> CubeTensor {
+        Self::instance_norm_stats(x, epsilon, slope).0
     }
 
-    fn instance_norm_stats(x: CubeTensor, epsilon: f32) -> (CubeTensor, CubeTensor) {
-        let x = into_contiguous(x);
+    fn instance_norm_stats(x: CubeTensor, epsilon: f32, slope: f32) -> (CubeTensor, CubeTensor) {
+        // Read through its strides: a convolution's output is an NHWC
+        // buffer seen as NCHW, and a copy to NCHW first would be a launch.
         let shape = x.shape();
         let (planes, plane) = (shape[0] * shape[1], shape[2] * shape[3]);
         let y = empty_like(&x);
-        let rstd = empty_device_contiguous_dtype(
+        let stats = empty_device_contiguous_dtype(
             x.client.clone(),
             x.device.clone(),
-            [planes].into(),
+            [planes * 3].into(),
             DType::F32,
         );
         let client = x.client.clone();
@@ -211,64 +227,80 @@ impl NormOps for CubeBackend {
             CubeDim::new_1d(NORM_BLOCK as u32),
             x.into_tensor_arg(),
             y.clone().into_tensor_arg(),
-            rstd.clone().into_tensor_arg(),
+            stats.clone().into_tensor_arg(),
             plane as u32,
             epsilon,
+            slope,
             NORM_BLOCK,
             dtype,
         );
-        (y, rstd)
+        (y, stats)
     }
 
-    fn instance_norm_backward(y: CubeTensor, rstd: CubeTensor, grad: CubeTensor) -> CubeTensor {
-        let [y, rstd, grad] = [y, rstd, grad].map(into_contiguous);
-        let shape = y.shape();
+    fn instance_norm_backward(
+        saved: CubeTensor,
+        stats: CubeTensor,
+        grad: CubeTensor,
+        slope: f32,
+        from_input: bool,
+    ) -> CubeTensor {
+        // `saved` and `grad` are read through their strides (see above).
+        let stats = into_contiguous(stats);
+        let shape = saved.shape();
         let (planes, plane) = (shape[0] * shape[1], shape[2] * shape[3]);
-        let dx = empty_like(&y);
-        let client = y.client.clone();
-        let dtype = burn::backend::cubecl::dtype_to_storage_type(y.dtype);
+        let dx = empty_like(&saved);
+        let client = saved.client.clone();
+        let dtype = burn::backend::cubecl::dtype_to_storage_type(saved.dtype);
         kernels::instance_norm_backward::launch(
             &client,
             CubeCount::Static(planes as u32, 1, 1),
             CubeDim::new_1d(NORM_BLOCK as u32),
-            y.into_tensor_arg(),
-            rstd.into_tensor_arg(),
+            saved.into_tensor_arg(),
+            stats.into_tensor_arg(),
             grad.into_tensor_arg(),
             dx.clone().into_tensor_arg(),
             plane as u32,
+            slope,
             NORM_BLOCK,
+            from_input,
             dtype,
         );
         dx
     }
 }
 
-/// Instance norm's backward node: keeps y and rstd from the forward pass
-/// and runs the one backward kernel.
+/// Instance norm's backward node. It keeps the forward's output y when
+/// there is no activation (y is the normalised values, and the next layer
+/// keeps it alive anyway), else its input x, from which the backward
+/// kernel recomputes them exactly; and the statistics.
 #[derive(Debug)]
 struct InstanceNormBackward;
 
 impl<B: Backend + NormOps> Backward<B, 1> for InstanceNormBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>);
+    type State = (FloatTensor<B>, FloatTensor<B>, f32);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (y, rstd) = ops.state;
+        let (saved, stats, slope) = ops.state;
         unary::<B, _>(ops.parents, ops.node, grads, |g| {
-            B::instance_norm_backward(y, rstd, g)
+            B::instance_norm_backward(saved, stats, g, slope, slope != 1.0)
         });
     }
 }
 
 impl<B: Backend + NormOps, C: CheckpointStrategy> NormOps for Autodiff<B, C> {
-    fn instance_norm(x: FloatTensor<Self>, epsilon: f32) -> FloatTensor<Self> {
+    fn instance_norm(x: FloatTensor<Self>, epsilon: f32, slope: f32) -> FloatTensor<Self> {
         let guard = x.node();
-        let (y, rstd) = B::instance_norm_stats(x.into_primitive(), epsilon);
+        let x = x.into_primitive();
+        let (y, stats) = B::instance_norm_stats(x.clone(), epsilon, slope);
         match InstanceNormBackward
             .prepare::<C>([guard])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish((y.clone(), rstd), y),
+            OpsKind::Tracked(prep) => {
+                let saved = if slope == 1.0 { y.clone() } else { x };
+                prep.finish((saved, stats, slope), y)
+            }
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
@@ -276,14 +308,17 @@ impl<B: Backend + NormOps, C: CheckpointStrategy> NormOps for Autodiff<B, C> {
     fn instance_norm_stats(
         _x: FloatTensor<Self>,
         _epsilon: f32,
+        _slope: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         unreachable!("instance_norm_stats is the inner backend's half of instance_norm")
     }
 
     fn instance_norm_backward(
-        _y: FloatTensor<Self>,
-        _rstd: FloatTensor<Self>,
+        _saved: FloatTensor<Self>,
+        _stats: FloatTensor<Self>,
         _grad: FloatTensor<Self>,
+        _slope: f32,
+        _from_input: bool,
     ) -> FloatTensor<Self> {
         unreachable!("no second derivative of instance norm")
     }
@@ -320,7 +355,7 @@ mod kernels {
             terminate!();
         }
         let w = weight[i];
-        let g = w * weight_decay + grad[i];
+        let g = w * weight_decay + grad[strided(grad, i)];
         let m1 = m[i] * beta_1 + g * one_minus_beta_1;
         let v1 = v[i] * beta_2 + g * g * one_minus_beta_2;
         let step = m1 * correction / (v1.sqrt() + epsilon_hat);
@@ -354,28 +389,31 @@ mod kernels {
     /// One plane per cube: its mean and variance in f32, each element
     /// first shifted by the plane's first (a constant plane is exact zeros
     /// and normalises to exactly 0), the variance from a second pass over
-    /// the centred values (no cancellation of sum(x^2) - n mean^2).
+    /// the centred values (no cancellation of sum(x^2) - n mean^2); then
+    /// the activation (x^ below 0 times `slope`).
     #[cube(launch)]
     pub fn instance_norm_forward<F: Float>(
         x: &Tensor<F>,
         y: &mut Tensor<F>,
-        rstd: &mut Tensor<f32>,
+        stats: &mut Tensor<f32>,
         plane: u32,
         epsilon: f32,
+        slope: f32,
         #[comptime] block: usize,
         #[define(F)] _dtype: ElemType,
     ) {
         let n = plane as usize;
-        let base = CUBE_POS_X as usize * n;
+        let p = CUBE_POS_X as usize;
+        let base = p * n;
         let tid = UNIT_POS as usize;
         let units = CUBE_DIM_X as usize;
         let mut sa = Shared::<[f32]>::new_slice(block);
         let mut sb = Shared::<[f32]>::new_slice(block);
-        let first = f32::cast_from(x[base]);
+        let first = f32::cast_from(x[offset(x, p, 0)]);
         let mut sum = f32::new(0.0);
         let mut i = tid;
         while i < n {
-            sum += f32::cast_from(x[base + i]) - first;
+            sum += f32::cast_from(x[offset(x, p, i)]) - first;
             i += units;
         }
         cube_sum2(&mut sa, &mut sb, sum, f32::new(0.0));
@@ -384,7 +422,7 @@ mod kernels {
         let mut squares = f32::new(0.0);
         let mut j = tid;
         while j < n {
-            let d = f32::cast_from(x[base + j]) - first - mean;
+            let d = f32::cast_from(x[offset(x, p, j)]) - first - mean;
             squares += d * d;
             j += units;
         }
@@ -392,52 +430,110 @@ mod kernels {
         let r = f32::new(1.0) / (sa[0] / f32::cast_from(plane) + epsilon).sqrt();
         let mut k = tid;
         while k < n {
-            y[base + k] = F::cast_from((f32::cast_from(x[base + k]) - first - mean) * r);
+            let h = (f32::cast_from(x[offset(x, p, k)]) - first - mean) * r;
+            let out = select(h > f32::new(0.0), h, h * slope);
+            y[base + k] = F::cast_from(out);
             k += units;
         }
         if tid == 0 {
-            rstd[CUBE_POS_X as usize] = r;
+            stats[3 * p] = first;
+            stats[3 * p + 1] = mean;
+            stats[3 * p + 2] = r;
         }
     }
 
-    /// dx = rstd * (g - mean(g) - y * mean(g * y)) per plane (PyTorch's
-    /// instance-norm gradient without affine parameters).
+    /// dx = rstd * (g' - mean(g') - x^ * mean(g' * x^)) per plane, g' = g
+    /// times the activation's slope at x^ (PyTorch's instance-norm
+    /// gradient without affine parameters, after its ReLU's). x^ comes
+    /// from the saved input and the statistics when `from_input`, else it
+    /// is the saved output.
     #[cube(launch)]
     pub fn instance_norm_backward<F: Float>(
-        y: &Tensor<F>,
-        rstd: &Tensor<f32>,
+        saved: &Tensor<F>,
+        stats: &Tensor<f32>,
         grad: &Tensor<F>,
         dx: &mut Tensor<F>,
         plane: u32,
+        slope: f32,
         #[comptime] block: usize,
+        #[comptime] from_input: bool,
         #[define(F)] _dtype: ElemType,
     ) {
         let n = plane as usize;
-        let base = CUBE_POS_X as usize * n;
+        let p = CUBE_POS_X as usize;
+        let base = p * n;
         let tid = UNIT_POS as usize;
         let units = CUBE_DIM_X as usize;
         let mut sa = Shared::<[f32]>::new_slice(block);
         let mut sb = Shared::<[f32]>::new_slice(block);
+        let first = stats[3 * p];
+        let mean = stats[3 * p + 1];
+        let r = stats[3 * p + 2];
         let mut sum_g = f32::new(0.0);
-        let mut sum_gy = f32::new(0.0);
+        let mut sum_gh = f32::new(0.0);
         let mut i = tid;
         while i < n {
-            let g = f32::cast_from(grad[base + i]);
+            let h = normalised(saved, p, i, first, mean, r, from_input);
+            let g = f32::cast_from(grad[offset(grad, p, i)]) * select(h > f32::new(0.0), f32::new(1.0), slope);
             sum_g += g;
-            sum_gy += g * f32::cast_from(y[base + i]);
+            sum_gh += g * h;
             i += units;
         }
-        cube_sum2(&mut sa, &mut sb, sum_g, sum_gy);
+        cube_sum2(&mut sa, &mut sb, sum_g, sum_gh);
         let count = f32::cast_from(plane);
         let mean_g = sa[0] / count;
-        let mean_gy = sb[0] / count;
-        let r = rstd[CUBE_POS_X as usize];
+        let mean_gh = sb[0] / count;
         let mut k = tid;
         while k < n {
-            let g = f32::cast_from(grad[base + k]);
-            let yk = f32::cast_from(y[base + k]);
-            dx[base + k] = F::cast_from(r * (g - mean_g - yk * mean_gy));
+            let h = normalised(saved, p, k, first, mean, r, from_input);
+            let g = f32::cast_from(grad[offset(grad, p, k)]) * select(h > f32::new(0.0), f32::new(1.0), slope);
+            dx[base + k] = F::cast_from(r * (g - mean_g - h * mean_gh));
             k += units;
         }
+    }
+
+    /// x^ at element `i` of plane `p`: recomputed from the input as the
+    /// forward computed it, or read from the saved output.
+    #[cube]
+    fn normalised<F: Float>(
+        saved: &Tensor<F>,
+        p: usize,
+        i: usize,
+        first: f32,
+        mean: f32,
+        r: f32,
+        #[comptime] from_input: bool,
+    ) -> f32 {
+        let v = f32::cast_from(saved[offset(saved, p, i)]);
+        if from_input {
+            (v - first - mean) * r
+        } else {
+            v
+        }
+    }
+
+    /// Where the element at row-major index `linear` of `t`'s logical shape
+    /// lies, through its strides (any rank).
+    #[cube]
+    fn strided(t: &Tensor<f32>, linear: usize) -> usize {
+        let mut rest = linear;
+        let mut at = 0usize;
+        let mut d = t.rank();
+        while d > 0 {
+            d -= 1;
+            let size = t.shape(d);
+            at += (rest % size) * t.stride(d);
+            rest /= size;
+        }
+        at
+    }
+
+    /// Where element `i` (row-major over H, W) of plane `p` (n * C + c) of
+    /// a rank-4 tensor lies, through its strides: NCHW, or the NHWC buffer
+    /// a convolution leaves, alike.
+    #[cube]
+    fn offset<F: Float>(t: &Tensor<F>, p: usize, i: usize) -> usize {
+        let (c, w) = (t.shape(1), t.shape(3));
+        (p / c) * t.stride(0) + (p % c) * t.stride(1) + (i / w) * t.stride(2) + (i % w) * t.stride(3)
     }
 }

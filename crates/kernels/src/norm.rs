@@ -13,13 +13,20 @@ use burn::tensor::Tensor;
 /// gradients. `None` where there is no kernel (a CPU tensor, bf16, or a
 /// build without `gpu-core`): the caller keeps Burn's ops.
 pub fn instance_norm(x: &Tensor<4>, epsilon: f64) -> Option<Tensor<4>> {
+    instance_norm_act(x, epsilon, 1.0)
+}
+
+/// [`instance_norm`] followed by a (leaky) ReLU in the same kernel, forward
+/// and backward: `slope` is the activation's slope below zero (0 for ReLU,
+/// 0.2 for the discriminators' leaky ReLU, 1 for none).
+pub fn instance_norm_act(x: &Tensor<4>, epsilon: f64, slope: f32) -> Option<Tensor<4>> {
     #[cfg(feature = "gpu-core")]
     {
-        crate::cube::instance_norm(x, epsilon as f32)
+        crate::cube::instance_norm(x, epsilon as f32, slope)
     }
     #[cfg(not(feature = "gpu-core"))]
     {
-        let _ = (x, epsilon);
+        let _ = (x, epsilon, slope);
         None
     }
 }

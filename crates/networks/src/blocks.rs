@@ -1,7 +1,7 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, InstanceNorm, InstanceNormConfig};
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -114,6 +114,24 @@ pub(crate) fn normalize(norm: &InstanceNorm, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// `act(normalize(x))`, `act` a (leaky) ReLU of `slope` below zero (0 is
+/// ReLU). On a GPU one kernel each way (medtrans-kernels) instead of the
+/// norm's and the activation's two comparisons and masked fills.
+pub(crate) fn normalize_act(norm: &InstanceNorm, x: Tensor<4>, slope: f64) -> Tensor<4> {
+    if norm.gamma.is_none() && norm.beta.is_none() && !on_cpu(&x.device()) {
+        if let Some(y) = medtrans_kernels::norm::instance_norm_act(&x, norm.epsilon, slope as f32)
+        {
+            return y;
+        }
+    }
+    let y = normalize(norm, x);
+    if slope == 0.0 {
+        relu(y)
+    } else {
+        leaky_relu(y, slope)
+    }
+}
+
 /// `x` minus each plane's first element. Instance norm does not change
 /// under a per-plane shift (so the shift is detached: its gradient is zero
 /// in exact arithmetic), but a constant plane becomes exact zeros, whose
@@ -180,10 +198,7 @@ impl ResidualBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = relu(normalize(
-            &self.norm1,
-            self.conv1.forward(reflect(x.clone(), 1)),
-        ));
+        let h = normalize_act(&self.norm1, self.conv1.forward(reflect(x.clone(), 1)), 0.0);
         let h = normalize(&self.norm2, self.conv2.forward(reflect(h, 1)));
         x + h
     }

@@ -1,4 +1,4 @@
-use crate::blocks::{instance_norm, normalize};
+use crate::blocks::{instance_norm, normalize_act};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{InstanceNorm, PaddingConfig2d};
@@ -76,7 +76,7 @@ impl Discriminator {
         let x = crate::precision::enter(self, x);
         let mut h = leaky_relu(self.convs[0].forward(x), 0.2);
         for (c, n) in self.convs[1..4].iter().zip(&self.norms) {
-            h = leaky_relu(normalize(n, c.forward(h)), 0.2);
+            h = normalize_act(n, c.forward(h), 0.2);
         }
         let out = crate::precision::leave(self.convs[4].forward(h));
         if self.per_image {

@@ -1,9 +1,8 @@
-use crate::blocks::{conv, instance_norm, normalize, reflect, ResidualBlock};
+use crate::blocks::{conv, instance_norm, normalize_act, reflect, ResidualBlock};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{InstanceNorm, PaddingConfig2d};
 use burn::store::{KeyRemapper, ModuleSnapshot, PytorchStore, SafetensorsStore};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -117,15 +116,15 @@ impl ResnetGeneratorConfig {
 
 impl ResnetGenerator {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut h = relu(normalize(&self.head_norm, self.head.forward(reflect(x, 3))));
+        let mut h = normalize_act(&self.head_norm, self.head.forward(reflect(x, 3)), 0.0);
         for (c, n) in self.down.iter().zip(&self.down_norm) {
-            h = relu(normalize(n, c.forward(h)));
+            h = normalize_act(n, c.forward(h), 0.0);
         }
         for b in &self.blocks {
             h = b.forward(h);
         }
         for (c, n) in self.up.iter().zip(&self.up_norm) {
-            h = relu(normalize(n, c.forward(h)));
+            h = normalize_act(n, c.forward(h), 0.0);
         }
         self.tail.forward(reflect(h, 3)).tanh()
     }

@@ -35,6 +35,13 @@ fn drawn<const D: usize>(shape: [usize; D], seed: u64, d: &Device) -> Tensor<D> 
     Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &flex).to_device(d)
 }
 
+/// `t` as a convolution leaves its output: the same NCHW values over an
+/// NHWC buffer (strides, not a copy, make it NCHW).
+fn nhwc(t: Tensor<4>) -> Tensor<4> {
+    let d = t.device();
+    Tensor::<4>::from_data(t.permute([0, 2, 3, 1]).into_data(), &d).permute([0, 3, 1, 2])
+}
+
 struct Run<const D: usize> {
     w: Tensor<D>,
     state: Option<AdamState<D>>,
@@ -55,8 +62,9 @@ impl<const D: usize> Run<D> {
 
 /// Issue 28, item 2: the one-kernel Adam step equals Burn's Adam on the
 /// same GPU to 1e-6 of each tensor's scale, weights and both moments, over
-/// 20 steps, with and without weight decay; and it launches one kernel
-/// per weight tensor per step where Burn's launches many.
+/// 20 steps, with and without weight decay, contiguous and strided
+/// gradients; and it launches one kernel per weight tensor per step where
+/// Burn's launches many.
 #[test]
 fn one_kernel_adam_matches_burns_adam() {
     let Some(d) = gpu() else { return };
@@ -80,7 +88,14 @@ fn one_kernel_adam_matches_burns_adam() {
         let mut counted = (0, 0);
         for step in 0..20u64 {
             // Gradients of changing scale, as in training.
-            let g = drawn(shape, 100 + step, &d) * (1.0 / (1.0 + step as f32));
+            // Every other step a strided gradient (an NCHW view of an NHWC
+            // buffer, as a convolution's weight gradient is).
+            let scale = 1.0 / (1.0 + step as f32);
+            let g = if step % 2 == 0 {
+                drawn(shape, 100 + step, &d) * scale
+            } else {
+                nhwc(drawn([16, 8, 3, 3], 100 + step, &d) * scale)
+            };
             // Computed before counting (a fusion build would merge it
             // into whatever reads it first).
             let _ = values(&g);
@@ -138,6 +153,18 @@ fn instance_norm_kernel_matches_pytorch() {
     json_fixture::norm::check_instance_cases(&kernel_norm, &ad, FloatDType::F32, 2e-5);
     // f16's 11-bit mantissa: its input alone is rounded by up to 5e-4.
     json_fixture::norm::check_instance_cases(&kernel_norm, &ad, FloatDType::F16, 1e-2);
+    // Strided input and upstream gradient (NHWC buffers, as convolutions
+    // leave them) give the same values and gradients, bit for bit.
+    let run = |strided: bool| {
+        let lay = |t: Tensor<4>| if strided { nhwc(t) } else { t };
+        let x = lay(drawn([2, 3, 5, 7], 31, &d)).autodiff().require_grad();
+        let y = kernel_norm(x.clone());
+        let grads = (y.clone() * lay(drawn([2, 3, 5, 7], 32, &d)).autodiff())
+            .sum()
+            .backward();
+        (values(&y), values(&x.grad(&grads).unwrap()))
+    };
+    assert_eq!(run(true), run(false), "strided against contiguous");
     for dtype in [FloatDType::F32, FloatDType::F16] {
         for value in [0.7f32, -1.0, 300.0] {
             let x = Tensor::<4>::full([1, 2, 9, 7], value, &d).cast(dtype);
@@ -181,4 +208,48 @@ fn instance_norm_is_one_launch_each_way() {
         .map(|k| k.1)
         .sum::<usize>();
     assert_eq!(norm_backward, 1, "backward: {:?}", backward.by_kernel);
+}
+
+/// Norm and (leaky) ReLU in one kernel each way equal the norm kernel
+/// followed by Burn's activation: the same values (bit for bit) and the
+/// same input gradient (to 1e-6 of its scale), for ReLU and the
+/// discriminators' leaky ReLU; in f16 to its rounding.
+#[test]
+fn norm_and_activation_in_one_kernel_equal_the_two_ops() {
+    use burn::tensor::activation::{leaky_relu, relu};
+    let Some(d) = gpu() else { return };
+    for dtype in [FloatDType::F32, FloatDType::F16] {
+        for slope in [0.0f32, 0.2] {
+            let run = |fused: bool| {
+                let x = (drawn([2, 3, 12, 10], 21, &d) * 3.0 + 1.0)
+                    .cast(dtype)
+                    .autodiff()
+                    .require_grad();
+                let y = if fused {
+                    medtrans_kernels::norm::instance_norm_act(&x, 1e-5, slope).unwrap()
+                } else if slope == 0.0 {
+                    relu(kernel_norm(x.clone()))
+                } else {
+                    leaky_relu(kernel_norm(x.clone()), slope as f64)
+                };
+                let u = drawn([2, 3, 12, 10], 22, &d).cast(dtype).autodiff();
+                let grads = (y.clone() * u).sum().backward();
+                let dx = x.grad(&grads).unwrap().cast(FloatDType::F32);
+                (values(&y.cast(FloatDType::F32)), values(&dx))
+            };
+            let (fused, apart) = (run(true), run(false));
+            let tol = if dtype == FloatDType::F16 { 2e-3 } else { 1e-6 };
+            if dtype == FloatDType::F32 {
+                assert_eq!(fused.0, apart.0, "{dtype:?} slope {slope}: values");
+            } else {
+                // f16 rounds once fused, twice apart (the norm, then the
+                // leaky slope): one unit in the last place.
+                let v = rel_diff(&fused.0, &apart.0);
+                assert!(v <= 1e-3, "{dtype:?} slope {slope}: values differ by {v:e}");
+            }
+            let g = rel_diff(&fused.1, &apart.1);
+            eprintln!("{dtype:?} slope {slope}: input gradients differ by {g:e}");
+            assert!(g <= tol, "{dtype:?} slope {slope}: input gradients differ by {g:e}");
+        }
+    }
 }
