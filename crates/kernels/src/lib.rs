@@ -3,8 +3,9 @@
 //!
 //! Why: a training step on a GPU is bound by kernel launches, not by
 //! arithmetic (docs/benchmarks.md, "Kernel launches per step"). Burn builds
-//! Adam from about 16 element-wise kernels per weight tensor, and instance
-//! norm from about seven each way; here each is one.
+//! Adam from about 16 element-wise kernels per weight tensor, instance
+//! norm from about seven each way and reflect padding from two selects
+//! forward and four kernels back; here each is one.
 //!
 //! Every function answers `None` where it has no kernel (a CPU tensor, a
 //! build without the `gpu-core` feature, a dtype it does not cover), and
@@ -12,6 +13,7 @@
 
 pub mod adam;
 pub mod norm;
+pub mod pad;
 
 #[cfg(feature = "gpu-core")]
 mod cube;

@@ -10,15 +10,19 @@ use std::sync::{Mutex, OnceLock};
 /// the reference generators use, which avoids the dark borders zero
 /// padding leaves in medical images.
 ///
-/// How depends on the device. On a GPU, two index selects: one kernel
-/// each, and a zero fill and a scatter-add each backward, where Burn's
-/// `pad(.., PadMode::Reflect)` launched about 44 kernels forward and
-/// backward (slices, flips, slice assigns) per call. On the CPU those
+/// How depends on the device. On a GPU, medtrans's own kernel
+/// (medtrans-kernels): one launch forward, one backward. Without it (bf16),
+/// two index selects: one kernel each, and a zero fill and a scatter-add
+/// each backward, where Burn's `pad(.., PadMode::Reflect)` launched about
+/// 44 kernels forward and backward (slices, flips, slice assigns) per
+/// call. On the CPU the selects
 /// scatter-adds were 5-6 % of a training step, and Burn's pad (copies, no
 /// scatter) made a step 10-24 % faster (docs/benchmarks.md).
 pub(crate) fn reflect(x: Tensor<4>, p: usize) -> Tensor<4> {
     if on_cpu(&x.device()) {
         x.pad((p, p, p, p), burn::tensor::ops::PadMode::Reflect)
+    } else if let Some(y) = medtrans_kernels::pad::reflect_pad(&x, p) {
+        y
     } else {
         reflect_by_selects(x, p)
     }

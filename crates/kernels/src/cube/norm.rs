@@ -1,8 +1,7 @@
-//! The kernels on Burn's CubeCL backend (wgpu), and the extension trait
-//! that routes a `Tensor` to them through Burn's dispatch (and its fusion
-//! backend when that is built in).
+//! Instance norm, with an optional (leaky) ReLU, as one kernel forward
+//! and one backward, with its own autodiff node.
 
-use crate::adam::AdamScalars;
+use super::empty_like;
 use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch, TensorMetadata};
 use burn::tensor::{DType, Device, Tensor};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -14,26 +13,6 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeBackend;
 use cubecl::prelude::{CubeCount, CubeDim};
-
-/// The operations medtrans adds to Burn's GPU backend.
-#[backend_extension(Cube, Fusion: cfg(feature = "fusion"))]
-pub trait MedtransOps: Backend {
-    /// Adam on one tensor: (weight, m, v) after the step.
-    #[allow(clippy::too_many_arguments)]
-    #[fusion(meta = |w, _g, m, v, _wd, _b1, _b2, _c, _e, _lr| (w.clone(), m.clone(), v.clone()))]
-    fn adam(
-        weight: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        m: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        weight_decay: f32,
-        beta_1: f32,
-        beta_2: f32,
-        correction: f32,
-        epsilon_hat: f32,
-        lr: f32,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-}
 
 /// Instance norm's forward and backward kernels, each with an optional
 /// (leaky) ReLU after the norm: `slope` is the activation's slope below 0
@@ -87,11 +66,6 @@ fn stats_meta(
     )
 }
 
-/// Whether the tensor is one the kernels cover: f32 on a GPU.
-fn covered<const D: usize>(t: &Tensor<D>) -> bool {
-    t.device() != Device::flex() && t.dtype() == DType::F32
-}
-
 pub(crate) fn instance_norm(x: &Tensor<4>, epsilon: f32, slope: f32) -> Option<Tensor<4>> {
     let dtype = x.dtype();
     if x.device() == Device::flex() || !matches!(dtype, DType::F32 | DType::F16) {
@@ -114,93 +88,6 @@ const MAX_PLANES: usize = 65535;
 /// Units per cube in the norm kernels (a power of two: the reductions
 /// halve it).
 const NORM_BLOCK: usize = 256;
-
-pub(crate) fn adam_step<const D: usize>(
-    weight: &Tensor<D>,
-    grad: &Tensor<D>,
-    m: &Tensor<D>,
-    v: &Tensor<D>,
-    s: AdamScalars,
-) -> Option<(Tensor<D>, Tensor<D>, Tensor<D>)> {
-    if ![weight, grad, m, v].iter().all(|t| covered(t)) {
-        return None;
-    }
-    let (w, m, v) = <Dispatch as MedtransOps>::adam(
-        weight.clone().into_dispatch(),
-        grad.clone().into_dispatch(),
-        m.clone().into_dispatch(),
-        v.clone().into_dispatch(),
-        s.weight_decay,
-        s.beta_1,
-        s.beta_2,
-        s.correction,
-        s.epsilon_hat,
-        s.lr,
-    );
-    Some((
-        Tensor::from_dispatch(w),
-        Tensor::from_dispatch(m),
-        Tensor::from_dispatch(v),
-    ))
-}
-
-/// A new contiguous tensor shaped and typed like `like`, uninitialised
-/// (no kernel: the allocation alone).
-fn empty_like(like: &CubeTensor) -> CubeTensor {
-    empty_device_contiguous_dtype(
-        like.client.clone(),
-        like.device.clone(),
-        like.shape(),
-        like.dtype,
-    )
-}
-
-impl MedtransOps for CubeBackend {
-    fn adam(
-        weight: CubeTensor,
-        grad: CubeTensor,
-        m: CubeTensor,
-        v: CubeTensor,
-        weight_decay: f32,
-        beta_1: f32,
-        beta_2: f32,
-        correction: f32,
-        epsilon_hat: f32,
-        lr: f32,
-    ) -> (CubeTensor, CubeTensor, CubeTensor) {
-        // The gradient is read through its strides (a convolution's weight
-        // gradient is an NHWC buffer seen as NCHW; a copy would be a
-        // launch); weights and moments are this kernel's own contiguous
-        // outputs after the first step.
-        let [weight, m, v] = [weight, m, v].map(into_contiguous);
-        let (w_out, m_out, v_out) = (empty_like(&weight), empty_like(&m), empty_like(&v));
-        let n = weight.shape().num_elements();
-        let client = weight.client.clone();
-        let cube_dim = CubeDim::new(&client, n);
-        let cube_count = cubecl::calculate_cube_count_elemwise(&client, n, cube_dim);
-        kernels::adam_kernel::launch(
-            &client,
-            cube_count,
-            cube_dim,
-            weight.into_tensor_arg(),
-            grad.into_tensor_arg(),
-            m.into_tensor_arg(),
-            v.into_tensor_arg(),
-            w_out.clone().into_tensor_arg(),
-            m_out.clone().into_tensor_arg(),
-            v_out.clone().into_tensor_arg(),
-            weight_decay,
-            beta_1,
-            1.0 - beta_1,
-            beta_2,
-            1.0 - beta_2,
-            correction,
-            epsilon_hat,
-            lr,
-        );
-        (w_out, m_out, v_out)
-    }
-}
 
 impl NormOps for CubeBackend {
     fn instance_norm(x: CubeTensor, epsilon: f32, slope: f32) -> CubeTensor {
@@ -324,45 +211,9 @@ impl<B: Backend + NormOps, C: CheckpointStrategy> NormOps for Autodiff<B, C> {
     }
 }
 
-/// The CubeCL kernels themselves (CubeCL's prelude has its own `Tensor`).
 mod kernels {
+    use super::super::index::offset;
     use cubecl::prelude::*;
-
-    /// Burn's Adam step for one element, its operations in Burn's order
-    /// (burn-optim 0.22.1, `Adam::step`), so that results agree to
-    /// rounding: decay, both moments, the corrected step, the update.
-    #[cube(launch)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn adam_kernel(
-        weight: &Tensor<f32>,
-        grad: &Tensor<f32>,
-        m: &Tensor<f32>,
-        v: &Tensor<f32>,
-        weight_out: &mut Tensor<f32>,
-        m_out: &mut Tensor<f32>,
-        v_out: &mut Tensor<f32>,
-        weight_decay: f32,
-        beta_1: f32,
-        one_minus_beta_1: f32,
-        beta_2: f32,
-        one_minus_beta_2: f32,
-        correction: f32,
-        epsilon_hat: f32,
-        lr: f32,
-    ) {
-        let i = ABSOLUTE_POS;
-        if i >= weight.len() {
-            terminate!();
-        }
-        let w = weight[i];
-        let g = w * weight_decay + grad[strided(grad, i)];
-        let m1 = m[i] * beta_1 + g * one_minus_beta_1;
-        let v1 = v[i] * beta_2 + g * g * one_minus_beta_2;
-        let step = m1 * correction / (v1.sqrt() + epsilon_hat);
-        m_out[i] = m1;
-        v_out[i] = v1;
-        weight_out[i] = w - step * lr;
-    }
 
     /// Sums `a` and `b` over the cube's units into `sa[0]` and `sb[0]`
     /// (shared memory, `block` units, a power of two), every unit taking
@@ -510,30 +361,5 @@ mod kernels {
         } else {
             v
         }
-    }
-
-    /// Where the element at row-major index `linear` of `t`'s logical shape
-    /// lies, through its strides (any rank).
-    #[cube]
-    fn strided(t: &Tensor<f32>, linear: usize) -> usize {
-        let mut rest = linear;
-        let mut at = 0usize;
-        let mut d = t.rank();
-        while d > 0 {
-            d -= 1;
-            let size = t.shape(d);
-            at += (rest % size) * t.stride(d);
-            rest /= size;
-        }
-        at
-    }
-
-    /// Where element `i` (row-major over H, W) of plane `p` (n * C + c) of
-    /// a rank-4 tensor lies, through its strides: NCHW, or the NHWC buffer
-    /// a convolution leaves, alike.
-    #[cube]
-    fn offset<F: Float>(t: &Tensor<F>, p: usize, i: usize) -> usize {
-        let (c, w) = (t.shape(1), t.shape(3));
-        (p / c) * t.stride(0) + (p % c) * t.stride(1) + (i / w) * t.stride(2) + (i % w) * t.stride(3)
     }
 }

@@ -1,0 +1,46 @@
+//! The kernels on Burn's CubeCL backend (wgpu), and the extension traits
+//! that route a `Tensor` to them through Burn's dispatch (and its fusion
+//! backend when that is built in). One file per operation.
+
+mod adam;
+mod norm;
+mod pad;
+
+pub(crate) use adam::adam_step;
+pub(crate) use norm::instance_norm;
+pub(crate) use pad::reflect_pad;
+
+use burn::backend::TensorMetadata;
+use burn::tensor::{DType, Device, Tensor};
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+
+/// Whether the tensor is one the kernels cover: f32 on a GPU.
+fn covered<const D: usize>(t: &Tensor<D>) -> bool {
+    t.device() != Device::flex() && t.dtype() == DType::F32
+}
+
+/// A new contiguous tensor shaped and typed like `like`, uninitialised
+/// (no kernel: the allocation alone).
+fn empty_like(like: &CubeTensor) -> CubeTensor {
+    empty_device_contiguous_dtype(
+        like.client.clone(),
+        like.device.clone(),
+        like.shape(),
+        like.dtype,
+    )
+}
+
+/// Index helpers the kernels share.
+mod index {
+    use cubecl::prelude::*;
+
+    /// Where element `i` (row-major over H, W) of plane `p` (n * C + c) of
+    /// a rank-4 tensor lies, through its strides: NCHW, or the NHWC buffer
+    /// a convolution leaves, alike.
+    #[cube]
+    pub fn offset<F: Float>(t: &Tensor<F>, p: usize, i: usize) -> usize {
+        let (c, w) = (t.shape(1), t.shape(3));
+        (p / c) * t.stride(0) + (p % c) * t.stride(1) + (i / w) * t.stride(2) + (i % w) * t.stride(3)
+    }
+}
