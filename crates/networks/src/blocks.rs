@@ -123,8 +123,7 @@ pub(crate) fn normalize(norm: &InstanceNorm, x: Tensor<4>) -> Tensor<4> {
 /// norm's and the activation's two comparisons and masked fills.
 pub(crate) fn normalize_act(norm: &InstanceNorm, x: Tensor<4>, slope: f64) -> Tensor<4> {
     if norm.gamma.is_none() && norm.beta.is_none() && !on_cpu(&x.device()) {
-        if let Some(y) = medtrans_kernels::norm::instance_norm_act(&x, norm.epsilon, slope as f32)
-        {
+        if let Some(y) = medtrans_kernels::norm::instance_norm_act(&x, norm.epsilon, slope as f32) {
             return y;
         }
     }

@@ -278,10 +278,11 @@ fn the_first_step_agrees_with_the_cpu() {
 }
 
 /// Kernel launches per step, the speed proxy (docs/benchmarks.md): a
-/// pix2pix step at the paper's depth launches 646 kernels at 32 px on
+/// pix2pix step at the paper's depth launches 646-767 kernels at 32 px on
 /// lavapipe with medtrans's Adam, norm and reflect-pad kernels (2698 with
-/// Burn's ops); the bar catches a change that adds launches (Burn's own
-/// reflect padding took 769 more).
+/// Burn's ops; Burn's autotune picks each convolution gradient's algorithm
+/// by timing, which moves the count); the bar catches a change that adds
+/// launches (Burn's own reflect padding took 769 more).
 #[test]
 fn launches_per_step_stay_counted() {
     if gpu().is_none() {
@@ -304,7 +305,7 @@ fn launches_per_step_stay_counted() {
         &l.by_kernel[..8.min(l.by_kernel.len())]
     );
     assert!(
-        l.total > 300 && l.total <= 700,
+        l.total > 300 && l.total <= 900,
         "{} launches per step",
         l.total
     );

@@ -188,14 +188,17 @@ fn instance_norm_is_one_launch_each_way() {
     let _ = values(&upstream);
     let count = LaunchCount::start().expect("a gpu build counts");
     let y = kernel_norm(x.clone());
-    let _ = values(&y);
+    // Flushed, not read: reading the channels-last output would launch a
+    // copy into NCHW order.
+    d.flush().unwrap();
     let forward = count.finish().total;
     let loss = (y * upstream).sum();
     let _ = values(&loss);
     let count = LaunchCount::start().expect("a gpu build counts");
     let grads = loss.backward();
-    let _ = values(&x.grad(&grads).unwrap());
+    d.flush().unwrap();
     let backward = count.finish();
+    let _ = x.grad(&grads).unwrap();
     eprintln!(
         "instance norm: forward {forward} launch(es); backward of sum(y * u): {:?}",
         backward.by_kernel
@@ -249,7 +252,10 @@ fn norm_and_activation_in_one_kernel_equal_the_two_ops() {
             }
             let g = rel_diff(&fused.1, &apart.1);
             eprintln!("{dtype:?} slope {slope}: input gradients differ by {g:e}");
-            assert!(g <= tol, "{dtype:?} slope {slope}: input gradients differ by {g:e}");
+            assert!(
+                g <= tol,
+                "{dtype:?} slope {slope}: input gradients differ by {g:e}"
+            );
         }
     }
 }
@@ -292,7 +298,7 @@ fn reflect_pad_kernel_equals_burns_pad() {
     let x = drawn([1, 2, 8, 8], 43, &d).autodiff().require_grad();
     let count = LaunchCount::start().expect("a gpu build counts");
     let y = medtrans_kernels::pad::reflect_pad(&x, 3).unwrap();
-    let _ = values(&y);
+    d.flush().unwrap();
     assert_eq!(count.finish().total, 1, "forward launches");
     let loss = y.sum();
     let _ = values(&loss);

@@ -159,5 +159,4 @@ mod kernels {
         }
         at
     }
-
 }

@@ -11,8 +11,9 @@ pub(crate) use norm::instance_norm;
 pub(crate) use pad::reflect_pad;
 
 use burn::backend::TensorMetadata;
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Device, Shape, Tensor};
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::ops::permute_nhwc_to_nchw;
 use burn_cubecl::tensor::CubeTensor;
 
 /// Whether the tensor is one the kernels cover: f32 on a GPU.
@@ -31,16 +32,44 @@ fn empty_like(like: &CubeTensor) -> CubeTensor {
     )
 }
 
+/// A new tensor of NCHW `shape` over an NHWC buffer, uninitialised: the
+/// layout Burn's GPU convolutions work in. A convolution given it as its
+/// input (or output gradient) reads it without first copying it into that
+/// layout, as it must an NCHW tensor (a launch per call).
+fn empty_channels_last(like: &CubeTensor, shape: Shape) -> CubeTensor {
+    let nhwc: Shape = [shape[0], shape[2], shape[3], shape[1]].into();
+    permute_nhwc_to_nchw(empty_device_contiguous_dtype(
+        like.client.clone(),
+        like.device.clone(),
+        nhwc,
+        like.dtype,
+    ))
+}
+
 /// Index helpers the kernels share.
 mod index {
     use cubecl::prelude::*;
 
     /// Where element `i` (row-major over H, W) of plane `p` (n * C + c) of
     /// a rank-4 tensor lies, through its strides: NCHW, or the NHWC buffer
-    /// a convolution leaves, alike.
+    /// a convolution leaves (and these kernels write), alike.
     #[cube]
     pub fn offset<F: Float>(t: &Tensor<F>, p: usize, i: usize) -> usize {
         let (c, w) = (t.shape(1), t.shape(3));
-        (p / c) * t.stride(0) + (p % c) * t.stride(1) + (i / w) * t.stride(2) + (i % w) * t.stride(3)
+        (p / c) * t.stride(0)
+            + (p % c) * t.stride(1)
+            + (i / w) * t.stride(2)
+            + (i % w) * t.stride(3)
+    }
+
+    /// [`offset`] in a tensor the kernel writes (CubeCL does not lend a
+    /// written tensor as a read-only one).
+    #[cube]
+    pub fn offset_out<F: Float>(t: &mut Tensor<F>, p: usize, i: usize) -> usize {
+        let (c, w) = (t.shape(1), t.shape(3));
+        (p / c) * t.stride(0)
+            + (p % c) * t.stride(1)
+            + (i / w) * t.stride(2)
+            + (i % w) * t.stride(3)
     }
 }

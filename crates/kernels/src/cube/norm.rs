@@ -1,7 +1,7 @@
 //! Instance norm, with an optional (leaky) ReLU, as one kernel forward
 //! and one backward, with its own autodiff node.
 
-use super::empty_like;
+use super::empty_channels_last;
 use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch, TensorMetadata};
 use burn::tensor::{DType, Device, Tensor};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -97,9 +97,10 @@ impl NormOps for CubeBackend {
     fn instance_norm_stats(x: CubeTensor, epsilon: f32, slope: f32) -> (CubeTensor, CubeTensor) {
         // Read through its strides: a convolution's output is an NHWC
         // buffer seen as NCHW, and a copy to NCHW first would be a launch.
+        // Written the same way, for the next convolution.
         let shape = x.shape();
         let (planes, plane) = (shape[0] * shape[1], shape[2] * shape[3]);
-        let y = empty_like(&x);
+        let y = empty_channels_last(&x, shape.clone());
         let stats = empty_device_contiguous_dtype(
             x.client.clone(),
             x.device.clone(),
@@ -135,7 +136,7 @@ impl NormOps for CubeBackend {
         let stats = into_contiguous(stats);
         let shape = saved.shape();
         let (planes, plane) = (shape[0] * shape[1], shape[2] * shape[3]);
-        let dx = empty_like(&saved);
+        let dx = empty_channels_last(&saved, shape.clone());
         let client = saved.client.clone();
         let dtype = burn::backend::cubecl::dtype_to_storage_type(saved.dtype);
         kernels::instance_norm_backward::launch(
@@ -212,7 +213,7 @@ impl<B: Backend + NormOps, C: CheckpointStrategy> NormOps for Autodiff<B, C> {
 }
 
 mod kernels {
-    use super::super::index::offset;
+    use super::super::index::{offset, offset_out};
     use cubecl::prelude::*;
 
     /// Sums `a` and `b` over the cube's units into `sa[0]` and `sb[0]`
@@ -255,7 +256,6 @@ mod kernels {
     ) {
         let n = plane as usize;
         let p = CUBE_POS_X as usize;
-        let base = p * n;
         let tid = UNIT_POS as usize;
         let units = CUBE_DIM_X as usize;
         let mut sa = Shared::<[f32]>::new_slice(block);
@@ -283,7 +283,8 @@ mod kernels {
         while k < n {
             let h = (f32::cast_from(x[offset(x, p, k)]) - first - mean) * r;
             let out = select(h > f32::new(0.0), h, h * slope);
-            y[base + k] = F::cast_from(out);
+            let o = offset_out(y, p, k);
+            y[o] = F::cast_from(out);
             k += units;
         }
         if tid == 0 {
@@ -312,7 +313,6 @@ mod kernels {
     ) {
         let n = plane as usize;
         let p = CUBE_POS_X as usize;
-        let base = p * n;
         let tid = UNIT_POS as usize;
         let units = CUBE_DIM_X as usize;
         let mut sa = Shared::<[f32]>::new_slice(block);
@@ -325,7 +325,8 @@ mod kernels {
         let mut i = tid;
         while i < n {
             let h = normalised(saved, p, i, first, mean, r, from_input);
-            let g = f32::cast_from(grad[offset(grad, p, i)]) * select(h > f32::new(0.0), f32::new(1.0), slope);
+            let g = f32::cast_from(grad[offset(grad, p, i)])
+                * select(h > f32::new(0.0), f32::new(1.0), slope);
             sum_g += g;
             sum_gh += g * h;
             i += units;
@@ -337,8 +338,10 @@ mod kernels {
         let mut k = tid;
         while k < n {
             let h = normalised(saved, p, k, first, mean, r, from_input);
-            let g = f32::cast_from(grad[offset(grad, p, k)]) * select(h > f32::new(0.0), f32::new(1.0), slope);
-            dx[base + k] = F::cast_from(r * (g - mean_g - h * mean_gh));
+            let g = f32::cast_from(grad[offset(grad, p, k)])
+                * select(h > f32::new(0.0), f32::new(1.0), slope);
+            let o = offset_out(dx, p, k);
+            dx[o] = F::cast_from(r * (g - mean_g - h * mean_gh));
             k += units;
         }
     }

@@ -2,13 +2,13 @@
 //! GPU path takes two index selects forward and two zero-fills and two
 //! select-assigns back.
 
+use super::empty_channels_last;
 use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch, TensorMetadata};
 use burn::tensor::{DType, Device, Shape, Tensor};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn_autodiff::Autodiff;
-use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeBackend;
 use cubecl::prelude::CubeDim;
@@ -52,16 +52,22 @@ pub(crate) fn reflect_pad(x: &Tensor<4>, pad: usize) -> Option<Tensor<4>> {
 }
 
 /// One thread per element of the kernel's output.
-fn launch_shape(out: &Shape, client: &cubecl::client::Client) -> (cubecl::prelude::CubeCount, CubeDim) {
+fn launch_shape(
+    out: &Shape,
+    client: &cubecl::client::Client,
+) -> (cubecl::prelude::CubeCount, CubeDim) {
     let n = out.num_elements();
     let cube_dim = CubeDim::new(client, n);
-    (cubecl::calculate_cube_count_elemwise(client, n, cube_dim), cube_dim)
+    (
+        cubecl::calculate_cube_count_elemwise(client, n, cube_dim),
+        cube_dim,
+    )
 }
 
 impl PadOps for CubeBackend {
     fn reflect_pad(x: CubeTensor, pad: usize) -> CubeTensor {
         let shape = padded(&x.shape(), &pad);
-        let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), shape.clone(), x.dtype);
+        let out = empty_channels_last(&x, shape.clone());
         let client = x.client.clone();
         let (count, dim) = launch_shape(&shape, &client);
         let dtype = burn::backend::cubecl::dtype_to_storage_type(x.dtype);
@@ -79,7 +85,7 @@ impl PadOps for CubeBackend {
 
     fn reflect_pad_backward(grad: CubeTensor, pad: usize) -> CubeTensor {
         let shape = unpadded(&grad.shape(), &pad);
-        let dx = empty_device_contiguous_dtype(grad.client.clone(), grad.device.clone(), shape.clone(), grad.dtype);
+        let dx = empty_channels_last(&grad, shape.clone());
         let client = grad.client.clone();
         let (count, dim) = launch_shape(&shape, &client);
         let dtype = burn::backend::cubecl::dtype_to_storage_type(grad.dtype);
@@ -104,7 +110,9 @@ impl<B: Backend + PadOps> Backward<B, 1> for ReflectPadBackward {
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let pad = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |g| B::reflect_pad_backward(g, pad));
+        unary::<B, _>(ops.parents, ops.node, grads, |g| {
+            B::reflect_pad_backward(g, pad)
+        });
     }
 }
 
@@ -128,7 +136,7 @@ impl<B: Backend + PadOps, C: CheckpointStrategy> PadOps for Autodiff<B, C> {
 }
 
 mod kernels {
-    use super::super::index::offset;
+    use super::super::index::{offset, offset_out};
     use cubecl::prelude::*;
 
     /// Source index along an axis of `len` for padded position `i`: -1
@@ -156,13 +164,21 @@ mod kernels {
         let plane = at / (hp * wp);
         let rest = at % (hp * wp);
         let src = reflect(rest / wp, p, h) * w + reflect(rest % wp, p, w);
-        out[at] = x[offset(x, plane, src)];
+        let o = offset_out(out, plane, rest);
+        out[o] = x[offset(x, plane, src)];
     }
 
     /// The gradient of padded row `r` summed over the padded columns that
     /// read column `col` of the input.
     #[cube]
-    fn row_sum<F: Float>(g: &Tensor<F>, plane: usize, r: usize, col: usize, p: usize, w: usize) -> f32 {
+    fn row_sum<F: Float>(
+        g: &Tensor<F>,
+        plane: usize,
+        r: usize,
+        col: usize,
+        p: usize,
+        w: usize,
+    ) -> f32 {
         let wp = w + 2 * p;
         let mut s = f32::cast_from(g[offset(g, plane, r * wp + col + p)]);
         if col > 0 && col <= p {
@@ -197,6 +213,7 @@ mod kernels {
         if row + 1 + p >= h && row + 1 < h {
             s += row_sum(g, plane, p + 2 * (h - 1) - row, col, p, w);
         }
-        dx[at] = F::cast_from(s);
+        let o = offset_out(dx, plane, at % (h * w));
+        dx[o] = F::cast_from(s);
     }
 }
