@@ -119,4 +119,45 @@ mod tests {
         assert_eq!(read(&a), read(&b));
         assert_eq!(a.1.unwrap().momentum.time, 3);
     }
+
+    /// The optimiser state keeps Burn's format: a state saved by Burn's
+    /// Adam loads into this one, which then steps as Burn's would.
+    #[test]
+    fn a_state_saved_by_burns_adam_loads() {
+        use burn::module::Module;
+        use burn::nn::LinearConfig;
+        use burn::optim::{GradientsParams, ModuleOptimizer};
+        let d = Device::flex().autodiff();
+        d.seed(5);
+        let net = LinearConfig::new(3, 2).init(&d);
+        let x = Tensor::<2>::random([4, 3], Distribution::Normal(0.0, 1.0), &d);
+        let step = |o: &mut ModuleOptimizer, net: burn::nn::Linear| {
+            let grads = net.forward(x.clone()).powf_scalar(2.0).sum().backward();
+            let g = GradientsParams::from_grads(grads, &net);
+            o.step(1e-2, net, g)
+        };
+        let burns = || {
+            ModuleOptimizer::from(
+                AdamConfig::new()
+                    .with_beta_1(0.5)
+                    .with_beta_2(0.999)
+                    .with_epsilon(EPSILON)
+                    .build(),
+            )
+        };
+        let mut saved = burns();
+        let net = step(&mut saved, net);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("adam.bpk");
+        saved.save(&path).unwrap();
+        let mut ours = ModuleOptimizer::from(Adam::new(0.5, 0.999, 0.0))
+            .load(&path)
+            .unwrap();
+        let mut theirs = burns().load(&path).unwrap();
+        let a = step(&mut ours, net.clone());
+        let b = step(&mut theirs, net);
+        let w = |m: &burn::nn::Linear| m.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(w(&a), w(&b));
+        assert!(a.num_params() == 8);
+    }
 }
