@@ -4,13 +4,15 @@
 //! Why: a training step on a GPU is bound by kernel launches, not by
 //! arithmetic (docs/benchmarks.md, "Kernel launches per step"). Burn builds
 //! Adam from about 16 element-wise kernels per weight tensor, instance
-//! norm from about seven each way and reflect padding from two selects
-//! forward and four kernels back; here each is one.
+//! norm from about seven each way, a leaky ReLU from three and reflect
+//! padding from two selects forward and four kernels back; here each is
+//! one.
 //!
 //! Every function answers `None` where it has no kernel (a CPU tensor, a
 //! build without the `gpu-core` feature, a dtype it does not cover), and
 //! the caller keeps Burn's own ops: the CPU path is untouched.
 
+pub mod act;
 pub mod adam;
 pub mod norm;
 pub mod pad;

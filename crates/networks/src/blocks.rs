@@ -135,6 +135,22 @@ pub(crate) fn normalize_act(norm: &InstanceNorm, x: Tensor<4>, slope: f64) -> Te
     }
 }
 
+/// A (leaky) ReLU of `slope` below zero (0 is ReLU) with no norm before
+/// it: on a GPU one kernel each way (medtrans-kernels) instead of Burn's
+/// comparison, product and masked fill.
+pub(crate) fn leaky(x: Tensor<4>, slope: f64) -> Tensor<4> {
+    if !on_cpu(&x.device()) {
+        if let Some(y) = medtrans_kernels::act::leaky_relu(&x, slope) {
+            return y;
+        }
+    }
+    if slope == 0.0 {
+        relu(x)
+    } else {
+        leaky_relu(x, slope)
+    }
+}
+
 /// `x` minus each plane's first element. Instance norm does not change
 /// under a per-plane shift (so the shift is detached: its gradient is zero
 /// in exact arithmetic), but a constant plane becomes exact zeros, whose

@@ -1,8 +1,7 @@
-use crate::blocks::{instance_norm, normalize_act};
+use crate::blocks::{instance_norm, leaky, normalize_act};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{InstanceNorm, PaddingConfig2d};
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +73,7 @@ impl Discriminator {
     /// per image. Computed in the weights' dtype, answered in f32.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = crate::precision::enter(self, x);
-        let mut h = leaky_relu(self.convs[0].forward(x), 0.2);
+        let mut h = leaky(self.convs[0].forward(x), 0.2);
         for (c, n) in self.convs[1..4].iter().zip(&self.norms) {
             h = normalize_act(n, c.forward(h), 0.2);
         }

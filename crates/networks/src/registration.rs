@@ -1,10 +1,9 @@
-use crate::blocks::ResidualBlock;
+use crate::blocks::{leaky, ResidualBlock};
 use crate::resize::resize_bilinear;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -131,23 +130,23 @@ impl RegistrationNet {
         let mut h = crate::precision::enter(self, Tensor::cat(vec![moving, fixed], 1));
         let mut skips = Vec::with_capacity(self.down.len());
         for block in &self.down {
-            h = block.res.forward(leaky_relu(block.conv.forward(h), 0.2));
+            h = block.res.forward(leaky(block.conv.forward(h), 0.2));
             skips.push(h.clone());
             h = self.pool.forward(h);
         }
-        h = leaky_relu(self.bottleneck_in.forward(h), 0.2);
+        h = leaky(self.bottleneck_in.forward(h), 0.2);
         for b in &self.bottleneck {
             h = b.forward(h);
         }
-        h = leaky_relu(self.bottleneck_out.forward(h), 0.2);
+        h = leaky(self.bottleneck_out.forward(h), 0.2);
         for conv in &self.up {
             let skip = skips.pop().expect("one skip per level");
             let [_, _, sh, sw] = skip.dims();
             let up = resize_bilinear(h, [sh, sw]);
-            h = leaky_relu(conv.forward(Tensor::cat(vec![up, skip], 1)), 0.2);
+            h = leaky(conv.forward(Tensor::cat(vec![up, skip], 1)), 0.2);
         }
         h = self.refine.forward(h);
-        h = leaky_relu(self.refine_conv.forward(h), 0.2);
+        h = leaky(self.refine_conv.forward(h), 0.2);
         crate::precision::leave(self.output.forward(h))
     }
 }

@@ -1,8 +1,7 @@
-use crate::blocks::{instance_norm, normalize};
+use crate::blocks::{instance_norm, leaky, normalize};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Dropout, DropoutConfig, InstanceNorm, PaddingConfig2d};
-use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +106,7 @@ impl UnetGenerator {
         let d = if l == 0 {
             self.down[0].forward(x.clone())
         } else {
-            let d = self.down[l].forward(leaky_relu(x.clone(), 0.2));
+            let d = self.down[l].forward(leaky(x.clone(), 0.2));
             if l < n - 1 {
                 normalize(&self.down_norm[l - 1], d)
             } else {
@@ -115,7 +114,7 @@ impl UnetGenerator {
             }
         };
         let u = if l == n - 1 { d } else { self.level(l + 1, d) };
-        let m = self.up[l].forward(relu(u));
+        let m = self.up[l].forward(leaky(u, 0.0));
         if l == 0 {
             return m;
         }

@@ -223,11 +223,8 @@ fn norm_and_activation_in_one_kernel_equal_the_two_ops() {
     let Some(d) = gpu() else { return };
     for dtype in [FloatDType::F32, FloatDType::F16] {
         for slope in [0.0f32, 0.2] {
-            let run = |fused: bool| {
-                let x = (drawn([2, 3, 12, 10], 21, &d) * 3.0 + 1.0)
-                    .cast(dtype)
-                    .autodiff()
-                    .require_grad();
+            let run = |fused: bool, x: Tensor<4>, seed: u64| {
+                let x = x.cast(dtype).autodiff().require_grad();
                 let y = if fused {
                     medtrans_kernels::norm::instance_norm_act(&x, 1e-5, slope).unwrap()
                 } else if slope == 0.0 {
@@ -235,12 +232,22 @@ fn norm_and_activation_in_one_kernel_equal_the_two_ops() {
                 } else {
                     leaky_relu(kernel_norm(x.clone()), slope as f64)
                 };
-                let u = drawn([2, 3, 12, 10], 22, &d).cast(dtype).autodiff();
+                let u = drawn(x.dims(), seed, &d).cast(dtype).autodiff();
                 let grads = (y.clone() * u).sum().backward();
                 let dx = x.grad(&grads).unwrap().cast(FloatDType::F32);
                 (values(&y.cast(FloatDType::F32)), values(&dx))
             };
-            let (fused, apart) = (run(true), run(false));
+            let x = drawn([2, 3, 12, 10], 21, &d) * 3.0 + 1.0;
+            let (fused, apart) = (run(true, x.clone(), 22), run(false, x, 22));
+            // A constant plane normalises to exact zeros, where the
+            // activation's derivative must be Burn's (1 for the leaky
+            // ReLU, 0 for ReLU), as on the CPU.
+            let c = Tensor::<4>::full([1, 2, 4, 4], 0.7, &d);
+            assert_eq!(
+                run(true, c.clone(), 23).1,
+                run(false, c, 23).1,
+                "{dtype:?} slope {slope}: constant plane"
+            );
             let tol = if dtype == FloatDType::F16 { 2e-3 } else { 1e-6 };
             if dtype == FloatDType::F32 {
                 assert_eq!(fused.0, apart.0, "{dtype:?} slope {slope}: values");
@@ -313,4 +320,57 @@ fn reflect_pad_kernel_equals_burns_pad() {
         .map(|k| k.1)
         .sum();
     assert_eq!(pad_back, 1, "backward: {:?}", back.by_kernel);
+}
+
+/// (Leaky) ReLU in one kernel each way equals Burn's `relu` and
+/// `leaky_relu` on the same GPU: values and input gradients bit for bit in
+/// f32 (to rounding in f16), from contiguous and strided (NHWC) inputs;
+/// one launch each way.
+#[test]
+fn leaky_relu_kernel_equals_burns() {
+    use burn::tensor::activation::{leaky_relu, relu};
+    let Some(d) = gpu() else { return };
+    for (slope, strided, dtype) in [
+        (0.2, false, FloatDType::F32),
+        (0.0, true, FloatDType::F32),
+        (0.2, true, FloatDType::F16),
+    ] {
+        let run = |ours: bool| {
+            // Exact zeros in it too (relu of a normal draw), where the
+            // derivative is Burn's.
+            let x = relu(drawn([2, 3, 6, 5], 51, &d)) - relu(drawn([2, 3, 6, 5], 54, &d) - 1.0);
+            let x = if strided { nhwc(x) } else { x };
+            let x = x.cast(dtype).autodiff().require_grad();
+            let y = match (ours, slope == 0.0) {
+                (true, _) => medtrans_kernels::act::leaky_relu(&x, slope).unwrap(),
+                (false, true) => relu(x.clone()),
+                (false, false) => leaky_relu(x.clone(), slope),
+            };
+            let u = drawn([2, 3, 6, 5], 52, &d).cast(dtype).autodiff();
+            let grads = (y.clone() * u).sum().backward();
+            let dx = x.grad(&grads).unwrap().cast(FloatDType::F32);
+            (values(&y.cast(FloatDType::F32)), values(&dx))
+        };
+        let what = format!("slope {slope}, strided {strided}, {dtype:?}");
+        assert_eq!(run(true), run(false), "{what}");
+    }
+    let x = drawn([1, 2, 8, 8], 53, &d).autodiff().require_grad();
+    let count = LaunchCount::start().expect("a gpu build counts");
+    let y = medtrans_kernels::act::leaky_relu(&x, 0.2).unwrap();
+    d.flush().unwrap();
+    assert_eq!(count.finish().total, 1, "forward launches");
+    let loss = y.sum();
+    let _ = values(&loss);
+    let count = LaunchCount::start().expect("a gpu build counts");
+    let grads = loss.backward();
+    d.flush().unwrap();
+    let back = count.finish();
+    let _ = x.grad(&grads).unwrap();
+    let act_back: usize = back
+        .by_kernel
+        .iter()
+        .filter(|k| k.0.to_lowercase().contains("leakyrelu"))
+        .map(|k| k.1)
+        .sum();
+    assert_eq!(act_back, 1, "backward: {:?}", back.by_kernel);
 }

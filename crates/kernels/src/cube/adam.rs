@@ -135,7 +135,10 @@ mod kernels {
             terminate!();
         }
         let w = weight[i];
-        let g = w * weight_decay + grad[strided(grad, i)];
+        let g = grad[strided(grad, i)];
+        // Burn applies no decay at all when there is none: w * 0 would turn
+        // an infinite weight's gradient into NaN.
+        let g = select(weight_decay != 0.0, w * weight_decay + g, g);
         let m1 = m[i] * beta_1 + g * one_minus_beta_1;
         let v1 = v[i] * beta_2 + g * g * one_minus_beta_2;
         let step = m1 * correction / (v1.sqrt() + epsilon_hat);

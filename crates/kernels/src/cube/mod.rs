@@ -2,10 +2,12 @@
 //! that route a `Tensor` to them through Burn's dispatch (and its fusion
 //! backend when that is built in). One file per operation.
 
+mod act;
 mod adam;
 mod norm;
 mod pad;
 
+pub(crate) use act::leaky_relu;
 pub(crate) use adam::adam_step;
 pub(crate) use norm::instance_norm;
 pub(crate) use pad::reflect_pad;
@@ -46,7 +48,8 @@ fn empty_channels_last(like: &CubeTensor, shape: Shape) -> CubeTensor {
     ))
 }
 
-/// Index helpers the kernels share.
+/// Helpers the kernels share: where an element lies, and the
+/// activation's derivative.
 mod index {
     use cubecl::prelude::*;
 
@@ -71,5 +74,16 @@ mod index {
             + (p % c) * t.stride(1)
             + (i / w) * t.stride(2)
             + (i % w) * t.stride(3)
+    }
+
+    /// A (leaky) ReLU's derivative at x^ (or at its output: the same
+    /// sign), as Burn's ops have it on the CPU path: 0 at exactly 0 for
+    /// ReLU, 1 there for a leaky ReLU (PyTorch takes the slope). A constant
+    /// plane normalises to exact zeros, so this shows.
+    #[cube]
+    pub fn act_slope(h: f32, slope: f32) -> f32 {
+        let at_zero = select(slope > f32::new(0.0), f32::new(1.0), f32::new(0.0));
+        let below = select(h == f32::new(0.0), at_zero, slope);
+        select(h > f32::new(0.0), f32::new(1.0), below)
     }
 }

@@ -133,6 +133,7 @@ impl NormOps for CubeBackend {
         from_input: bool,
     ) -> CubeTensor {
         // `saved` and `grad` are read through their strides (see above).
+        assert_eq!(grad.dtype, saved.dtype, "instance norm: gradient dtype");
         let stats = into_contiguous(stats);
         let shape = saved.shape();
         let (planes, plane) = (shape[0] * shape[1], shape[2] * shape[3]);
@@ -213,7 +214,7 @@ impl<B: Backend + NormOps, C: CheckpointStrategy> NormOps for Autodiff<B, C> {
 }
 
 mod kernels {
-    use super::super::index::{offset, offset_out};
+    use super::super::index::{act_slope, offset, offset_out};
     use cubecl::prelude::*;
 
     /// Sums `a` and `b` over the cube's units into `sa[0]` and `sb[0]`
@@ -325,8 +326,7 @@ mod kernels {
         let mut i = tid;
         while i < n {
             let h = normalised(saved, p, i, first, mean, r, from_input);
-            let g = f32::cast_from(grad[offset(grad, p, i)])
-                * select(h > f32::new(0.0), f32::new(1.0), slope);
+            let g = f32::cast_from(grad[offset(grad, p, i)]) * act_slope(h, slope);
             sum_g += g;
             sum_gh += g * h;
             i += units;
@@ -338,8 +338,7 @@ mod kernels {
         let mut k = tid;
         while k < n {
             let h = normalised(saved, p, k, first, mean, r, from_input);
-            let g = f32::cast_from(grad[offset(grad, p, k)])
-                * select(h > f32::new(0.0), f32::new(1.0), slope);
+            let g = f32::cast_from(grad[offset(grad, p, k)]) * act_slope(h, slope);
             let o = offset_out(dx, p, k);
             dx[o] = F::cast_from(r * (g - mean_g - h * mean_gh));
             k += units;
