@@ -3,8 +3,6 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, InstanceNorm, InstanceNormConfig};
 use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
 
 /// Reflect-pad H and W by `p` (PyTorch's `ReflectionPad2d`): the padding
 /// the reference generators use, which avoids the dark borders zero
@@ -46,17 +44,9 @@ pub(crate) fn reflect_by_selects(x: Tensor<4>, p: usize) -> Tensor<4> {
 /// n - 2 (the edge itself is not repeated). Made once per (n, p, device):
 /// a GPU then gets no upload per pad and step.
 fn reflect_index(n: usize, p: usize, device: &Device) -> Tensor<1, Int> {
-    type Cache = HashMap<(usize, usize, String), Tensor<1, Int>>;
-    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
-    let key = (n, p, format!("{device:?}"));
-    let mut cache = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    cache
-        .entry(key)
-        .or_insert_with(|| reflect_index_new(n, p, device))
-        .clone()
+    crate::constants::constant(format!("reflect index {n} {p}"), device, || {
+        reflect_index_new(n, p, device)
+    })
 }
 
 fn reflect_index_new(n: usize, p: usize, device: &Device) -> Tensor<1, Int> {

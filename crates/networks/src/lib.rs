@@ -8,6 +8,7 @@
 pub use burn;
 
 mod blocks;
+mod constants;
 mod discriminator;
 mod generator;
 mod ids;

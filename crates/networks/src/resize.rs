@@ -55,9 +55,12 @@ fn double(x: Tensor<4>, dim: usize) -> Tensor<4> {
 fn by_matrix(x: Tensor<4>, out: usize) -> Tensor<4> {
     let [b, c, h, n] = x.dims();
     let device = x.device();
-    let weights = interpolation_matrix(n, out);
-    let a_t = Tensor::<2>::from_data(burn::tensor::TensorData::new(weights, [n, out]), &device)
-        .cast(burn::tensor::FloatDType::from(x.dtype()));
+    let dtype = burn::tensor::FloatDType::from(x.dtype());
+    let a_t = crate::constants::constant(format!("resize {n}->{out} {dtype:?}"), &device, || {
+        let weights = interpolation_matrix(n, out);
+        Tensor::<2>::from_data(burn::tensor::TensorData::new(weights, [n, out]), &device)
+            .cast(dtype)
+    });
     x.reshape([b * c * h, n])
         .matmul(a_t)
         .reshape([b, c, h, out])

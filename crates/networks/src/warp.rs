@@ -30,12 +30,18 @@ pub fn warp(image: Tensor<4>, field: Tensor<4>) -> Tensor<4> {
         1,
     )
     .permute([0, 2, 3, 1]);
-    let pos = identity_grid(h, w, &device).expand([n, h, w, 2]) + disp;
-    let scale = Tensor::<1>::from_floats(
-        [2.0 / (w.max(2) - 1) as f32, 2.0 / (h.max(2) - 1) as f32],
-        &device,
-    )
-    .reshape([1, 1, 1, 2]);
+    // Both constants are made once per size and device (no upload per step).
+    let grid = crate::constants::constant(format!("identity grid {h}x{w}"), &device, || {
+        identity_grid(h, w, &device)
+    });
+    let pos = grid.expand([n, h, w, 2]) + disp;
+    let scale = crate::constants::constant(format!("grid scale {h}x{w}"), &device, || {
+        Tensor::<1>::from_floats(
+            [2.0 / (w.max(2) - 1) as f32, 2.0 / (h.max(2) - 1) as f32],
+            &device,
+        )
+        .reshape([1, 1, 1, 2])
+    });
     let grid = pos * scale - 1.0;
     image.grid_sample_2d(
         grid,
