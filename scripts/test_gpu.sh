@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The GPU path's tests (crates/training/tests/gpu.rs) on this machine's Vulkan
-# device: an NVIDIA/AMD/Intel GPU, or Mesa's lavapipe on the CPU
-# (apt-get install mesa-vulkan-drivers libvulkan1). Not part of the default
-# test command: the GPU build takes about 35 minutes from clean on 2 cores.
+# The GPU path's tests (crates/training/tests/gpu.rs: networks and modes;
+# gpu_kernels.rs: medtrans's own kernels; gpu_fusion.rs: Burn's fusion bug,
+# ignored) on this machine's Vulkan device: an NVIDIA/AMD/Intel GPU, or
+# Mesa's lavapipe on the CPU (apt-get install mesa-vulkan-drivers
+# libvulkan1). Not part of the default test command: the GPU build takes
+# about 35 minutes from clean on 2 cores. MEDTRANS_GPU_FEATURES picks the
+# build (default `gpu`; `gpu,fusion` to check Burn's fusion, with
+# `--ignored fusion`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Without it lavapipe spends minutes autotuning each kernel.
