@@ -117,12 +117,7 @@ pub(crate) fn normalize_act(norm: &InstanceNorm, x: Tensor<4>, slope: f64) -> Te
             return y;
         }
     }
-    let y = normalize(norm, x);
-    if slope == 0.0 {
-        relu(y)
-    } else {
-        leaky_relu(y, slope)
-    }
+    leaky(normalize(norm, x), slope)
 }
 
 /// A (leaky) ReLU of `slope` below zero (0 is ReLU) with no norm before

@@ -124,7 +124,6 @@ mod tests {
     /// Adam loads into this one, which then steps as Burn's would.
     #[test]
     fn a_state_saved_by_burns_adam_loads() {
-        use burn::module::Module;
         use burn::nn::LinearConfig;
         use burn::optim::{GradientsParams, ModuleOptimizer};
         let d = Device::flex().autodiff();
@@ -158,6 +157,5 @@ mod tests {
         let b = step(&mut theirs, net);
         let w = |m: &burn::nn::Linear| m.weight.val().into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(w(&a), w(&b));
-        assert!(a.num_params() == 8);
     }
 }

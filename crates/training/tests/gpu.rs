@@ -17,7 +17,7 @@ mod reference;
 mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, FloatDType, Gradients, Tensor};
-use common::gpu;
+use common::{gpu, max_abs, rel_diff, rel_diff_floor};
 use medtrans_networks::{DiscriminatorConfig, GeneratorConfig, GeneratorKind, RegistrationConfig};
 use medtrans_training::{device_from_name, LaunchCount, Model, Trainer, PRESETS};
 use reference::{assert_close, load, npy, values};
@@ -80,25 +80,9 @@ impl ModuleVisitor for GradList<'_> {
     }
 }
 
-/// Largest |a - b| relative to the largest |b|.
-fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    rel_diff_floor(a, b, 1e-12)
-}
-
-fn max_abs(v: &[f32]) -> f32 {
-    v.iter().fold(0f32, |m, x| m.max(x.abs()))
-}
-
 /// Largest |a - b|.
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
-}
-
-/// Largest |a - b| relative to the largest |b|, or to `floor` if larger.
-fn rel_diff_floor(a: &[f32], b: &[f32], floor: f32) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = max_abs(b).max(floor);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 /// Output, input gradient and every parameter gradient of `forward` on the

@@ -10,21 +10,11 @@ mod json_fixture;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, AdamState, Optimizer};
 use burn::tensor::{Device, Distribution, FloatDType, Tensor};
-use common::gpu;
+use common::{gpu, rel_diff};
 use medtrans_training::LaunchCount;
 
 fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
     t.clone().into_data().try_into_vec_as::<f32>().unwrap()
-}
-
-/// max |a - b| over max |b|.
-fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = b
-        .iter()
-        .fold(0f32, |m, x| m.max(x.abs()))
-        .max(f32::MIN_POSITIVE);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 /// A weight, a moment or a gradient drawn on the host (the same on any
@@ -40,6 +30,43 @@ fn drawn<const D: usize>(shape: [usize; D], seed: u64, d: &Device) -> Tensor<D> 
 fn nhwc(t: Tensor<4>) -> Tensor<4> {
     let d = t.device();
     Tensor::<4>::from_data(t.permute([0, 2, 3, 1]).into_data(), &d).permute([0, 3, 1, 2])
+}
+
+/// Launches of `op` on a `[2, 4, 16, 16]` input: every launch of its
+/// forward pass, and the launches of kernels named like `name` (case and
+/// underscores aside) in the backward pass of sum(op(x) * u). Flushed, not
+/// read: reading a channels-last output would launch a copy into NCHW
+/// order.
+fn launches_each_way(
+    d: &Device,
+    name: &str,
+    op: impl Fn(&Tensor<4>) -> Tensor<4>,
+) -> (usize, usize) {
+    let x = drawn([2, 4, 16, 16], 9, d).autodiff().require_grad();
+    let count = LaunchCount::start().expect("a gpu build counts");
+    let y = op(&x);
+    d.flush().unwrap();
+    let forward = count.finish().total;
+    let upstream = drawn(y.dims(), 10, d).autodiff();
+    let loss = (y * upstream).sum();
+    let _ = values(&loss);
+    let count = LaunchCount::start().expect("a gpu build counts");
+    let grads = loss.backward();
+    d.flush().unwrap();
+    let backward = count.finish();
+    let _ = x.grad(&grads).unwrap();
+    eprintln!(
+        "{name}: forward {forward} launch(es); backward {:?}",
+        backward.by_kernel
+    );
+    let named = |k: &str| k.to_lowercase().replace('_', "").contains(name);
+    let ours = backward
+        .by_kernel
+        .iter()
+        .filter(|k| named(&k.0))
+        .map(|k| k.1)
+        .sum();
+    (forward, ours)
 }
 
 struct Run<const D: usize> {
@@ -183,34 +210,8 @@ fn instance_norm_kernel_matches_pytorch() {
 #[test]
 fn instance_norm_is_one_launch_each_way() {
     let Some(d) = gpu() else { return };
-    let x = drawn([2, 4, 16, 16], 9, &d).autodiff().require_grad();
-    let upstream = drawn([2, 4, 16, 16], 10, &d).autodiff();
-    let _ = values(&upstream);
-    let count = LaunchCount::start().expect("a gpu build counts");
-    let y = kernel_norm(x.clone());
-    // Flushed, not read: reading the channels-last output would launch a
-    // copy into NCHW order.
-    d.flush().unwrap();
-    let forward = count.finish().total;
-    let loss = (y * upstream).sum();
-    let _ = values(&loss);
-    let count = LaunchCount::start().expect("a gpu build counts");
-    let grads = loss.backward();
-    d.flush().unwrap();
-    let backward = count.finish();
-    let _ = x.grad(&grads).unwrap();
-    eprintln!(
-        "instance norm: forward {forward} launch(es); backward of sum(y * u): {:?}",
-        backward.by_kernel
-    );
-    assert_eq!(forward, 1, "forward launches");
-    let norm_backward = backward
-        .by_kernel
-        .iter()
-        .filter(|k| k.0.to_lowercase().replace('_', "").contains("instancenorm"))
-        .map(|k| k.1)
-        .sum::<usize>();
-    assert_eq!(norm_backward, 1, "backward: {:?}", backward.by_kernel);
+    let launches = launches_each_way(&d, "instancenorm", |x| kernel_norm(x.clone()));
+    assert_eq!(launches, (1, 1), "(forward, backward) launches");
 }
 
 /// Norm and (leaky) ReLU in one kernel each way equal the norm kernel
@@ -302,24 +303,10 @@ fn reflect_pad_kernel_equals_burns_pad() {
         let tol = if dtype == FloatDType::F16 { 2e-3 } else { 1e-6 };
         assert!(g <= tol, "{what}: gradients differ by {g:e}");
     }
-    let x = drawn([1, 2, 8, 8], 43, &d).autodiff().require_grad();
-    let count = LaunchCount::start().expect("a gpu build counts");
-    let y = medtrans_kernels::pad::reflect_pad(&x, 3).unwrap();
-    d.flush().unwrap();
-    assert_eq!(count.finish().total, 1, "forward launches");
-    let loss = y.sum();
-    let _ = values(&loss);
-    let count = LaunchCount::start().expect("a gpu build counts");
-    let grads = loss.backward();
-    let _ = values(&x.grad(&grads).unwrap());
-    let back = count.finish();
-    let pad_back: usize = back
-        .by_kernel
-        .iter()
-        .filter(|k| k.0.to_lowercase().contains("reflect"))
-        .map(|k| k.1)
-        .sum();
-    assert_eq!(pad_back, 1, "backward: {:?}", back.by_kernel);
+    let launches = launches_each_way(&d, "reflectpad", |x| {
+        medtrans_kernels::pad::reflect_pad(x, 3).unwrap()
+    });
+    assert_eq!(launches, (1, 1), "(forward, backward) launches");
 }
 
 /// (Leaky) ReLU in one kernel each way equals Burn's `relu` and
@@ -354,23 +341,8 @@ fn leaky_relu_kernel_equals_burns() {
         let what = format!("slope {slope}, strided {strided}, {dtype:?}");
         assert_eq!(run(true), run(false), "{what}");
     }
-    let x = drawn([1, 2, 8, 8], 53, &d).autodiff().require_grad();
-    let count = LaunchCount::start().expect("a gpu build counts");
-    let y = medtrans_kernels::act::leaky_relu(&x, 0.2).unwrap();
-    d.flush().unwrap();
-    assert_eq!(count.finish().total, 1, "forward launches");
-    let loss = y.sum();
-    let _ = values(&loss);
-    let count = LaunchCount::start().expect("a gpu build counts");
-    let grads = loss.backward();
-    d.flush().unwrap();
-    let back = count.finish();
-    let _ = x.grad(&grads).unwrap();
-    let act_back: usize = back
-        .by_kernel
-        .iter()
-        .filter(|k| k.0.to_lowercase().contains("leakyrelu"))
-        .map(|k| k.1)
-        .sum();
-    assert_eq!(act_back, 1, "backward: {:?}", back.by_kernel);
+    let launches = launches_each_way(&d, "leakyrelu", |x| {
+        medtrans_kernels::act::leaky_relu(x, 0.2).unwrap()
+    });
+    assert_eq!(launches, (1, 1), "(forward, backward) launches");
 }

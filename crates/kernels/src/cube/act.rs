@@ -1,9 +1,9 @@
 //! (Leaky) ReLU as one kernel forward and one backward, where Burn's takes
 //! a comparison, a product and a masked fill each way.
 
-use super::empty_channels_last;
+use super::{covered, elementwise, empty_channels_last, HALF_OR_SINGLE};
 use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch, TensorMetadata};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::Tensor;
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
@@ -31,8 +31,7 @@ pub trait ActOps: Backend {
 }
 
 pub(crate) fn leaky_relu(x: &Tensor<4>, slope: f32) -> Option<Tensor<4>> {
-    if x.device() == Device::flex() || !matches!(x.dtype(), DType::F32 | DType::F16) || slope < 0.0
-    {
+    if !covered(x, HALF_OR_SINGLE) || slope < 0.0 {
         return None;
     }
     Some(Tensor::from_dispatch(<Dispatch as ActOps>::act_leaky_relu(
@@ -48,10 +47,8 @@ fn launch(
     f: impl FnOnce(&cubecl::client::Client, cubecl::prelude::CubeCount, CubeDim, CubeTensor),
 ) -> CubeTensor {
     let out = empty_channels_last(out_like, out_like.shape());
-    let n = out.shape().num_elements();
     let client = out.client.clone();
-    let cube_dim = CubeDim::new(&client, n);
-    let count = cubecl::calculate_cube_count_elemwise(&client, n, cube_dim);
+    let (count, cube_dim) = elementwise(&client, out.shape().num_elements());
     f(&client, count, cube_dim, out.clone());
     out
 }

@@ -1,13 +1,12 @@
 //! Adam's update of a weight tensor and both its moments in one kernel.
 
-use super::{covered, empty_like};
+use super::{covered, elementwise, empty_like};
 use crate::adam::AdamScalars;
 use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch, TensorMetadata};
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeBackend;
-use cubecl::prelude::CubeDim;
 
 /// Adam on one weight tensor, on Burn's GPU backend.
 #[backend_extension(Cube, Fusion: cfg(feature = "fusion"))]
@@ -36,7 +35,10 @@ pub(crate) fn adam_step<const D: usize>(
     v: &Tensor<D>,
     s: AdamScalars,
 ) -> Option<(Tensor<D>, Tensor<D>, Tensor<D>)> {
-    if ![weight, grad, m, v].iter().all(|t| covered(t)) {
+    if ![weight, grad, m, v]
+        .iter()
+        .all(|t| covered(t, &[DType::F32]))
+    {
         return None;
     }
     let (w, m, v) = <Dispatch as AdamOps>::adam(
@@ -79,8 +81,7 @@ impl AdamOps for CubeBackend {
         let (w_out, m_out, v_out) = (empty_like(&weight), empty_like(&m), empty_like(&v));
         let n = weight.shape().num_elements();
         let client = weight.client.clone();
-        let cube_dim = CubeDim::new(&client, n);
-        let cube_count = cubecl::calculate_cube_count_elemwise(&client, n, cube_dim);
+        let (cube_count, cube_dim) = elementwise(&client, n);
         kernels::adam_kernel::launch(
             &client,
             cube_count,

@@ -17,10 +17,23 @@ use burn::tensor::{DType, Device, Shape, Tensor};
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::ops::permute_nhwc_to_nchw;
 use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::{CubeCount, CubeDim};
 
-/// Whether the tensor is one the kernels cover: f32 on a GPU.
-fn covered<const D: usize>(t: &Tensor<D>) -> bool {
-    t.device() != Device::flex() && t.dtype() == DType::F32
+/// Float types the element-wise kernels take (WGSL has no bf16).
+const HALF_OR_SINGLE: &[DType] = &[DType::F32, DType::F16];
+
+/// Whether a kernel covers `t`: on a GPU, in one of `dtypes`.
+fn covered<const D: usize>(t: &Tensor<D>, dtypes: &[DType]) -> bool {
+    t.device() != Device::flex() && dtypes.contains(&t.dtype())
+}
+
+/// One unit per element of a tensor of `n` elements.
+fn elementwise(client: &cubecl::client::Client, n: usize) -> (CubeCount, CubeDim) {
+    let cube_dim = CubeDim::new(client, n);
+    (
+        cubecl::calculate_cube_count_elemwise(client, n, cube_dim),
+        cube_dim,
+    )
 }
 
 /// A new contiguous tensor shaped and typed like `like`, uninitialised

@@ -1,9 +1,9 @@
 //! Instance norm, with an optional (leaky) ReLU, as one kernel forward
 //! and one backward, with its own autodiff node.
 
-use super::empty_channels_last;
+use super::{covered, empty_channels_last, HALF_OR_SINGLE};
 use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch, TensorMetadata};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Tensor};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
@@ -67,8 +67,7 @@ fn stats_meta(
 }
 
 pub(crate) fn instance_norm(x: &Tensor<4>, epsilon: f32, slope: f32) -> Option<Tensor<4>> {
-    let dtype = x.dtype();
-    if x.device() == Device::flex() || !matches!(dtype, DType::F32 | DType::F16) {
+    if !covered(x, HALF_OR_SINGLE) {
         return None;
     }
     let [n, c, h, w] = x.dims();

@@ -2,16 +2,15 @@
 //! GPU path takes two index selects forward and two zero-fills and two
 //! select-assigns back.
 
-use super::empty_channels_last;
+use super::{covered, elementwise, empty_channels_last, HALF_OR_SINGLE};
 use burn::backend::{backend_extension, tensor::FloatTensor, Backend, Dispatch, TensorMetadata};
-use burn::tensor::{DType, Device, Shape, Tensor};
+use burn::tensor::{Shape, Tensor};
 use burn_autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn_autodiff::Autodiff;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeBackend;
-use cubecl::prelude::CubeDim;
 
 /// Reflect padding of the last two dimensions by `pad` on every side.
 #[backend_extension(Cube, Fusion: cfg(feature = "fusion"), Autodiff)]
@@ -38,7 +37,7 @@ fn unpadded(x: &Shape, pad: &usize) -> Shape {
 /// `None` where the kernel does not apply (a CPU tensor, bf16).
 pub(crate) fn reflect_pad(x: &Tensor<4>, pad: usize) -> Option<Tensor<4>> {
     let [_, _, h, w] = x.dims();
-    if x.device() == Device::flex() || !matches!(x.dtype(), DType::F32 | DType::F16) {
+    if !covered(x, HALF_OR_SINGLE) {
         return None;
     }
     assert!(
@@ -51,25 +50,12 @@ pub(crate) fn reflect_pad(x: &Tensor<4>, pad: usize) -> Option<Tensor<4>> {
     )))
 }
 
-/// One thread per element of the kernel's output.
-fn launch_shape(
-    out: &Shape,
-    client: &cubecl::client::Client,
-) -> (cubecl::prelude::CubeCount, CubeDim) {
-    let n = out.num_elements();
-    let cube_dim = CubeDim::new(client, n);
-    (
-        cubecl::calculate_cube_count_elemwise(client, n, cube_dim),
-        cube_dim,
-    )
-}
-
 impl PadOps for CubeBackend {
     fn reflect_pad(x: CubeTensor, pad: usize) -> CubeTensor {
         let shape = padded(&x.shape(), &pad);
         let out = empty_channels_last(&x, shape.clone());
         let client = x.client.clone();
-        let (count, dim) = launch_shape(&shape, &client);
+        let (count, dim) = elementwise(&client, shape.num_elements());
         let dtype = burn::backend::cubecl::dtype_to_storage_type(x.dtype);
         kernels::reflect_pad_forward::launch(
             &client,
@@ -87,7 +73,7 @@ impl PadOps for CubeBackend {
         let shape = unpadded(&grad.shape(), &pad);
         let dx = empty_channels_last(&grad, shape.clone());
         let client = grad.client.clone();
-        let (count, dim) = launch_shape(&shape, &client);
+        let (count, dim) = elementwise(&client, shape.num_elements());
         let dtype = burn::backend::cubecl::dtype_to_storage_type(grad.dtype);
         kernels::reflect_pad_backward::launch(
             &client,

@@ -100,3 +100,20 @@ pub fn gpu() -> Option<burn::tensor::Device> {
         }
     }
 }
+
+/// The largest |v|.
+pub fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+/// max |a - b| over max |b| (at least `floor`).
+pub fn rel_diff_floor(a: &[f32], b: &[f32], floor: f32) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = max_abs(b).max(floor);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// [`rel_diff_floor`] with a floor of 1e-12.
+pub fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    rel_diff_floor(a, b, 1e-12)
+}
