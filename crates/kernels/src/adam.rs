@@ -1,6 +1,8 @@
-//! Adam's update of one weight tensor and its two moments in one kernel.
+//! Adam's update in one kernel: of one weight tensor and its two moments
+//! ([`adam_step`]), or of a whole network whose moments lie end to end in
+//! two flat buffers ([`AdamBatch`]).
 
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 
 /// The host-side numbers of one Adam step, computed exactly as Burn's Adam
 /// computes them (burn-optim's `AdaptiveMomentum::transform`), so that the
@@ -61,5 +63,91 @@ pub fn adam_step<const D: usize>(
     {
         let _ = (weight, grad, m, v, s);
         None
+    }
+}
+
+/// The weights and gradients of one network's Adam step, gathered for
+/// [`AdamBatch::step`]: one kernel launch for all of them (a few where the
+/// device binds fewer buffers than the network has tensors), against one
+/// per tensor. Its moments live in two flat tensors, each weight's
+/// elements end to end in the order they were pushed.
+#[derive(Default)]
+pub struct AdamBatch {
+    #[cfg(feature = "gpu-core")]
+    weights: Vec<burn::tensor::DispatchTensor>,
+    #[cfg(feature = "gpu-core")]
+    grads: Vec<burn::tensor::DispatchTensor>,
+}
+
+impl AdamBatch {
+    /// Whether a batch steps on `device`: a GPU, in a build with the
+    /// kernels. Elsewhere the caller keeps Burn's per-tensor Adam.
+    pub fn available(device: &Device) -> bool {
+        cfg!(feature = "gpu-core") && device.clone().inner() != Device::flex()
+    }
+
+    /// Add one weight tensor and its gradient (the same shape).
+    pub fn push<const D: usize>(&mut self, weight: Tensor<D>, grad: Tensor<D>) {
+        #[cfg(feature = "gpu-core")]
+        {
+            self.weights.push(weight.into_dispatch());
+            self.grads.push(grad.into_dispatch());
+        }
+        #[cfg(not(feature = "gpu-core"))]
+        {
+            let _ = (weight, grad);
+        }
+    }
+
+    /// One Adam step of every pushed weight, its gradient first multiplied
+    /// by `grad_factor` (undoing a loss scale). `m` and `v` hold the
+    /// moments of all of them, end to end (zeros before the first step).
+    /// `None` where there is no kernel (see [`AdamBatch::available`]; an
+    /// f16 or bf16 tensor), the batch then spent.
+    pub fn step(
+        self,
+        m: &Tensor<1>,
+        v: &Tensor<1>,
+        grad_factor: f32,
+        s: AdamScalars,
+    ) -> Option<AdamStepped> {
+        #[cfg(feature = "gpu-core")]
+        {
+            let (weights, m, v) =
+                crate::cube::adam_flat(self.weights, self.grads, m, v, grad_factor, s)?;
+            Some(AdamStepped {
+                weights: weights.into_iter().map(Some).collect(),
+                m,
+                v,
+            })
+        }
+        #[cfg(not(feature = "gpu-core"))]
+        {
+            let _ = (self, m, v, grad_factor, s);
+            None
+        }
+    }
+}
+
+/// What [`AdamBatch::step`] gives back: the moments, and the new weights to
+/// take in push order.
+pub struct AdamStepped {
+    #[cfg(feature = "gpu-core")]
+    weights: Vec<Option<burn::tensor::DispatchTensor>>,
+    pub m: Tensor<1>,
+    pub v: Tensor<1>,
+}
+
+impl AdamStepped {
+    /// The new value of the `i`-th pushed weight (each taken once).
+    pub fn take<const D: usize>(&mut self, i: usize) -> Tensor<D> {
+        #[cfg(feature = "gpu-core")]
+        {
+            Tensor::from_dispatch(self.weights[i].take().expect("each weight is taken once"))
+        }
+        #[cfg(not(feature = "gpu-core"))]
+        {
+            unreachable!("no batch steps without gpu-core (weight {i})")
+        }
     }
 }

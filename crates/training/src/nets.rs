@@ -6,7 +6,8 @@ use crate::config::{OptimConfig, TrainConfig};
 use crate::device::read_f32;
 use anyhow::{Context, Result};
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use crate::adam::NetworkAdam;
+use burn::optim::GradientsParams;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, FloatDType, Gradients, Tensor};
 use medtrans_datasets::SliceDataset;
@@ -154,7 +155,7 @@ fn discriminator(c: &TrainConfig, in_channels: usize) -> DiscriminatorConfig {
 /// A network and its Adam, stepped together.
 pub struct Trained<M: Module> {
     pub net: M,
-    pub optim: ModuleOptimizer,
+    pub optim: NetworkAdam,
     pub name: &'static str,
     /// Run on the weights after each optimiser step: state a network keeps
     /// beside its weights (NICE-GAN's spectral-norm estimates).
@@ -181,7 +182,7 @@ pub fn trained_with<M: Module + 'static>(
     let adam = crate::adam::Adam::new(o.beta1 as f32, o.beta2 as f32, o.weight_decay as f32);
     Box::new(Trained {
         net: materialize(stable_param_ids(net, name)),
-        optim: ModuleOptimizer::from(adam),
+        optim: NetworkAdam::new(adam),
         name,
         after_step,
     })
@@ -226,35 +227,14 @@ impl ModuleVisitor for AbsSum {
     }
 }
 
-/// Multiplies every parameter's gradient by `factor` (undoing a loss
-/// scale before Adam, whose weight decay is not scale-free).
-struct Unscale<'a> {
-    grads: &'a mut GradientsParams,
-    factor: f64,
-}
-
-impl ModuleVisitor for Unscale<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.remove::<D>(param.id) {
-            self.grads.register(param.id, g * self.factor);
-        }
-    }
-}
-
 impl<M: Module + 'static> NetEntry for Trained<M> {
     fn name(&self) -> &'static str {
         self.name
     }
 
     fn step(&mut self, lr: f64, grads: &mut Gradients, loss_scale: f64) {
-        let mut g = GradientsParams::from_module(grads, &self.net);
-        if loss_scale != 1.0 {
-            self.net.visit(&mut Unscale {
-                grads: &mut g,
-                factor: 1.0 / loss_scale,
-            });
-        }
-        let net = self.optim.step(lr, self.net.clone(), g);
+        let g = GradientsParams::from_module(grads, &self.net);
+        let net = self.optim.step(lr, self.net.clone(), g, 1.0 / loss_scale);
         self.net = (self.after_step)(net);
     }
 
@@ -283,7 +263,7 @@ impl<M: Module + 'static> NetEntry for Trained<M> {
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
         let o = dir.join(format!("{}.adam.bpk", self.name));
         self.optim
-            .save(&o)
+            .save(&self.net, &o)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", o.display()))
     }
 

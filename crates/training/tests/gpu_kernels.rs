@@ -8,9 +8,13 @@ mod common;
 #[path = "../../networks/tests/json_fixture/mod.rs"]
 mod json_fixture;
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::{AdamConfig, AdamState, Optimizer};
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::PaddingConfig2d;
+use burn::optim::{AdamConfig, AdamState, GradientsParams, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Distribution, FloatDType, Tensor};
 use common::{gpu, rel_diff};
+use medtrans_training::adam::NetworkAdam;
 use medtrans_training::LaunchCount;
 
 fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
@@ -162,6 +166,175 @@ fn one_kernel_adam_matches_burns_adam() {
             a.state.as_ref().unwrap().momentum.time,
             b.state.as_ref().unwrap().momentum.time
         );
+    }
+}
+
+/// A network of independent branches, so that a step can leave one
+/// branch without a gradient: 5 convolutions, 10 weight tensors (more than
+/// lavapipe binds in one flat-Adam launch), their weight gradients
+/// channels-last as Burn's GPU convolutions leave them.
+#[derive(Module, Debug)]
+struct Branches {
+    convs: Vec<Conv2d>,
+}
+
+impl Branches {
+    fn new(d: &Device) -> Self {
+        d.seed(11);
+        let convs = (0..5)
+            .map(|_| {
+                Conv2dConfig::new([3, 4], [3, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(d)
+            })
+            .collect();
+        Self { convs }
+    }
+
+    /// The gradients of sum_i conv_i(x) * u_i at step `step` (the branches
+    /// in `skip` left out of the loss: they get no gradient).
+    fn grads(&self, step: u64, skip: Option<usize>, d: &Device) -> GradientsParams {
+        let x = drawn([2, 3, 8, 8], 200 + step, d).autodiff();
+        let u = drawn([2, 4, 8, 8], 300 + step, d).autodiff();
+        let loss = self
+            .convs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(_, c)| (c.forward(x.clone()) * u.clone()).sum())
+            .reduce(|a, b| a + b)
+            .unwrap();
+        GradientsParams::from_grads(loss.backward(), self)
+    }
+
+    fn values(&self) -> Vec<f32> {
+        self.convs
+            .iter()
+            .flat_map(|c| {
+                let mut v = values(&c.weight.val());
+                v.extend(values(&c.bias.as_ref().unwrap().val()));
+                v
+            })
+            .collect()
+    }
+}
+
+fn burns_adam() -> ModuleOptimizer {
+    ModuleOptimizer::from(
+        AdamConfig::new()
+            .with_beta_1(0.5)
+            .with_beta_2(0.999)
+            .with_epsilon(medtrans_training::adam::EPSILON)
+            .with_weight_decay(Some(WeightDecayConfig::new(1e-2)))
+            .build(),
+    )
+}
+
+fn network_adam() -> NetworkAdam {
+    NetworkAdam::new(medtrans_training::adam::Adam::new(0.5, 0.999, 1e-2))
+}
+
+/// Issue 28, item 2: a network's Adam in one pass over flat moments
+/// matches Burn's per-tensor Adam to 1e-6 over 20 steps, in a few launches
+/// (one per group of tensors the device can bind) where a per-tensor
+/// optimiser launches once per tensor. A step where one branch has no
+/// gradient (Burn leaves its state alone) falls back to the per-tensor
+/// states and still agrees; so does a loss scale undone inside the kernel.
+#[test]
+fn network_adam_matches_burns_adam() {
+    let Some(d) = gpu() else { return };
+    let d = d.autodiff();
+    let mut ours = (Branches::new(&d), network_adam());
+    let mut burns = (ours.0.clone(), burns_adam());
+    let tensors = 10;
+    let mut launches = None;
+    for step in 0..20u64 {
+        // Step 12 leaves branch 4 out; from then on its step count differs
+        // from the others', and the optimiser keeps per-tensor states.
+        let skip = (step == 12).then_some(4);
+        let (lr, factor) = (2e-4, if step % 3 == 0 { 0.5 } else { 1.0 });
+        let g = ours.0.grads(step, skip, &d);
+        let _ = ours.0.values();
+        let count = (step == 5).then(LaunchCount::start).flatten();
+        let net = ours.1.step(lr, ours.0.clone(), g, factor);
+        d.flush().unwrap();
+        if let Some(c) = count {
+            launches = Some(c.finish().total);
+        }
+        ours.0 = net;
+        // Burn's Adam gets the same gradients, multiplied by the factor.
+        let g = scaled_grads(&burns.0, step, skip, factor, &d);
+        burns.0 = burns.1.step(lr, burns.0.clone(), g);
+        let diff = rel_diff(&ours.0.values(), &burns.0.values());
+        assert!(diff <= 1e-6, "step {}: weights differ by {diff:e}", step + 1);
+    }
+    let launches = launches.unwrap();
+    eprintln!("one network Adam step of {tensors} tensors: {launches} launch(es)");
+    assert!(
+        (1..=tensors / 2).contains(&launches),
+        "the flat Adam launched {launches} kernels for {tensors} tensors"
+    );
+}
+
+/// The gradients Burn's optimiser gets in [`network_adam_matches_burns_adam`]:
+/// the same loss's, scaled by `factor` as the loss scale's undoing does.
+fn scaled_grads(
+    net: &Branches,
+    step: u64,
+    skip: Option<usize>,
+    factor: f64,
+    d: &Device,
+) -> GradientsParams {
+    let mut g = net.grads(step, skip, d);
+    if factor != 1.0 {
+        for c in &net.convs {
+            let (w, b) = (c.weight.id, c.bias.as_ref().unwrap().id);
+            if let Some(t) = g.remove::<4>(w) {
+                g.register(w, t * factor);
+            }
+            if let Some(t) = g.remove::<1>(b) {
+                g.register(b, t * factor);
+            }
+        }
+    }
+    g
+}
+
+/// The flat state saves in Burn's per-tensor format: Burn's Adam loads it
+/// and steps as the network Adam goes on stepping; and a state Burn's Adam
+/// saved loads into the network Adam, which gathers it flat.
+#[test]
+fn network_adam_checkpoints_are_burns_format() {
+    let Some(d) = gpu() else { return };
+    let d = d.autodiff();
+    let dir = tempfile::tempdir().unwrap();
+    let (ours_path, burns_path) = (dir.path().join("ours.bpk"), dir.path().join("burns.bpk"));
+    let mut ours = (Branches::new(&d), network_adam());
+    let mut burns = (ours.0.clone(), burns_adam());
+    for step in 0..4u64 {
+        let g = ours.0.grads(step, None, &d);
+        ours.0 = ours.1.step(1e-3, ours.0.clone(), g, 1.0);
+        let g = burns.0.grads(step, None, &d);
+        burns.0 = burns.1.step(1e-3, burns.0.clone(), g);
+    }
+    ours.1.save(&ours.0, &ours_path).unwrap();
+    burns.1.save(&burns_path).unwrap();
+    // Crossed: Burn's Adam from our file, ours from Burn's.
+    let mut a = (ours.0.clone(), burns_adam().load(&ours_path).unwrap());
+    let mut b = (burns.0.clone(), network_adam().load(&burns_path).unwrap());
+    for step in 4..8u64 {
+        let g = a.0.grads(step, None, &d);
+        a.0 = a.1.step(1e-3, a.0.clone(), g);
+        let g = ours.0.grads(step, None, &d);
+        ours.0 = ours.1.step(1e-3, ours.0.clone(), g, 1.0);
+        let g = b.0.grads(step, None, &d);
+        b.0 = b.1.step(1e-3, b.0.clone(), g, 1.0);
+        let g = burns.0.grads(step, None, &d);
+        burns.0 = burns.1.step(1e-3, burns.0.clone(), g);
+        let diff = rel_diff(&a.0.values(), &ours.0.values());
+        assert!(diff <= 1e-6, "step {}: Burn's Adam from our file: {diff:e}", step + 1);
+        let diff = rel_diff(&b.0.values(), &burns.0.values());
+        assert!(diff <= 1e-6, "step {}: ours from Burn's file: {diff:e}", step + 1);
     }
 }
 

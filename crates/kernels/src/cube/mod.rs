@@ -8,7 +8,7 @@ mod norm;
 mod pad;
 
 pub(crate) use act::leaky_relu;
-pub(crate) use adam::adam_step;
+pub(crate) use adam::{adam_flat, adam_step};
 pub(crate) use norm::instance_norm;
 pub(crate) use pad::reflect_pad;
 

@@ -5,11 +5,19 @@
 //! The state is Burn's own `AdamState`, so checkpoints keep their format
 //! and a run saved by either optimiser loads in the other. On the CPU, or
 //! where the kernel does not apply, Burn's Adam does the step.
+//!
+//! [`NetworkAdam`] goes further on a GPU: one network's moments in two flat
+//! buffers, all its weights stepped by one kernel launch.
+
+mod network;
+pub use network::NetworkAdam;
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::tensor::{Device, Tensor};
 use medtrans_kernels::adam::{adam_step, AdamScalars};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 /// PyTorch's Adam epsilon (Burn's default is 1e-5).
 pub const EPSILON: f32 = 1e-8;
@@ -21,6 +29,27 @@ pub struct Adam {
     beta_1: f32,
     beta_2: f32,
     weight_decay: f32,
+    /// Shared with the `ModuleOptimizer` built from this Adam (see [`Hook`]).
+    hook: Arc<Mutex<Hook>>,
+}
+
+/// One parameter's Adam state with its moments flattened: (time, m, v).
+pub(crate) type FlatState = (usize, Tensor<1>, Tensor<1>);
+
+/// Moves per-parameter states into and out of Burn's `ModuleOptimizer`,
+/// whose state map is private: with a hook set, a step hands over (or
+/// records) the parameter's state instead of computing. [`NetworkAdam`]
+/// converts between its flat state and Burn's per-tensor one this way, so
+/// checkpoints keep Burn's format.
+#[derive(Default)]
+pub(crate) enum Hook {
+    /// Step as Adam.
+    #[default]
+    Off,
+    /// Give each stepped parameter the next of these states, in step order.
+    Inject(VecDeque<FlatState>),
+    /// Record each stepped parameter's state (None: none yet), in order.
+    Extract(Vec<Option<FlatState>>),
 }
 
 impl Adam {
@@ -37,6 +66,56 @@ impl Adam {
             beta_1,
             beta_2,
             weight_decay,
+            hook: Arc::default(),
+        }
+    }
+
+    /// The scalars of step `time` (1 for the first).
+    fn scalars(&self, lr: LearningRate, time: usize) -> AdamScalars {
+        AdamScalars::new(
+            lr,
+            self.beta_1,
+            self.beta_2,
+            EPSILON,
+            self.weight_decay,
+            time,
+        )
+    }
+
+    /// Set the hook, returning what it held.
+    pub(crate) fn set_hook(&self, hook: Hook) -> Hook {
+        std::mem::replace(&mut self.hook.lock().expect("adam hook"), hook)
+    }
+
+    /// The step under a set hook; `None` when the hook is off.
+    fn hooked<const D: usize>(
+        &self,
+        tensor: &Tensor<D>,
+        state: &Option<AdamState<D>>,
+    ) -> Option<Option<AdamState<D>>> {
+        let mut hook = self.hook.lock().expect("adam hook");
+        match &mut *hook {
+            Hook::Off => None,
+            Hook::Inject(queue) => Some(queue.pop_front().map(|(time, m, v)| {
+                let dims = tensor.dims();
+                AdamState::new(AdaptiveMomentumState::new(
+                    time,
+                    m.reshape(dims),
+                    v.reshape(dims),
+                ))
+            })),
+            Hook::Extract(out) => {
+                out.push(state.as_ref().map(|s| {
+                    let s = &s.momentum;
+                    let n = [tensor.shape().num_elements()];
+                    (
+                        s.time,
+                        s.moment_1.clone().reshape(n),
+                        s.moment_2.clone().reshape(n),
+                    )
+                }));
+                Some(state.clone())
+            }
         }
     }
 }
@@ -51,6 +130,9 @@ impl Optimizer for Adam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
+        if let Some(state) = self.hooked(&tensor, &state) {
+            return (tensor, state);
+        }
         if tensor.device() == Device::flex() {
             return self.burn.step(lr, tensor, grad, state);
         }
@@ -64,14 +146,7 @@ impl Optimizer for Adam {
             // which is beta * 0 + (1 - beta) * g exactly.
             None => (1, grad.zeros_like(), grad.zeros_like()),
         };
-        let s = AdamScalars::new(
-            lr,
-            self.beta_1,
-            self.beta_2,
-            EPSILON,
-            self.weight_decay,
-            time,
-        );
+        let s = self.scalars(lr, time);
         match adam_step(&tensor, &grad, &m, &v, s) {
             Some((w, m, v)) => (
                 w,
