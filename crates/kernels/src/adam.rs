@@ -81,9 +81,11 @@ pub struct AdamBatch {
 
 impl AdamBatch {
     /// Whether a batch steps on `device`: a GPU, in a build with the
-    /// kernels. Elsewhere the caller keeps Burn's per-tensor Adam.
+    /// kernels (and without Burn's fusion, whose tensors the batch cannot
+    /// reach). Elsewhere the caller keeps Burn's per-tensor Adam.
     pub fn available(device: &Device) -> bool {
-        cfg!(feature = "gpu-core") && device.clone().inner() != Device::flex()
+        cfg!(all(feature = "gpu-core", not(feature = "fusion")))
+            && device.clone().inner() != Device::flex()
     }
 
     /// Add one weight tensor and its gradient (the same shape).

@@ -14,6 +14,7 @@
 
 pub mod act;
 pub mod adam;
+pub mod conv;
 pub mod norm;
 pub mod pad;
 

@@ -2,11 +2,11 @@
 //! networks a run has follows from its config ([`NETWORKS`]); everything
 //! else (checkpoints, optimiser steps, parameter counts, `bench`) iterates
 //! the set and never names a slot.
+use crate::adam::NetworkAdam;
 use crate::config::{OptimConfig, TrainConfig};
 use crate::device::read_f32;
 use anyhow::{Context, Result};
 use burn::module::{Module, ModuleVisitor, Param};
-use crate::adam::NetworkAdam;
 use burn::optim::GradientsParams;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, FloatDType, Gradients, Tensor};

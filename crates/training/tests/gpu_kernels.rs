@@ -7,10 +7,10 @@
 mod common;
 #[path = "../../networks/tests/json_fixture/mod.rs"]
 mod json_fixture;
-use burn::optim::decay::WeightDecayConfig;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
+use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, AdamState, GradientsParams, ModuleOptimizer, Optimizer};
 use burn::tensor::{Device, Distribution, FloatDType, Tensor};
 use common::{gpu, rel_diff};
@@ -266,7 +266,11 @@ fn network_adam_matches_burns_adam() {
         let g = scaled_grads(&burns.0, step, skip, factor, &d);
         burns.0 = burns.1.step(lr, burns.0.clone(), g);
         let diff = rel_diff(&ours.0.values(), &burns.0.values());
-        assert!(diff <= 1e-6, "step {}: weights differ by {diff:e}", step + 1);
+        assert!(
+            diff <= 1e-6,
+            "step {}: weights differ by {diff:e}",
+            step + 1
+        );
     }
     let launches = launches.unwrap();
     eprintln!("one network Adam step of {tensors} tensors: {launches} launch(es)");
@@ -332,9 +336,101 @@ fn network_adam_checkpoints_are_burns_format() {
         let g = burns.0.grads(step, None, &d);
         burns.0 = burns.1.step(1e-3, burns.0.clone(), g);
         let diff = rel_diff(&a.0.values(), &ours.0.values());
-        assert!(diff <= 1e-6, "step {}: Burn's Adam from our file: {diff:e}", step + 1);
+        assert!(
+            diff <= 1e-6,
+            "step {}: Burn's Adam from our file: {diff:e}",
+            step + 1
+        );
         let diff = rel_diff(&b.0.values(), &burns.0.values());
-        assert!(diff <= 1e-6, "step {}: ours from Burn's file: {diff:e}", step + 1);
+        assert!(
+            diff <= 1e-6,
+            "step {}: ours from Burn's file: {diff:e}",
+            step + 1
+        );
+    }
+}
+
+/// The patched im2col of Burn's GPU weight gradient (patches/burn-cubecl:
+/// one gather kernel instead of a slice assignment per kernel tap) equals
+/// the CPU's weight gradient (flex, patched and checked against PyTorch in
+/// conv_reference.rs) on the shapes medtrans's networks use and the edges
+/// of its tap geometry: 7x7 and 3x3 at stride 1 with padding, 3x3 and 4x4
+/// at stride 2, dilation, a kernel wider than the padded image's reach in
+/// places, batch 2, odd sizes, a channels-last input; one launch builds the
+/// columns.
+#[test]
+fn im2col_weight_gradient_matches_the_cpu() {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    let Some(d) = gpu() else { return };
+    let cases: &[([usize; 4], [usize; 4], usize, usize, usize)] = &[
+        // (input, weight, stride, padding, dilation)
+        ([1, 3, 16, 16], [4, 3, 7, 7], 1, 3, 1),
+        ([2, 4, 9, 11], [5, 4, 3, 3], 1, 1, 1),
+        ([1, 4, 16, 16], [8, 4, 3, 3], 2, 1, 1),
+        ([2, 3, 17, 15], [6, 3, 4, 4], 2, 1, 1),
+        ([1, 2, 12, 12], [3, 2, 3, 3], 1, 2, 2),
+        ([1, 2, 5, 5], [3, 2, 5, 5], 1, 4, 1),
+    ];
+    for (i, &(x_shape, w_shape, stride, padding, dilation)) in cases.iter().enumerate() {
+        let options = ConvOptions::new([stride; 2], [padding; 2], [dilation; 2], 1);
+        let flex = Device::flex();
+        let x = drawn(x_shape, 400 + i as u64, &flex);
+        let w = drawn(w_shape, 500 + i as u64, &flex);
+        let y_shape = conv2d(x.clone(), w.clone(), None, options.clone()).dims();
+        let u = drawn(y_shape, 600 + i as u64, &flex);
+        let cpu = {
+            let w = w.clone().autodiff().require_grad();
+            let y = conv2d(x.clone().autodiff(), w.clone(), None, options.clone());
+            let grads = (y * u.clone().autodiff()).sum().backward();
+            values(&w.grad(&grads).unwrap())
+        };
+        // The input as a convolution leaves it (channels-last) in every
+        // other case: the kernel reads through strides.
+        let x_gpu = x.to_device(&d);
+        let x_gpu = if i % 2 == 1 { nhwc(x_gpu) } else { x_gpu };
+        let u_gpu = u.to_device(&d);
+        let _ = (values(&x_gpu), values(&u_gpu));
+        let count = LaunchCount::start().expect("a gpu build counts");
+        let gpu = medtrans_kernels::conv::conv2d_weight_grad_im2col(
+            &x_gpu,
+            &u_gpu,
+            w_shape,
+            [stride; 2],
+            [padding; 2],
+            [dilation; 2],
+        )
+        .expect("the im2col weight gradient takes a dense 2-D convolution");
+        d.flush().unwrap();
+        let launched = count.finish();
+        let gpu = values(&gpu);
+        let diff = rel_diff(&gpu, &cpu);
+        eprintln!(
+            "case {i}: differs by {diff:e}; launches {:?}",
+            launched.by_kernel
+        );
+        assert!(
+            diff <= 1e-5,
+            "case {i} ({x_shape:?} * {w_shape:?}): {diff:e}"
+        );
+        let slices: usize = launched
+            .by_kernel
+            .iter()
+            .filter(|k| k.0.contains("Slice"))
+            .map(|k| k.1)
+            .sum();
+        let im2col: usize = launched
+            .by_kernel
+            .iter()
+            .filter(|k| k.0.to_lowercase().contains("im2col"))
+            .map(|k| k.1)
+            .sum();
+        assert_eq!(
+            (slices, im2col),
+            (0, 1),
+            "case {i}: {:?}",
+            launched.by_kernel
+        );
     }
 }
 

@@ -80,19 +80,7 @@ pub(crate) fn adam_flat(
 ) -> Option<(Vec<DispatchTensor>, Tensor<1>, Tensor<1>)> {
     #[cfg(not(feature = "fusion"))]
     {
-        use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensorKind};
-        fn cube(t: DispatchTensor) -> Option<CubeTensor> {
-            match t.kind {
-                DispatchTensorKind::Cube(BackendTensor::Float(c)) if c.dtype == DType::F32 => {
-                    Some(c)
-                }
-                _ => None,
-            }
-        }
-        let dispatch = |c: CubeTensor| DispatchTensor {
-            kind: DispatchTensorKind::Cube(BackendTensor::Float(c)),
-            autodiff: DispatchAutodiffContext::Disabled,
-        };
+        use super::{cube, dispatch};
         let all = |ts: Vec<DispatchTensor>| ts.into_iter().map(cube).collect::<Option<Vec<_>>>();
         let (weights, grads) = (all(weights)?, all(grads)?);
         let m = cube(m.clone().into_dispatch())?;

@@ -4,11 +4,13 @@
 
 mod act;
 mod adam;
+mod conv;
 mod norm;
 mod pad;
 
 pub(crate) use act::leaky_relu;
 pub(crate) use adam::{adam_flat, adam_step};
+pub(crate) use conv::conv2d_weight_grad_im2col;
 pub(crate) use norm::instance_norm;
 pub(crate) use pad::reflect_pad;
 
@@ -18,6 +20,28 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::ops::permute_nhwc_to_nchw;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::{CubeCount, CubeDim};
+
+/// The CubeCL tensor inside an untracked f32 tensor of Burn's unfused GPU
+/// backend, for ops Burn's backend extension cannot express (lists of
+/// tensors; a tensor handed to a kernel of Burn's own).
+#[cfg(not(feature = "fusion"))]
+fn cube(t: burn::tensor::DispatchTensor) -> Option<CubeTensor> {
+    use burn::backend::{BackendTensor, DispatchTensorKind};
+    match t.kind {
+        DispatchTensorKind::Cube(BackendTensor::Float(c)) if c.dtype == DType::F32 => Some(c),
+        _ => None,
+    }
+}
+
+/// [`cube`]'s inverse: an untracked tensor of Burn's GPU backend.
+#[cfg(not(feature = "fusion"))]
+fn dispatch(c: CubeTensor) -> burn::tensor::DispatchTensor {
+    use burn::backend::{BackendTensor, DispatchAutodiffContext, DispatchTensorKind};
+    burn::tensor::DispatchTensor {
+        kind: DispatchTensorKind::Cube(BackendTensor::Float(c)),
+        autodiff: DispatchAutodiffContext::Disabled,
+    }
+}
 
 /// Float types the element-wise kernels take (WGSL has no bf16).
 const HALF_OR_SINGLE: &[DType] = &[DType::F32, DType::F16];

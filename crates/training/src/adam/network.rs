@@ -76,6 +76,9 @@ impl NetworkAdam {
                     (flat.m, flat.v) = (m, v);
                     return module;
                 }
+                // No kernel after all (a tensor it does not cover): the
+                // state goes back to Burn's form, and Burn's Adam steps.
+                self.unflatten(&module);
             }
         }
         if grad_factor != 1.0 {
@@ -125,7 +128,8 @@ impl NetworkAdam {
             unreachable!("the hook was set to extract")
         };
         assert_eq!(states.len(), all.0.len(), "one state slot per parameter");
-        let mut by_id: HashMap<ParamId, Option<FlatState>> = all.0.into_iter().zip(states).collect();
+        let mut by_id: HashMap<ParamId, Option<FlatState>> =
+            all.0.into_iter().zip(states).collect();
         let ours: Vec<Option<FlatState>> = layout
             .ids
             .iter()
@@ -233,17 +237,13 @@ impl Layout {
             layout: &mut layout,
             grads,
         });
-        layout.flat_kernel &= layout
-            .device
-            .as_ref()
-            .is_some_and(AdamBatch::available);
+        layout.flat_kernel &= layout.device.as_ref().is_some_and(AdamBatch::available);
         layout
     }
 
     fn total(&self) -> usize {
         self.lens.iter().sum()
     }
-
 }
 
 struct LayoutVisitor<'a> {
