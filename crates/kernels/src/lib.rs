@@ -17,6 +17,7 @@ pub mod adam;
 pub mod conv;
 pub mod norm;
 pub mod pad;
+pub mod resize;
 
 #[cfg(feature = "gpu-core")]
 mod cube;

@@ -32,8 +32,9 @@ fn drawn<const D: usize>(shape: [usize; D], seed: u64, d: &Device) -> Tensor<D> 
 /// `t` as a convolution leaves its output: the same NCHW values over an
 /// NHWC buffer (strides, not a copy, make it NCHW).
 fn nhwc(t: Tensor<4>) -> Tensor<4> {
-    let d = t.device();
-    Tensor::<4>::from_data(t.permute([0, 2, 3, 1]).into_data(), &d).permute([0, 3, 1, 2])
+    let (d, dtype) = (t.device(), t.dtype());
+    // With its dtype: `from_data` alone would make it the device's f32.
+    Tensor::<4>::from_data(t.permute([0, 2, 3, 1]).into_data(), (&d, dtype)).permute([0, 3, 1, 2])
 }
 
 /// Launches of `op` on a `[2, 4, 16, 16]` input: every launch of its
@@ -432,6 +433,55 @@ fn im2col_weight_gradient_matches_the_cpu() {
             launched.by_kernel
         );
     }
+}
+
+/// The bilinear doubling kernel (R's upsampling) equals the CPU's
+/// separable stencil (`networks::resize_bilinear`, itself checked against
+/// PyTorch's `interpolate`; tests/gpu.rs checks the kernel against the same
+/// fixture) in values and input gradient: the smallest input (2 x 2), odd
+/// and unequal sizes, batch 2, a channels-last input, f32 and f16; one
+/// launch each way.
+#[test]
+fn bilinear_doubling_kernel_matches_the_cpu() {
+    let Some(d) = gpu() else { return };
+    let shapes = [[2, 3, 8, 8], [1, 2, 2, 2], [1, 4, 3, 5], [2, 1, 16, 4]];
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let flex = Device::flex();
+        let x = drawn(shape, 700 + i as u64, &flex);
+        let out = [2 * shape[2], 2 * shape[3]];
+        let u = drawn([shape[0], shape[1], out[0], out[1]], 800 + i as u64, &flex);
+        let (y_cpu, dx_cpu) = {
+            let x = x.clone().autodiff().require_grad();
+            let y = medtrans_networks::resize_bilinear(x.clone(), out);
+            let grads = (y.clone() * u.clone().autodiff()).sum().backward();
+            (values(&y), values(&x.grad(&grads).unwrap()))
+        };
+        for (dtype, tolerance) in [(FloatDType::F32, 1e-6), (FloatDType::F16, 1e-2)] {
+            let x_gpu = x.clone().to_device(&d).cast(dtype);
+            let x_gpu = if i % 2 == 1 { nhwc(x_gpu) } else { x_gpu };
+            let x_gpu = x_gpu.autodiff().require_grad();
+            let y = medtrans_kernels::resize::double_bilinear(&x_gpu)
+                .expect("a doubling kernel on the GPU");
+            let upstream = u.clone().to_device(&d).cast(dtype).autodiff();
+            let grads = (y.clone() * upstream).sum().backward();
+            let y = values(&y.cast(FloatDType::F32));
+            let dx = values(&x_gpu.grad(&grads).unwrap());
+            let (dy, ddx) = (rel_diff(&y, &y_cpu), rel_diff(&dx, &dx_cpu));
+            eprintln!("{shape:?} {dtype:?}: values {dy:e}, gradient {ddx:e}");
+            assert!(
+                dy <= tolerance,
+                "{shape:?} {dtype:?}: values differ by {dy:e}"
+            );
+            assert!(
+                ddx <= tolerance,
+                "{shape:?} {dtype:?}: gradients differ by {ddx:e}"
+            );
+        }
+    }
+    let launches = launches_each_way(&d, "double", |x| {
+        medtrans_kernels::resize::double_bilinear(x).unwrap()
+    });
+    assert_eq!(launches, (1, 1), "(forward, backward) launches");
 }
 
 fn kernel_norm(x: Tensor<4>) -> Tensor<4> {

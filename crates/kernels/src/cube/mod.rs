@@ -7,12 +7,14 @@ mod adam;
 mod conv;
 mod norm;
 mod pad;
+mod resize;
 
 pub(crate) use act::leaky_relu;
 pub(crate) use adam::{adam_flat, adam_step};
 pub(crate) use conv::conv2d_weight_grad_im2col;
 pub(crate) use norm::instance_norm;
 pub(crate) use pad::reflect_pad;
+pub(crate) use resize::double_bilinear;
 
 use burn::backend::TensorMetadata;
 use burn::tensor::{DType, Device, Shape, Tensor};
