@@ -330,10 +330,19 @@ pub fn init_device(device: &Device) -> Device {
 }
 
 /// Seed both the run's device and the host that draws initial weights
-/// ([`init_device`]) from one seed.
-pub fn seed_devices(device: &Device, seed: u64) {
+/// ([`init_device`]) from one seed. A device's random stream is one per
+/// process: two runs seeding and drawing at once on two threads would
+/// interleave their draws, and neither would get its seed's weights. Hold
+/// the guard until the initial weights are drawn.
+#[must_use = "the seed holds only while the guard lives"]
+pub fn seed_devices(device: &Device, seed: u64) -> std::sync::MutexGuard<'static, ()> {
+    static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = SEEDED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     device.seed(seed);
     Device::flex().seed(seed);
+    guard
 }
 
 /// `net`, built on [`init_device`], moved to `device` (nothing to do on

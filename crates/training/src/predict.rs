@@ -198,9 +198,12 @@ pub fn fit_predictor_stages(
     pc.fill_label_scale(last_labels);
     let plain = device_from_name(&cfg.train.device)?;
     let device = plain.clone().autodiff();
-    crate::nets::seed_devices(&device, opts.seed);
+    let seeded = crate::nets::seed_devices(&device, opts.seed);
     let host = crate::nets::init_device(&device);
-    let mut net = crate::nets::to_device(pc.init(cfg.generator.out_channels, &host), &device);
+    let net = crate::nets::to_device(pc.init(cfg.generator.out_channels, &host), &device);
+    // Drawn now (parameters initialise lazily), while the seed holds.
+    let mut net = medtrans_networks::materialize(net);
+    drop(seeded);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let half = opts.steps / 2;
     for (images, labels) in stages {

@@ -76,11 +76,11 @@ impl NetworkAdam {
                     (flat.m, flat.v) = (m, v);
                     return module;
                 }
-                // No kernel after all (a tensor it does not cover): the
-                // state goes back to Burn's form, and Burn's Adam steps.
-                self.unflatten(&module);
             }
         }
+        // Burn's Adam steps: a flat state (if any) goes back to Burn's
+        // per-tensor form first, or its moments would be lost.
+        self.unflatten(&module);
         if grad_factor != 1.0 {
             module.visit(&mut Unscale {
                 grads: &mut grads,
@@ -186,7 +186,14 @@ impl NetworkAdam {
         self.adam.set_hook(Hook::Inject(queue));
         let mut per_tensor = ModuleOptimizer::from(self.adam.clone());
         let _ = per_tensor.step(0.0, module.clone(), grads);
-        self.adam.set_hook(Hook::Off);
+        let Hook::Inject(left) = self.adam.set_hook(Hook::Off) else {
+            unreachable!("the hook was set to inject")
+        };
+        assert!(
+            left.is_empty(),
+            "{} flat Adam states were not taken back: the module's parameters changed",
+            left.len()
+        );
         self.per_tensor = per_tensor;
     }
 }

@@ -158,7 +158,7 @@ impl Trainer {
         let device = device_from_name(&cfg.train.device)?.autodiff();
         // Initial weights are drawn on the host from this seed, whatever
         // the device (nets::init_device).
-        crate::nets::seed_devices(&device, cfg.train.seed);
+        let _seeded = crate::nets::seed_devices(&device, cfg.train.seed);
         let precision = cfg.train.precision;
         if precision != Precision::F32 && !device.supports_dtype(precision.dtype()) {
             let other = match precision {
