@@ -239,7 +239,7 @@ mod kernels {
     #[allow(clippy::too_many_arguments)]
     pub fn adam_kernel(
         weight: &Tensor<f32>,
-        grad: &Tensor<f32>,
+        grad: &OwnedTensor<f32>,
         m: &Tensor<f32>,
         v: &Tensor<f32>,
         weight_out: &mut Tensor<f32>,
@@ -258,17 +258,50 @@ mod kernels {
         if i >= weight.len() {
             terminate!();
         }
-        let w = weight[i];
-        let g = grad[strided(grad, i)];
+        let (w1, m1, v1) = update(
+            weight[i],
+            grad[strided(grad, i)],
+            m[i],
+            v[i],
+            weight_decay,
+            beta_1,
+            one_minus_beta_1,
+            beta_2,
+            one_minus_beta_2,
+            correction,
+            epsilon_hat,
+            lr,
+        );
+        m_out[i] = m1;
+        v_out[i] = v1;
+        weight_out[i] = w1;
+    }
+
+    /// One element's step, its operations in Burn's order: (weight, m, v)
+    /// after it.
+    #[cube]
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        w: f32,
+        g: f32,
+        m: f32,
+        v: f32,
+        weight_decay: f32,
+        beta_1: f32,
+        one_minus_beta_1: f32,
+        beta_2: f32,
+        one_minus_beta_2: f32,
+        correction: f32,
+        epsilon_hat: f32,
+        lr: f32,
+    ) -> (f32, f32, f32) {
         // Burn applies no decay at all when there is none: w * 0 would turn
         // an infinite weight's gradient into NaN.
         let g = select(weight_decay != 0.0, w * weight_decay + g, g);
-        let m1 = m[i] * beta_1 + g * one_minus_beta_1;
-        let v1 = v[i] * beta_2 + g * g * one_minus_beta_2;
+        let m1 = m * beta_1 + g * one_minus_beta_1;
+        let v1 = v * beta_2 + g * g * one_minus_beta_2;
         let step = m1 * correction / (v1.sqrt() + epsilon_hat);
-        m_out[i] = m1;
-        v_out[i] = v1;
-        weight_out[i] = w - step * lr;
+        (w - step * lr, m1, v1)
     }
 
     /// [`adam_kernel`] over a group of weight tensors: unit `i` of `n`
@@ -309,45 +342,38 @@ mod kernels {
             let len = weight.len();
             if i >= start && i < start + len {
                 let k = i - start;
-                let w = weight[owned_strided(weight, k)];
                 let grad = &grads[t];
-                let g = grad[owned_strided(grad, k)];
+                let j = base + i;
                 // Burn unscales the gradient (a separate multiply) before
                 // its decay; x * 1 is exact, so 1 leaves it unchanged.
-                let g = g * grad_factor;
-                let g = select(weight_decay != 0.0, w * weight_decay + g, g);
-                let j = base + i;
-                let m1 = m[j] * beta_1 + g * one_minus_beta_1;
-                let v1 = v[j] * beta_2 + g * g * one_minus_beta_2;
-                let step = m1 * correction / (v1.sqrt() + epsilon_hat);
+                let (w1, m1, v1) = update(
+                    weight[strided(weight, k)],
+                    grad[strided(grad, k)] * grad_factor,
+                    m[j],
+                    v[j],
+                    weight_decay,
+                    beta_1,
+                    one_minus_beta_1,
+                    beta_2,
+                    one_minus_beta_2,
+                    correction,
+                    epsilon_hat,
+                    lr,
+                );
                 m_out[j] = m1;
                 v_out[j] = v1;
                 let out = outs.index_mut(t);
-                out[k] = w - step * lr;
+                out[k] = w1;
             }
             start += len;
         }
     }
 
     /// Where the element at row-major index `linear` of `t`'s logical shape
-    /// lies, through its strides (any rank).
+    /// lies, through its strides (any rank). CubeCL's sized tensor, the
+    /// kind a sequence holds.
     #[cube]
-    fn strided(t: &Tensor<f32>, linear: usize) -> usize {
-        let mut rest = linear;
-        let mut at = 0usize;
-        let mut d = t.rank();
-        while d > 0 {
-            d -= 1;
-            let size = t.shape(d);
-            at += (rest % size) * t.stride(d);
-            rest /= size;
-        }
-        at
-    }
-
-    /// [`strided`] for a tensor of a sequence (CubeCL's sized tensor).
-    #[cube]
-    fn owned_strided(t: &OwnedTensor<f32>, linear: usize) -> usize {
+    fn strided(t: &OwnedTensor<f32>, linear: usize) -> usize {
         let mut rest = linear;
         let mut at = 0usize;
         let mut d = t.rank();
