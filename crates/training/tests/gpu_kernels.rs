@@ -364,8 +364,9 @@ fn im2col_weight_gradient_matches_the_cpu() {
     use burn::tensor::module::conv2d;
     use burn::tensor::ops::ConvOptions;
     let Some(d) = gpu() else { return };
-    let cases: &[([usize; 4], [usize; 4], usize, usize, usize)] = &[
-        // (input, weight, stride, padding, dilation)
+    // (input, weight, stride, padding, dilation)
+    type Case = ([usize; 4], [usize; 4], usize, usize, usize);
+    let cases: &[Case] = &[
         ([1, 3, 16, 16], [4, 3, 7, 7], 1, 3, 1),
         ([2, 4, 9, 11], [5, 4, 3, 3], 1, 1, 1),
         ([1, 4, 16, 16], [8, 4, 3, 3], 2, 1, 1),

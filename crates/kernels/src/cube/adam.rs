@@ -8,6 +8,7 @@ use burn::tensor::{DType, Tensor};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeBackend;
+#[cfg(not(feature = "fusion"))]
 use cubecl::prelude::{OwnedTensor, SequenceArg};
 
 /// Adam on one weight tensor, on Burn's GPU backend.
@@ -85,8 +86,7 @@ pub(crate) fn adam_flat(
         let (weights, grads) = (all(weights)?, all(grads)?);
         let m = cube(m.clone().into_dispatch())?;
         let v = cube(v.clone().into_dispatch())?;
-        let scalars = Scalars::new(grad_factor, s);
-        let (w, m, v) = flat_launches(weights, grads, m, v, scalars);
+        let (w, m, v) = flat_launches(weights, grads, m, v, grad_factor, s);
         Some((
             w.into_iter().map(dispatch).collect(),
             Tensor::from_dispatch(dispatch(m)),
@@ -100,10 +100,12 @@ pub(crate) fn adam_flat(
     }
 }
 
+#[cfg(not(feature = "fusion"))]
 /// Storage bindings a flat-Adam launch needs besides its weight tensors:
 /// m and v in and out, and CubeCL's metadata buffer.
 const FLAT_FIXED_BINDINGS: u32 = 5;
 
+#[cfg(not(feature = "fusion"))]
 /// Weight tensors per flat-Adam launch, each bound three times (weight,
 /// gradient, new weight): as many as the device binds (lavapipe: 31
 /// bindings, so 8), at most 64 (the kernel unrolls a branch per tensor).
@@ -158,19 +160,7 @@ impl AdamOps for CubeBackend {
     }
 }
 
-/// The scalars of one flat-Adam step, as the kernel takes them.
-#[derive(Clone, Copy)]
-struct Scalars {
-    grad_factor: f32,
-    s: AdamScalars,
-}
-
-impl Scalars {
-    fn new(grad_factor: f32, s: AdamScalars) -> Self {
-        Self { grad_factor, s }
-    }
-}
-
+#[cfg(not(feature = "fusion"))]
 /// [`adam_flat`]'s launches: the weights in groups the device can bind,
 /// each group's moments a range of the flat ones.
 fn flat_launches(
@@ -178,7 +168,8 @@ fn flat_launches(
     grads: Vec<CubeTensor>,
     m: CubeTensor,
     v: CubeTensor,
-    k: Scalars,
+    grad_factor: f32,
+    s: AdamScalars,
 ) -> (Vec<CubeTensor>, CubeTensor, CubeTensor) {
     assert_eq!(weights.len(), grads.len(), "one gradient per weight");
     let [m, v] = [m, v].map(into_contiguous);
@@ -186,7 +177,6 @@ fn flat_launches(
     let client = m.client.clone();
     let outs: Vec<CubeTensor> = weights.iter().map(empty_like).collect();
     let per_launch = tensors_per_launch(&client);
-    let s = k.s;
     let mut base = 0usize;
     for at in (0..weights.len()).step_by(per_launch) {
         let group = at..(at + per_launch).min(weights.len());
@@ -214,7 +204,7 @@ fn flat_launches(
             v_out.clone().into_tensor_arg(),
             base,
             n,
-            k.grad_factor,
+            grad_factor,
             s.weight_decay,
             s.beta_1,
             1.0 - s.beta_1,

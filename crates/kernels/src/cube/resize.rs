@@ -135,7 +135,7 @@ mod kernels {
         let i = o / 2;
         let before = select(i > 0, i - 1, 0);
         let after = select(i + 1 < n, i + 1, n - 1);
-        select(o % 2 == 0, before, after)
+        select(o % 2 == 1, after, before)
     }
 
     /// The input `row` of plane `plane` doubled along the width at output
