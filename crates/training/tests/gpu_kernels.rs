@@ -275,10 +275,14 @@ fn network_adam_matches_burns_adam() {
     }
     let launches = launches.unwrap();
     eprintln!("one network Adam step of {tensors} tensors: {launches} launch(es)");
-    assert!(
-        (1..=tensors / 2).contains(&launches),
-        "the flat Adam launched {launches} kernels for {tensors} tensors"
-    );
+    // Under Burn's fusion the batch cannot reach its tensors, and Burn's
+    // per-tensor path steps (the values above still agree).
+    if !cfg!(feature = "fusion") {
+        assert!(
+            (1..=tensors / 2).contains(&launches),
+            "the flat Adam launched {launches} kernels for {tensors} tensors"
+        );
+    }
 }
 
 /// The gradients Burn's optimiser gets in [`network_adam_matches_burns_adam`]:
@@ -360,6 +364,9 @@ fn network_adam_checkpoints_are_burns_format() {
 /// places, batch 2, odd sizes, a channels-last input; one launch builds the
 /// columns.
 #[test]
+// Under fusion, Burn's tensors are fusion's: the patched path is reached
+// only through a fused program.
+#[cfg(not(feature = "fusion"))]
 fn im2col_weight_gradient_matches_the_cpu() {
     use burn::tensor::module::conv2d;
     use burn::tensor::ops::ConvOptions;
