@@ -27,10 +27,11 @@ pub struct NetworkAdam {
 }
 
 /// Every stepped weight's moments end to end, in the network's parameter
-/// order, with the one step count they share.
+/// order (`lens` elements each), with the one step count they share.
 #[derive(Clone)]
 struct Flat {
     ids: Vec<ParamId>,
+    lens: Vec<usize>,
     time: usize,
     m: Tensor<1>,
     v: Tensor<1>,
@@ -67,13 +68,9 @@ impl NetworkAdam {
             if self.flat.is_none() {
                 self.flat = self.flatten(&module, &layout);
             }
-            if let Some(flat) = &self.flat {
-                if let Some(module) = flat_step(&self.adam, flat, lr, &module, &grads, grad_factor)
+            if let Some(flat) = &mut self.flat {
+                if let Some(module) = flat_step(&self.adam, flat, lr, &module, layout, grad_factor)
                 {
-                    let (module, m, v) = module;
-                    let flat = self.flat.as_mut().expect("flat");
-                    flat.time += 1;
-                    (flat.m, flat.v) = (m, v);
                     return module;
                 }
             }
@@ -115,21 +112,14 @@ impl NetworkAdam {
     fn flatten<M: Module>(&mut self, module: &M, layout: &Layout) -> Option<Flat> {
         // Every parameter's state, in the network's order: a state held
         // for a parameter outside the layout must not be dropped.
-        let mut all = Ids::default();
-        module.visit(&mut all);
-        let mut grads = GradientsParams::new();
-        module.visit(&mut WeightsAsGrads {
-            ids: &all.0,
-            grads: &mut grads,
-        });
+        let (all, grads) = WeightsAsGrads::of(module, None);
         self.adam.set_hook(Hook::Extract(Vec::new()));
         let _ = self.per_tensor.step(0.0, module.clone(), grads);
         let Hook::Extract(states) = self.adam.set_hook(Hook::Off) else {
             unreachable!("the hook was set to extract")
         };
-        assert_eq!(states.len(), all.0.len(), "one state slot per parameter");
-        let mut by_id: HashMap<ParamId, Option<FlatState>> =
-            all.0.into_iter().zip(states).collect();
+        assert_eq!(states.len(), all.len(), "one state slot per parameter");
+        let mut by_id: HashMap<ParamId, Option<FlatState>> = all.into_iter().zip(states).collect();
         let ours: Vec<Option<FlatState>> = layout
             .ids
             .iter()
@@ -140,9 +130,10 @@ impl NetworkAdam {
         }
         let device = layout.device.clone()?;
         let flat = if ours.iter().all(Option::is_none) {
-            let zeros = || Tensor::<1>::zeros([layout.total()], &device);
+            let zeros = || Tensor::<1>::zeros([layout.lens.iter().sum::<usize>()], &device);
             Flat {
                 ids: layout.ids.clone(),
+                lens: layout.lens.clone(),
                 time: 0,
                 m: zeros(),
                 v: zeros(),
@@ -156,6 +147,7 @@ impl NetworkAdam {
             let (m, v) = states.into_iter().map(|(_, m, v)| (m, v)).unzip();
             Flat {
                 ids: layout.ids.clone(),
+                lens: layout.lens.clone(),
                 time,
                 m: Tensor::cat(m, 0),
                 v: Tensor::cat(v, 0),
@@ -168,21 +160,14 @@ impl NetworkAdam {
     /// Split the flat state (if any) into Burn's per-tensor states.
     fn unflatten<M: Module>(&mut self, module: &M) {
         let Some(flat) = self.flat.take() else { return };
-        let mut lens = Lens::default();
-        module.visit(&mut lens);
         let mut queue = VecDeque::new();
-        let mut grads = GradientsParams::new();
         let mut at = 0;
-        for id in &flat.ids {
-            let n = lens.0[id];
+        for &n in &flat.lens {
             let part = |t: &Tensor<1>| t.clone().slice(at..at + n);
             queue.push_back((flat.time, part(&flat.m), part(&flat.v)));
             at += n;
         }
-        module.visit(&mut WeightsAsGrads {
-            ids: &flat.ids,
-            grads: &mut grads,
-        });
+        let (_, grads) = WeightsAsGrads::of(module, Some(&flat.ids));
         self.adam.set_hook(Hook::Inject(queue));
         let mut per_tensor = ModuleOptimizer::from(self.adam.clone());
         let _ = per_tensor.step(0.0, module.clone(), grads);
@@ -198,38 +183,41 @@ impl NetworkAdam {
     }
 }
 
-/// The flat step: every weight with a gradient through one kernel batch.
-/// `None` (nothing changed) where the kernel does not apply.
+/// The flat step: every weight with a gradient through one kernel batch,
+/// `flat` advanced. `None` (nothing changed) where the kernel does not
+/// apply.
 fn flat_step<M: Module>(
     adam: &Adam,
-    flat: &Flat,
+    flat: &mut Flat,
     lr: LearningRate,
     module: &M,
-    grads: &GradientsParams,
+    layout: Layout,
     grad_factor: f64,
-) -> Option<(M, Tensor<1>, Tensor<1>)> {
-    let mut gather = Gather {
-        grads,
-        batch: AdamBatch::default(),
-        order: HashMap::new(),
-    };
-    module.visit(&mut gather);
-    let Gather { batch, order, .. } = gather;
+) -> Option<M> {
     let s = adam.scalars(lr, flat.time + 1);
-    let stepped = batch.step(&flat.m, &flat.v, grad_factor as f32, s)?;
+    let stepped = layout.batch.step(&flat.m, &flat.v, grad_factor as f32, s)?;
+    let order = layout
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| (id, i))
+        .collect();
     let mut apply = Apply { stepped, order };
     let module = module.clone().map(&mut apply);
-    let AdamStepped { m, v, .. } = apply.stepped;
-    Some((module, m, v))
+    flat.time += 1;
+    (flat.m, flat.v) = (apply.stepped.m, apply.stepped.v);
+    Some(module)
 }
 
 /// Which parameters have gradients, in the network's order, and whether
-/// the flat kernel can step them (f32 on a GPU).
+/// the flat kernel can step them (f32 on a GPU); while it can, the kernel
+/// batch of their weights and gradients.
 struct Layout {
     ids: Vec<ParamId>,
     lens: Vec<usize>,
     device: Option<Device>,
     flat_kernel: bool,
+    batch: AdamBatch,
 }
 
 impl Layout {
@@ -239,17 +227,14 @@ impl Layout {
             lens: Vec::new(),
             device: None,
             flat_kernel: true,
+            batch: AdamBatch::default(),
         };
         module.visit(&mut LayoutVisitor {
             layout: &mut layout,
             grads,
         });
-        layout.flat_kernel &= layout.device.as_ref().is_some_and(AdamBatch::available);
+        layout.flat_kernel &= layout.device.is_some();
         layout
-    }
-
-    fn total(&self) -> usize {
-        self.lens.iter().sum()
     }
 }
 
@@ -265,61 +250,45 @@ impl ModuleVisitor for LayoutVisitor<'_> {
         };
         let w = param.val();
         let l = &mut self.layout;
-        l.flat_kernel &= w.dtype() == DType::F32 && g.dtype() == DType::F32;
-        l.device.get_or_insert_with(|| g.device());
+        l.flat_kernel &= w.dtype() == DType::F32
+            && g.dtype() == DType::F32
+            && AdamBatch::available(l.device.get_or_insert_with(|| g.device()));
         l.ids.push(param.id);
         l.lens.push(w.shape().num_elements());
-    }
-}
-
-/// Every parameter's id, in the network's order.
-#[derive(Default)]
-struct Ids(Vec<ParamId>);
-
-impl ModuleVisitor for Ids {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.push(param.id);
-    }
-}
-
-/// Every parameter's element count, by id.
-#[derive(Default)]
-struct Lens(HashMap<ParamId, usize>);
-
-impl ModuleVisitor for Lens {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.insert(param.id, param.val().shape().num_elements());
-    }
-}
-
-/// Each listed parameter's own weight as its "gradient": a step under a
-/// [`Hook`] visits exactly these parameters and computes nothing.
-struct WeightsAsGrads<'a> {
-    ids: &'a [ParamId],
-    grads: &'a mut GradientsParams,
-}
-
-impl ModuleVisitor for WeightsAsGrads<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.ids.contains(&param.id) {
-            self.grads.register(param.id, param.val().inner());
+        if l.flat_kernel {
+            // Untracked, as Burn's optimisers take weights.
+            l.batch.push(w.inner(), g);
         }
     }
 }
 
-/// Pushes each weight with a gradient (untracked, as Burn's optimisers
-/// take them) into the kernel batch, remembering its place.
-struct Gather<'a> {
-    grads: &'a GradientsParams,
-    batch: AdamBatch,
-    order: HashMap<ParamId, usize>,
+/// Each listed parameter's own weight (every one's, with no list) as its
+/// "gradient": a step under a [`Hook`] visits exactly these parameters and
+/// computes nothing.
+struct WeightsAsGrads<'a> {
+    only: Option<&'a [ParamId]>,
+    ids: Vec<ParamId>,
+    grads: GradientsParams,
 }
 
-impl ModuleVisitor for Gather<'_> {
+impl<'a> WeightsAsGrads<'a> {
+    /// The parameters' ids in the network's order, and their "gradients".
+    fn of<M: Module>(module: &M, only: Option<&'a [ParamId]>) -> (Vec<ParamId>, GradientsParams) {
+        let mut v = Self {
+            only,
+            ids: Vec::new(),
+            grads: GradientsParams::new(),
+        };
+        module.visit(&mut v);
+        (v.ids, v.grads)
+    }
+}
+
+impl ModuleVisitor for WeightsAsGrads<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.get::<D>(param.id) {
-            self.order.insert(param.id, self.order.len());
-            self.batch.push(param.val().inner(), g);
+        if self.only.is_none_or(|ids| ids.contains(&param.id)) {
+            self.ids.push(param.id);
+            self.grads.register(param.id, param.val().inner());
         }
     }
 }
